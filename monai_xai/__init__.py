@@ -1,0 +1,32 @@
+"""monai-xai: MONAI classifiers that explain themselves and accept expert-corrected attention.
+
+Submodules load on first attribute access (``monai_xai.data``, ``monai_xai.networks``, ...), so
+``import monai_xai`` stays cheap and bundle configs need a single ``$import monai_xai``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "data",
+    "engines",
+    "errors",
+    "handlers",
+    "losses",
+    "metrics",
+    "networks",
+    "tracking",
+    "transforms",
+    "visualize",
+)
+
+__all__ = ["__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

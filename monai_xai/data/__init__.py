@@ -1,0 +1,24 @@
+"""Datalists, splits and built-in demo data."""
+
+from monai_xai.data.datasets import dataset_splits, select_labels
+from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
+from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
+from monai_xai.data.synthetic import PhantomSet, make_phantoms, write_demo_dataset
+from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MEDMNIST_SPLITS",
+    "PhantomSet",
+    "csv_datalist",
+    "dataset_splits",
+    "fold_datalists",
+    "folder_datalist",
+    "make_phantoms",
+    "medmnist_datalist",
+    "read_split_file",
+    "select_labels",
+    "stratified_kfold",
+    "train_val_test_split",
+    "write_demo_dataset",
+]

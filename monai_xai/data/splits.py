@@ -1,0 +1,138 @@
+"""Deterministic splits: stratified k-fold and train/val/test, grouped by patient, or read from a file.
+
+When items carry a ``patient`` key, all images of one patient land on the same side of every
+split, so that patient-level leakage cannot inflate validation figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from monai_xai.errors import InputError
+
+__all__ = ["stratified_kfold", "train_val_test_split", "read_split_file", "fold_datalists"]
+
+
+def _groups(datalist: Sequence[dict], label_key: str, group_key: str) -> tuple[list[list[int]], list[int]]:
+    """Item indices per group (a patient, or the item alone) and each group's label."""
+    members: dict[object, list[int]] = defaultdict(list)
+    for i, item in enumerate(datalist):
+        members[item.get(group_key, ("item", i))].append(i)
+    groups = list(members.values())
+    labels = []
+    for idx in groups:
+        group_labels = {int(datalist[i][label_key]) for i in idx}
+        # a patient with mixed labels is stratified by its most severe (largest) label
+        labels.append(max(group_labels))
+    return groups, labels
+
+
+def _assign_groups(
+    groups: list[list[int]], labels: list[int], shares: Sequence[float], seed: int
+) -> list[list[int]]:
+    """Deal groups into bins class by class so every bin gets its share of each class."""
+    rng = np.random.default_rng(seed)
+    bins: list[list[int]] = [[] for _ in shares]
+    shares = np.asarray(shares, dtype=float) / np.sum(shares)
+    for cls in sorted(set(labels)):
+        members = [g for g, lab in zip(groups, labels) if lab == cls]
+        order = rng.permutation(len(members))
+        filled = np.zeros(len(shares))
+        total = sum(len(g) for g in members)
+        for j in order:
+            # the bin furthest below its target share receives the next group
+            deficit = shares * max(total, 1) - filled
+            b = int(np.argmax(deficit))
+            bins[b].extend(members[j])
+            filled[b] += len(members[j])
+    return [sorted(b) for b in bins]
+
+
+def stratified_kfold(
+    datalist: Sequence[dict],
+    n_folds: int = 3,
+    seed: int = 0,
+    label_key: str = "label",
+    group_key: str = "patient",
+) -> list[list[int]]:
+    """Indices of each fold's validation part; folds are disjoint and cover the datalist."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    groups, labels = _groups(datalist, label_key, group_key)
+    return _assign_groups(groups, labels, [1.0] * n_folds, seed)
+
+
+def train_val_test_split(
+    datalist: Sequence[dict],
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    label_key: str = "label",
+    group_key: str = "patient",
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Stratified, patient-grouped train/val/test parts of ``datalist``."""
+    train_fraction = 1.0 - val_fraction - test_fraction
+    if min(val_fraction, test_fraction, train_fraction) < 0:
+        raise ValueError(
+            f"fractions must be non-negative and sum to at most 1 (val={val_fraction}, test={test_fraction})"
+        )
+    groups, labels = _groups(datalist, label_key, group_key)
+    parts = _assign_groups(groups, labels, [train_fraction, val_fraction, test_fraction], seed)
+    return tuple([datalist[i] for i in idx] for idx in parts)  # type: ignore[return-value]
+
+
+def fold_datalists(
+    datalist: Sequence[dict], folds: Sequence[Sequence[int]], fold: int
+) -> tuple[list[dict], list[dict]]:
+    """(train, val) for ``fold``: validation is that fold, training all the others."""
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"fold {fold} out of range: there are {len(folds)} folds")
+    val_idx = set(folds[fold])
+    train = [item for i, item in enumerate(datalist) if i not in val_idx]
+    val = [datalist[i] for i in sorted(val_idx)]
+    return train, val
+
+
+def read_split_file(
+    path: str | os.PathLike,
+    datalist: Sequence[dict],
+    key: str = "image",
+    base_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Map a split file ``{"test": [...], "folds": [[...], ...]}`` of relative paths onto ``datalist``.
+
+    Returns ``{"test": [items], "train": [items not in test], "folds": [[indices into train]]}``.
+    Paths in the file are relative to ``base_dir`` (default: the split file's folder).
+    """
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise InputError(path, "split file not found") from err
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"not valid JSON ({err})") from err
+    if "test" not in spec:
+        raise InputError(path, "split file has no 'test' list")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    index = {os.path.normpath(os.path.relpath(item[key], base)): i for i, item in enumerate(datalist)}
+    missing = [p for p in spec["test"] + sum(spec.get("folds", []), []) if os.path.normpath(p) not in index]
+    if missing:
+        raise InputError(path, f"{len(missing)} listed files are not in the datalist, e.g. {missing[:3]}")
+    test_ids = {index[os.path.normpath(p)] for p in spec["test"]}
+    train_ids = [i for i in range(len(datalist)) if i not in test_ids]
+    for j, fold in enumerate(spec.get("folds", [])):
+        if any(index[os.path.normpath(p)] in test_ids for p in fold):
+            raise InputError(path, f"fold {j} shares files with the test set")
+    position = {i: j for j, i in enumerate(train_ids)}
+    folds = [[position[index[os.path.normpath(p)]] for p in fold] for fold in spec.get("folds", [])]
+    return {
+        "test": [datalist[i] for i in sorted(test_ids)],
+        "train": [datalist[i] for i in train_ids],
+        "folds": folds,
+    }

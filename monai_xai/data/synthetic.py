@@ -1,0 +1,157 @@
+"""Seeded phantom images with a lesion, its mask and a planted shortcut, for demos and tests.
+
+The label is a property of the lesion: class 0 lesions are smooth ovals, class 1 lesions have
+lobulated, irregular margins. A bright marker sits in a corner far from the lesion; in the
+training and validation parts its corner (left for 0, right for 1) agrees with the label in
+``shortcut_agreement`` of the images, in the test part it is random. A classifier that learns
+the marker instead of the lesion loses accuracy on the test part; one whose attention is
+trained toward the lesion mask should not.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PhantomSet", "make_phantoms", "write_demo_dataset"]
+
+_MARKER = 5  # marker edge in pixels (voxels)
+
+
+@dataclass
+class PhantomSet:
+    """Arrays of one split: images (N, 1, *S) float32 in [0, 1], masks (N, 1, *S) uint8, labels (N,)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    marker_agrees: np.ndarray
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_waves: int = 6) -> np.ndarray:
+    """A sum of random low-frequency cosines: cheap smooth tissue texture in [0, 1]."""
+    grids = np.meshgrid(*[np.linspace(0, 1, s) for s in shape], indexing="ij")
+    field = np.zeros(shape)
+    for _ in range(n_waves):
+        freq = rng.uniform(0.5, 3.0, size=len(shape))
+        phase = rng.uniform(0, 2 * np.pi)
+        field += np.cos(2 * np.pi * sum(f * g for f, g in zip(freq, grids)) + phase)
+    return (field - field.min()) / (np.ptp(field) + 1e-8)
+
+
+def _lesion_mask(rng: np.random.Generator, shape: tuple[int, ...], label: int) -> np.ndarray:
+    """Smooth ellipsoid (label 0) or lobulated blob (label 1) placed in the central region."""
+    size = shape[0]
+    centre = rng.uniform(0.35 * size, 0.65 * size, size=len(shape))
+    radius = rng.uniform(0.10 * size, 0.16 * size)
+    coords = np.meshgrid(*[np.arange(s) + 0.5 for s in shape], indexing="ij")
+    offsets = [c - m for c, m in zip(coords, centre)]
+    axes = rng.uniform(0.8, 1.2, size=len(shape))
+    dist = np.sqrt(sum((o / a) ** 2 for o, a in zip(offsets, axes)))
+    theta = np.arctan2(offsets[1], offsets[0])
+    if label == 1:
+        lobes = rng.integers(4, 8)
+        wobble = 0.35 * np.cos(lobes * theta + rng.uniform(0, 2 * np.pi))
+        if len(shape) == 3:
+            phi = np.arctan2(offsets[2], np.hypot(offsets[0], offsets[1]))
+            wobble = wobble + 0.25 * np.cos(3 * phi)
+        radius_map = radius * (1.0 + wobble)
+    else:
+        radius_map = radius
+    return (dist <= radius_map).astype(np.uint8)
+
+
+def _marker_slices(shape: tuple[int, ...], right: bool) -> tuple[slice, ...]:
+    """A corner block: top-left for class 0, top-right for class 1 (last axis decides)."""
+    lo, hi = 2, 2 + _MARKER
+    last = slice(shape[-1] - hi, shape[-1] - lo) if right else slice(lo, hi)
+    return tuple(slice(lo, hi) for _ in shape[:-1]) + (last,)
+
+
+def make_phantoms(
+    n: int, size: int = 64, spatial_dims: int = 2, shortcut_agreement: float = 0.95, seed: int = 0
+) -> PhantomSet:
+    """Generate ``n`` phantoms with balanced labels; ``shortcut_agreement=0.5`` makes the marker random."""
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    if size < 24:
+        raise ValueError(
+            f"size must be at least 24 pixels so that marker and lesion do not touch, got {size}"
+        )
+    rng = np.random.default_rng(seed)
+    shape = (size,) * spatial_dims
+    labels = rng.permutation(np.arange(n) % 2)
+    agrees = rng.random(n) < shortcut_agreement
+    images = np.empty((n, 1, *shape), dtype=np.float32)
+    masks = np.empty((n, 1, *shape), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        tissue = 0.25 + 0.2 * _smooth_field(rng, shape)
+        lesion = _lesion_mask(rng, shape, int(label))
+        image = tissue + lesion * rng.uniform(0.25, 0.4)
+        marker_right = bool(label) if agrees[i] else not bool(label)
+        image[_marker_slices(shape, marker_right)] = 0.95
+        image *= rng.gamma(16.0, 1 / 16.0, size=shape)  # multiplicative speckle
+        images[i, 0] = np.clip(image, 0.0, 1.0)
+        masks[i, 0] = lesion
+    return PhantomSet(images, masks, labels.astype(np.int64), agrees)
+
+
+def _write_image(path: Path, array: np.ndarray) -> None:
+    """PNG for 2D (8-bit), NIfTI for 3D (float32, 1 mm isotropic)."""
+    if array.ndim == 2:
+        from PIL import Image
+
+        Image.fromarray(
+            np.round(array * 255).astype(np.uint8) if array.dtype != np.uint8 else array * 255
+        ).save(path)
+    else:
+        import nibabel as nib
+
+        nib.save(nib.Nifti1Image(array.astype(np.float32), np.eye(4)), path)
+
+
+def write_demo_dataset(
+    out_dir: str | os.PathLike,
+    n_train: int = 2000,
+    n_val: int = 400,
+    n_test: int = 600,
+    size: int = 64,
+    spatial_dims: int = 2,
+    shortcut_agreement: float = 0.95,
+    seed: int = 0,
+) -> Path:
+    """Write images, masks, ``labels.csv`` and ``splits.json`` in the layout of a user's own dataset.
+
+    ``splits.json`` holds the test list and one validation fold, so the demo runs through exactly
+    the loaders a real dataset uses. Returns the path of ``labels.csv``.
+    """
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    ext = "png" if spatial_dims == 2 else "nii.gz"
+    parts = {
+        "train": make_phantoms(n_train, size, spatial_dims, shortcut_agreement, seed),
+        "val": make_phantoms(n_val, size, spatial_dims, shortcut_agreement, seed + 1),
+        "test": make_phantoms(n_test, size, spatial_dims, 0.5, seed + 2),
+    }
+    rows, split_lists = [], {"train": [], "val": [], "test": []}
+    for split, data in parts.items():
+        for i in range(len(data.labels)):
+            image, mask = f"images/{split}_{i:05d}.{ext}", f"masks/{split}_{i:05d}.{ext}"
+            _write_image(out / image, data.images[i, 0])
+            _write_image(out / mask, data.masks[i, 0])
+            rows.append([image, mask, int(data.labels[i]), split, int(data.marker_agrees[i])])
+            split_lists[split].append(image)
+    csv_path = out / "labels.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "mask", "label", "split", "marker_agrees"])
+        writer.writerows(rows)
+    splits = {"seed": seed, "test": split_lists["test"], "folds": [split_lists["val"]]}
+    (out / "splits.json").write_text(json.dumps(splits, indent=1))
+    return csv_path

@@ -1,0 +1,46 @@
+"""A SupervisedEvaluator that keeps the attention map and the teacher mask in its output."""
+
+from __future__ import annotations
+
+import torch
+from monai.engines import SupervisedEvaluator
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys as Keys
+
+from monai_xai.engines.outputs import HAS_MASK, MASK, split_network_output
+
+__all__ = ["AttentionEvaluator"]
+
+
+class AttentionEvaluator(SupervisedEvaluator):
+    """Evaluates a plain or attention branch classifier on whole batches.
+
+    ``engine.state.output`` holds ``image``, ``label``, ``pred`` (logits), and when present
+    ``attention_map``, ``attention_logits``, ``mask`` and ``has_mask``, so that metrics of the
+    prediction and of the attention map can be computed from one forward pass.
+    """
+
+    def __init__(self, *args, decollate: bool = False, **kwargs):
+        super().__init__(*args, decollate=decollate, **kwargs)
+
+    def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        device, nb = engine.state.device, engine.non_blocking
+        inputs = batchdata[Keys.IMAGE].to(device, non_blocking=nb)
+        engine.state.output = {Keys.IMAGE: inputs}
+        if Keys.LABEL in batchdata:
+            engine.state.output[Keys.LABEL] = batchdata[Keys.LABEL].to(device).long().view(-1)
+        for key in (MASK, HAS_MASK):
+            if key in batchdata:
+                engine.state.output[key] = batchdata[key].to(device, non_blocking=nb)
+        with engine.mode(engine.network):
+            if engine.amp:
+                with torch.autocast("cuda", **engine.amp_kwargs):
+                    raw = engine.network(inputs)
+            else:
+                raw = engine.network(inputs)
+        engine.state.output.update(split_network_output(raw))
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return engine.state.output

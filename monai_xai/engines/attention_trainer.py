@@ -1,0 +1,62 @@
+"""A SupervisedTrainer whose loss also sees the teacher mask and whose output keeps the attention map."""
+
+from __future__ import annotations
+
+import torch
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys as Keys
+
+from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, split_network_output
+
+__all__ = ["AttentionSupervisedTrainer"]
+
+
+class AttentionSupervisedTrainer(SupervisedTrainer):
+    """Trains a classifier with a loss ``loss_function(output, label, mask, has_mask) -> (loss, parts)``.
+
+    ``output`` is whatever the network returns (logits, or an attention branch network's output),
+    ``mask``/``has_mask`` come from the batch (zeros/False where an item had no teacher mask).
+    The per-component losses land in ``engine.state.output["loss_parts"]`` for logging.
+    Batches stay collated (``decollate=False``) because every consumer works on whole batches.
+    """
+
+    def __init__(self, *args, decollate: bool = False, **kwargs):
+        super().__init__(*args, decollate=decollate, **kwargs)
+
+    def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        device, nb = engine.state.device, engine.non_blocking
+        inputs = batchdata[Keys.IMAGE].to(device, non_blocking=nb)
+        labels = batchdata[Keys.LABEL].to(device, non_blocking=nb).long().view(-1)
+        masks = batchdata[MASK].to(device, non_blocking=nb) if MASK in batchdata else None
+        has_mask = batchdata[HAS_MASK].to(device).bool().view(-1) if HAS_MASK in batchdata else None
+        engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+
+        def forward_and_loss() -> torch.Tensor:
+            raw = engine.network(inputs)
+            engine.state.output.update(split_network_output(raw))
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            loss, parts = engine.loss_function(raw, labels, masks, has_mask)
+            engine.state.output[Keys.LOSS] = loss
+            engine.state.output[LOSS_PARTS] = parts
+            engine.fire_event(IterationEvents.LOSS_COMPLETED)
+            return loss
+
+        if engine.amp and engine.scaler is not None:
+            with torch.autocast("cuda", **engine.amp_kwargs):
+                loss = forward_and_loss()
+            engine.scaler.scale(loss).backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.scaler.step(engine.optimizer)
+            engine.scaler.update()
+        else:
+            loss = forward_and_loss()
+            loss.backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.optimizer.step()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return engine.state.output

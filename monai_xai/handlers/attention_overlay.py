@@ -1,0 +1,70 @@
+"""Save the attention maps of a fixed set of validation images after every validation run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_xai.engines.outputs import ATTENTION_MAP, MASK
+
+__all__ = ["AttentionOverlayHandler"]
+
+
+class AttentionOverlayHandler:
+    """Overlay figure of the first ``n_images`` items an evaluator sees (use an unshuffled loader).
+
+    Written to ``<output_dir>/val_attention_epoch<NNN>.png`` and ``val_attention_latest.png`` so
+    that the evolution of the attention over training can be browsed, in files and in MLflow.
+    Does nothing for networks without an attention map.
+    """
+
+    def __init__(
+        self, output_dir: str | os.PathLike, n_images: int = 8, class_names: list[str] | None = None
+    ):
+        self.output_dir = Path(output_dir)
+        self.n_images = n_images
+        self.class_names = class_names
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._save)
+
+    def _reset(self, engine: Engine) -> None:
+        self._items: list[tuple] = []
+
+    def _collect(self, engine: Engine) -> None:
+        out = engine.state.output
+        if ATTENTION_MAP not in out or len(self._items) >= self.n_images:
+            return
+        probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
+        for i in range(min(len(out["image"]), self.n_images - len(self._items))):
+            mask = out[MASK][i].cpu() if MASK in out else None
+            label = int(out["label"][i]) if "label" in out else None
+            self._items.append((out["image"][i].cpu(), out[ATTENTION_MAP][i].cpu(), mask, label, probs[i]))
+
+    def _name(self, index: int | None) -> str:
+        if index is None:
+            return "?"
+        return self.class_names[index] if self.class_names else str(index)
+
+    def _save(self, engine: Engine) -> None:
+        if not self._items:
+            return
+        from monai_xai.visualize import attention_overlay_figure, save_figure
+
+        images, maps, masks, labels, probs = zip(*self._items)
+        titles = [
+            f"true {self._name(lab)}\npred {self._name(int(p.argmax()))} {float(p.max()):.2f}"
+            for lab, p in zip(labels, probs)
+        ]
+        has_masks = all(m is not None for m in masks)
+        fig = attention_overlay_figure(images, maps, masks if has_masks else None, titles)
+        path = save_figure(fig, self.output_dir / f"val_attention_epoch{engine.state.epoch:03d}.png")
+        latest = self.output_dir / "val_attention_latest.png"
+        tmp = latest.with_name(".val_attention_latest.tmp.png")
+        tmp.write_bytes(path.read_bytes())
+        os.replace(tmp, latest)

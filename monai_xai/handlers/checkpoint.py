@@ -1,0 +1,127 @@
+"""Atomic checkpoints and resume: a killed run continues from its last completed epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+__all__ = ["atomic_save", "ResumableCheckpointer", "BestModelSaver"]
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, flushed, then renamed over ``path``.
+
+    A crash mid-write leaves the previous checkpoint intact instead of a truncated file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def _state_dict(obj) -> dict:
+    return obj.state_dict() if hasattr(obj, "state_dict") else obj
+
+
+def _unwrap(module):
+    """The module inside a DistributedDataParallel wrapper, so checkpoints load anywhere."""
+    return getattr(module, "module", module)
+
+
+class ResumableCheckpointer:
+    """Save ``<dir>/latest.pt`` after every epoch; on start, load it if present.
+
+    ``objects`` maps names to things with ``state_dict``/``load_state_dict`` (network,
+    optimizer, scheduler); the trainer's own state (epoch, iteration) is stored too, so ignite
+    resumes at the next epoch. Only rank 0 writes in distributed runs.
+    """
+
+    def __init__(self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True):
+        self.path = Path(checkpoint_dir) / "latest.pt"
+        self.objects = dict(objects)
+        self.resume = resume
+
+    def attach(self, engine: Engine) -> None:
+        if self.resume:
+            engine.add_event_handler(Events.STARTED, self.load)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+
+    def save(self, engine: Engine) -> None:
+        import ignite.distributed as idist
+
+        if idist.get_rank() != 0:
+            return
+        state = {name: _state_dict(_unwrap(obj)) for name, obj in self.objects.items()}
+        state["engine"] = {"epoch": engine.state.epoch, "iteration": engine.state.iteration}
+        atomic_save(state, self.path)
+
+    def load(self, engine: Engine) -> None:
+        if not self.path.is_file():
+            return
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        for name, obj in self.objects.items():
+            if name not in state:
+                raise ValueError(f"{self.path}: checkpoint has no '{name}' entry (found {sorted(state)})")
+            try:
+                _unwrap(obj).load_state_dict(state[name])
+            except RuntimeError as err:
+                raise ValueError(f"{self.path}: '{name}' does not match this configuration ({err})") from err
+        engine.state.epoch = state["engine"]["epoch"]
+        engine.state.iteration = state["engine"]["iteration"]
+        logger.info(f"resumed from {self.path} at epoch {engine.state.epoch}")
+
+
+class BestModelSaver:
+    """Keep ``<dir>/best.pt`` (network weights) for the best value of one evaluator metric.
+
+    The best value so far lives in ``best.json`` beside it, so a resumed run only replaces the
+    model when it really improves on what was saved before the interruption.
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: str | os.PathLike,
+        network: torch.nn.Module,
+        metric: str,
+        greater_is_better: bool = True,
+    ):
+        self.path = Path(checkpoint_dir) / "best.pt"
+        self.record = self.path.with_suffix(".json")
+        self.network, self.metric, self.sign = network, metric, 1.0 if greater_is_better else -1.0
+        self.best = -float("inf")
+        if self.record.is_file() and self.path.is_file():
+            saved = json.loads(self.record.read_text())
+            if saved.get("metric") == metric:
+                self.best = self.sign * float(saved["value"])
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        import ignite.distributed as idist
+
+        value = engine.state.metrics.get(self.metric)
+        if value is None or idist.get_rank() != 0:
+            return
+        if self.sign * float(value) > self.best:
+            self.best = self.sign * float(value)
+            atomic_save(_unwrap(self.network).state_dict(), self.path)
+            tmp = self.record.with_name(f".{self.record.name}.tmp")
+            tmp.write_text(
+                json.dumps({"metric": self.metric, "value": float(value), "epoch": engine.state.epoch})
+            )
+            os.replace(tmp, self.record)

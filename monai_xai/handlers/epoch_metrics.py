@@ -1,0 +1,92 @@
+"""Ignite metrics that gather a whole validation epoch and report several figures at once."""
+
+from __future__ import annotations
+
+import torch
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
+
+from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, LOSS_PARTS, MASK
+
+__all__ = ["ClassificationEpochMetric", "AttentionAgreementEpochMetric", "LossAveragesMetric"]
+
+
+class ClassificationEpochMetric(Metric):
+    """Accuracy, sensitivity, specificity and AUC of one epoch, flattened into ``state.metrics``.
+
+    Collects softmax probabilities and labels from ``engine.state.output`` and hands them to
+    :func:`monai_xai.metrics.classification_metrics` at the end of the epoch.
+    """
+
+    def __init__(self, num_classes: int, prefix: str = "", device: str | torch.device = "cpu"):
+        self.num_classes, self.prefix = num_classes, prefix
+        super().__init__(output_transform=lambda output: (output["pred"], output["label"]), device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._probs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        logits, labels = output
+        self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
+        self._labels.append(labels.detach().view(-1).cpu())
+
+    def compute(self) -> dict[str, float]:
+        from monai_xai.metrics import classification_metrics
+
+        probs = torch.cat(self._probs).numpy()
+        labels = torch.cat(self._labels).numpy()
+        scores = classification_metrics(labels, probs, self.num_classes)
+        return {f"{self.prefix}{k}": float(v) for k, v in scores.items() if k != "confusion_matrix"}
+
+
+class AttentionAgreementEpochMetric(Metric):
+    """Agreement of the attention map with the teacher mask over one epoch (items with a mask only)."""
+
+    def __init__(self, prefix: str = "att_", device: str | torch.device = "cpu"):
+        self.prefix = prefix
+        super().__init__(output_transform=lambda output: output, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._maps: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        if ATTENTION_MAP not in output or MASK not in output:
+            return
+        keep = output[HAS_MASK].view(-1).bool() if HAS_MASK in output else slice(None)
+        self._maps.append(output[ATTENTION_MAP].detach().float()[keep].cpu())
+        self._masks.append(output[MASK].detach().float()[keep].cpu())
+
+    def compute(self) -> dict[str, float]:
+        from monai_xai.metrics import attention_agreement
+
+        if not self._maps or sum(len(m) for m in self._maps) == 0:
+            return {}
+        scores = attention_agreement(torch.cat(self._maps), torch.cat(self._masks))
+        return {f"{self.prefix}{k}": float(v) for k, v in scores.items()}
+
+
+class LossAveragesMetric(Metric):
+    """Epoch means of the loss components in ``engine.state.output["loss_parts"]`` (loss, loss_att, ...)."""
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        super().__init__(output_transform=lambda output: output[LOSS_PARTS], device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    @reinit__is_reduced
+    def update(self, parts: dict[str, float]) -> None:
+        for name, value in parts.items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value)
+        self._count += 1
+
+    def compute(self) -> dict[str, float]:
+        return {f"train_{name}": total / max(self._count, 1) for name, total in self._sums.items()}

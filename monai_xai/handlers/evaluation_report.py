@@ -1,0 +1,184 @@
+"""Everything an evaluation run leaves behind: predictions, metrics, figures, and their MLflow copy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
+
+__all__ = ["EvaluationReport"]
+
+
+def _batch_strings(batch: dict, key: str, n: int) -> list[str]:
+    value = batch.get(key)
+    if value is None and key == "source":
+        image = batch.get("image")
+        value = getattr(image, "meta", {}).get("filename_or_obj") if image is not None else None
+    if value is None:
+        return [""] * n
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] * n
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class EvaluationReport:
+    """Collects one pass of an :class:`~monai_xai.engines.AttentionEvaluator` and writes the report.
+
+    Writes ``predictions.csv``, ``metrics.json`` (image level, patient level when items carry a
+    ``patient``, and attention agreement of the network's own map and of each saliency
+    baseline), and figures (confusion matrix, ROC, attention overlays); then logs metrics and
+    files to the MLflow run named ``run_name``. ``saliency_fns`` maps a method name to a callable
+    ``(images, class_idx) -> maps`` (e.g. :class:`~monai_xai.visualize.CAMSaliency`), evaluated on the
+    same images for the predicted classes.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        saliency_fns: dict[str, Callable] | None = None,
+        n_overlays: int = 8,
+        split_name: str = "test",
+        tracking_uri: str | None = None,
+        experiment_name: str = "monai_xai",
+        run_name: str | None = None,
+    ):
+        self.output_dir = Path(output_dir)
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.saliency_fns = saliency_fns or {}
+        self.n_overlays = n_overlays
+        self.split_name = split_name
+        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
+        self.results: dict = {}
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._report)
+
+    def _reset(self, engine: Engine) -> None:
+        self._probs, self._labels, self._sources, self._patients = [], [], [], []
+        self._maps: dict[str, list[torch.Tensor]] = {}
+        self._masks: list[torch.Tensor] = []
+        self._overlay_items: list[tuple] = []
+
+    def _collect(self, engine: Engine) -> None:
+        out, batch = engine.state.output, engine.state.batch
+        n = len(out["pred"])
+        self._probs.append(torch.softmax(out["pred"].detach().float(), dim=1).cpu())
+        self._labels.append(out["label"].cpu() if "label" in out else torch.full((n,), -1))
+        self._sources += _batch_strings(batch, "source", n)
+        self._patients += _batch_strings(batch, "patient", n)
+        maps = {}
+        if ATTENTION_MAP in out:
+            maps["attention"] = out[ATTENTION_MAP].detach().float().cpu()
+        predicted = out["pred"].argmax(dim=1)
+        for name, fn in self.saliency_fns.items():
+            maps[name] = fn(out["image"], predicted).detach().float().cpu()
+        if maps and MASK in out:
+            keep = out[HAS_MASK].view(-1).bool().cpu() if HAS_MASK in out else torch.ones(n, dtype=torch.bool)
+            self._masks.append(out[MASK].cpu()[keep])
+            for name, m in maps.items():
+                self._maps.setdefault(name, []).append(m[keep])
+        for i in range(min(n, self.n_overlays - len(self._overlay_items))):
+            mask = out[MASK][i].cpu() if MASK in out else None
+            self._overlay_items.append((out["image"][i].cpu(), {k: v[i] for k, v in maps.items()}, mask))
+
+    def _report(self, engine: Engine) -> None:
+        from monai_xai.metrics import attention_agreement, classification_metrics, patient_level_metrics
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        probs = torch.cat(self._probs).numpy()
+        labels = torch.cat(self._labels).numpy()
+        labelled = labels >= 0
+        metrics: dict = {"n_images": int(len(labels))}
+        if labelled.any():
+            image_level = classification_metrics(labels[labelled], probs[labelled], self.num_classes)
+            cm = np.asarray(image_level.pop("confusion_matrix"))
+            metrics["image"] = {k: float(v) for k, v in image_level.items()}
+            metrics["confusion_matrix"] = cm.tolist()
+            patients = np.asarray(self._patients)
+            if all(self._patients) and len(set(self._patients)) < len(self._patients):
+                patient_level = patient_level_metrics(
+                    labels[labelled], probs[labelled], patients[labelled], self.num_classes
+                )
+                patient_level.pop("confusion_matrix", None)
+                metrics["patient"] = {k: float(v) for k, v in patient_level.items()}
+        if self._masks and sum(len(m) for m in self._masks):
+            masks = torch.cat(self._masks)
+            metrics["attention_agreement"] = {
+                name: {k: float(v) for k, v in attention_agreement(torch.cat(maps), masks).items()}
+                for name, maps in self._maps.items()
+            }
+        self._write_predictions(probs, labels)
+        _atomic_write_text(self.output_dir / "metrics.json", json.dumps(metrics, indent=2))
+        self._write_figures(metrics, probs, labels)
+        self.results = metrics
+        if self.tracking_uri and self.run_name:
+            from monai_xai.tracking import log_to_run
+
+            log_to_run(
+                self.tracking_uri,
+                self.experiment_name,
+                self.run_name,
+                metrics=self._flat_metrics(metrics),
+                artifacts=[self.output_dir],
+                artifact_path=self.split_name,
+            )
+
+    def _flat_metrics(self, metrics: dict) -> dict[str, float]:
+        flat = {}
+        for level in ("image", "patient"):
+            for k, v in metrics.get(level, {}).items():
+                flat[f"{self.split_name}_{level}_{k}"] = v
+        for method, scores in metrics.get("attention_agreement", {}).items():
+            for k, v in scores.items():
+                flat[f"{self.split_name}_{method}_{k}"] = v
+        return flat
+
+    def _write_predictions(self, probs: np.ndarray, labels: np.ndarray) -> None:
+        path = self.output_dir / "predictions.csv"
+        tmp = path.with_name(".predictions.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["source", "patient", "label", "pred", *[f"prob_{c}" for c in self.class_names]])
+            for src, pat, lab, p in zip(self._sources, self._patients, labels, probs):
+                writer.writerow([src, pat, int(lab), int(p.argmax()), *[f"{x:.5f}" for x in p]])
+        os.replace(tmp, path)
+
+    def _write_figures(self, metrics: dict, probs: np.ndarray, labels: np.ndarray) -> None:
+        from monai_xai.visualize import (
+            attention_overlay_figure,
+            confusion_matrix_figure,
+            roc_curve_figure,
+            save_figure,
+        )
+
+        if "confusion_matrix" in metrics:
+            fig = confusion_matrix_figure(np.asarray(metrics["confusion_matrix"]), self.class_names)
+            save_figure(fig, self.output_dir / "confusion_matrix.png")
+            labelled = labels >= 0
+            save_figure(
+                roc_curve_figure(labels[labelled], probs[labelled], self.class_names),
+                self.output_dir / "roc.png",
+            )
+        if self._overlay_items and self._overlay_items[0][1]:
+            images, maps, masks = zip(*self._overlay_items)
+            has_masks = all(m is not None for m in masks)
+            for name in maps[0]:
+                fig = attention_overlay_figure(images, [m[name] for m in maps], masks if has_masks else None)
+                save_figure(fig, self.output_dir / f"overlays_{name}.png")

@@ -1,0 +1,68 @@
+"""Write what inference produced: class probabilities as JSON and an attention overlay per image."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from ignite.engine import Engine, Events
+
+from monai_xai.engines.outputs import ATTENTION_MAP
+
+__all__ = ["PredictionWriter"]
+
+
+class PredictionWriter:
+    """Collect predictions of an evaluator over unlabeled images and save them.
+
+    ``<output_dir>/predictions.json`` lists, per image, its source, the predicted class and the
+    probability of every class; ``<output_dir>/overlays/<stem>.png`` shows the attention map over
+    the image, for networks that have one.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, class_names: Sequence[str], overlays: bool = True):
+        self.output_dir = Path(output_dir)
+        self.class_names = list(class_names)
+        self.overlays = overlays
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _reset(self, engine: Engine) -> None:
+        self.records: list[dict] = []
+
+    def _collect(self, engine: Engine) -> None:
+        from monai_xai.handlers.evaluation_report import _batch_strings
+        from monai_xai.visualize import attention_overlay_figure, save_figure
+
+        out = engine.state.output
+        probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
+        sources = _batch_strings(engine.state.batch, "source", len(probs))
+        for i, (src, p) in enumerate(zip(sources, probs)):
+            k = int(p.argmax())
+            record = {
+                "source": src,
+                "prediction": self.class_names[k],
+                "probabilities": {c: round(float(v), 5) for c, v in zip(self.class_names, p)},
+            }
+            if self.overlays and ATTENTION_MAP in out:
+                stem = Path(src).name.split(".")[0] or f"image{len(self.records):05d}"
+                fig = attention_overlay_figure(
+                    [out["image"][i]],
+                    [out[ATTENTION_MAP][i]],
+                    titles=[f"{record['prediction']} {float(p[k]):.2f}"],
+                )
+                record["overlay"] = str(save_figure(fig, self.output_dir / "overlays" / f"{stem}.png"))
+            self.records.append(record)
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / "predictions.json"
+        tmp = path.with_name(".predictions.json.tmp")
+        tmp.write_text(json.dumps(self.records, indent=2))
+        os.replace(tmp, path)

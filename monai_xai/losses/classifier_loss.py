@@ -1,0 +1,43 @@
+"""Cross-entropy for plain classifiers, with the call signature of the ABN loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ClassifierLoss", "CLASSIFIER_MODES", "get_classifier_loss"]
+
+CLASSIFIER_MODES = ("baseline", "plain", "conventional", "dynamic")
+
+
+class ClassifierLoss(nn.Module):
+    """Cross-entropy of a plain classifier's logits; masks are accepted and ignored.
+
+    Sharing ``(output, target, mask, has_mask) -> (loss, parts)`` with :class:`ABNLoss` lets one
+    trainer run every arm of a comparison.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cross_entropy = nn.CrossEntropyLoss()
+
+    def forward(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        has_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = self.cross_entropy(output, target.reshape(-1).long())
+        return loss, {"loss": loss.item()}
+
+
+def get_classifier_loss(mode: str, gamma: float = 1.0, alpha: float = 0.9) -> nn.Module:
+    """``baseline`` -> :class:`ClassifierLoss`; an ABN mode -> :class:`ABNLoss` in that mode."""
+    if mode == "baseline":
+        return ClassifierLoss()
+    if mode not in CLASSIFIER_MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
+    from monai_xai.losses.abn_loss import ABNLoss
+
+    return ABNLoss(mode, gamma=gamma, alpha=alpha)

@@ -1,0 +1,160 @@
+"""Attention Branch Network (ABN) on a ResNet backbone, with a replaceable attention map.
+
+Fukui et al., "Attention Branch Network: Learning of Attention Mechanism for Visual Explanation", CVPR 2019;
+Mitsuhara et al. (IEICE 2021) for attention-map supervision and editing. The attention map M(x) both explains
+the decision and weights the features the perception branch classifies, so an expert can replace M(x) with a
+corrected map at inference and see the decision change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Norm, Pool
+from torch import nn
+
+from monai_xai.networks.nets.resnet import (
+    STAGE_WIDTHS,
+    ResNetSpec,
+    get_resnet_spec,
+    make_resnet_stage,
+    resnet_backbone,
+    resnet_feature_stages,
+)
+
+__all__ = [
+    "ABNOutput",
+    "AttentionBranch",
+    "AttentionBranchNetwork",
+    "resize_attention",
+    "upsample_attention",
+]
+
+_LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+class ABNOutput(NamedTuple):
+    """Outputs of :class:`AttentionBranchNetwork` (a tuple, so it survives ``DataParallel`` gathering)."""
+
+    #: (B, num_classes) logits of the attention branch (global-average-pooled class maps).
+    attention_logits: torch.Tensor
+    #: (B, num_classes) logits of the perception branch: the network's prediction.
+    perception_logits: torch.Tensor
+    #: (B, 1, *feature_size) the network's own map M(x) in [0, 1], also when an external map was used.
+    attention_map: torch.Tensor
+
+
+def upsample_attention(attention_map: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
+    """Resize a (B, C, *spatial) map by (bi/tri)linear interpolation, e.g. M(x) to the image for display."""
+    mode = _LINEAR_MODES[attention_map.ndim - 2]
+    return F.interpolate(attention_map, size=size, mode=mode, align_corners=False)
+
+
+def resize_attention(attention_map: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a (B, C, *spatial) map to ``size``: area averaging when shrinking, else linear interpolation.
+
+    Area averaging turns a full-resolution binary mask into the fraction of each feature cell it covers, which
+    is what :class:`~monai_xai.losses.AttentionMapLoss` trains M(x) to predict, so an expert map drawn on the
+    image acts on the features the way a predicted map would.
+    """
+    size = tuple(int(s) for s in size)
+    current = tuple(attention_map.shape[2:])
+    if current == size:
+        return attention_map
+    if all(new <= old for new, old in zip(size, current)):
+        return F.interpolate(attention_map, size=size, mode="area")
+    return upsample_attention(attention_map, size)
+
+
+class AttentionBranch(nn.Module):
+    """Attention branch: a stride-1 copy of ``layer4`` followed by class maps, class logits and M(x).
+
+    As in Fukui et al.: the class maps are pooled to the attention logits (which makes them
+    class-discriminative) and squeezed by a 1x1 convolution, batch norm and sigmoid into the single-channel
+    map M(x) in [0, 1].
+    """
+
+    def __init__(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> None:
+        super().__init__()
+        conv_type = Conv[Conv.CONV, spatial_dims]
+        norm_type = Norm[Norm.BATCH, spatial_dims]
+        self.layer = make_resnet_stage(
+            spec.block, spec.feature_channels, STAGE_WIDTHS[3], spec.layers[3], spatial_dims, stride=1
+        )
+        self.norm = norm_type(spec.out_channels)
+        self.class_conv = conv_type(spec.out_channels, num_classes, kernel_size=1, bias=False)
+        self.class_norm = norm_type(num_classes)
+        self.act = nn.ReLU(inplace=True)
+        self.logit_conv = conv_type(num_classes, num_classes, kernel_size=1, bias=False)
+        self.pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
+        self.map_conv = conv_type(num_classes, 1, kernel_size=1, bias=False)
+        self.map_norm = norm_type(1)
+        for module in (self.class_conv, self.logit_conv, self.map_conv):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (attention logits (B, num_classes), attention map (B, 1, *feature_size))."""
+        class_maps = self.act(self.class_norm(self.class_conv(self.norm(self.layer(features)))))
+        logits = self.pool(self.logit_conv(class_maps)).flatten(1)
+        attention_map = torch.sigmoid(self.map_norm(self.map_conv(class_maps)))
+        return logits, attention_map
+
+
+class AttentionBranchNetwork(nn.Module):
+    """ABN: features g(x) (ResNet stem + layer1..layer3), attention branch, perception on g(x) * (1 + M(x)).
+
+    Args:
+        backbone: "resnet18", "resnet34" or "resnet50".
+        spatial_dims: 2 for slices, 3 for volumes.
+        in_channels: image channels.
+        num_classes: classes of both branches.
+        stem: "standard" (stride-2 7x7 conv + max-pool) or "monai" (MONAI's stride-1 default).
+
+    ``forward(x, attention_map)`` with an ``attention_map`` (B or 1, 1, *any spatial size) uses that map,
+    clipped to [0, 1] and resized to the feature size with :func:`resize_attention`, instead of M(x) in the
+    perception branch. In training mode batch norm cancels any spatially constant scaling of the features, so
+    compare external maps in ``eval()`` mode.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        stem: str = "standard",
+    ) -> None:
+        super().__init__()
+        spec = get_resnet_spec(backbone)
+        net = resnet_backbone(backbone, spatial_dims, in_channels, num_classes, stem)
+        self.backbone = backbone
+        self.spatial_dims = spatial_dims
+        self.features, layer4 = resnet_feature_stages(net)
+        self.attention_branch = AttentionBranch(spec, spatial_dims, num_classes)
+        self.perception_branch = nn.Sequential(
+            OrderedDict(layer4=layer4, pool=net.avgpool, flatten=nn.Flatten(1), fc=net.fc)
+        )
+
+    def forward(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> ABNOutput:
+        """Classify ``x``; an ``attention_map`` given here replaces M(x) in the perception branch."""
+        features = self.features(x)
+        attention_logits, own_map = self.attention_branch(features)
+        used_map = own_map if attention_map is None else self._external_map(attention_map, features)
+        perception_logits = self.perception_branch(features * (1.0 + used_map))
+        return ABNOutput(attention_logits, perception_logits, own_map)
+
+    def _external_map(self, attention_map: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        batch = features.shape[0]
+        amap = torch.as_tensor(attention_map).to(device=features.device, dtype=features.dtype)
+        if amap.ndim == self.spatial_dims + 1:
+            amap = amap.unsqueeze(1)
+        if amap.ndim != self.spatial_dims + 2 or amap.shape[1] != 1 or amap.shape[0] not in (1, batch):
+            raise ValueError(
+                f"attention_map must have shape ({batch} or 1, 1, *spatial) or ({batch} or 1, *spatial) with "
+                f"{self.spatial_dims} spatial dims, got {tuple(amap.shape)}"
+            )
+        return resize_attention(amap.clamp(0.0, 1.0), features.shape[2:])

@@ -1,0 +1,54 @@
+"""Loading, validation, teacher masks, modality presets and near-duplicate detection."""
+
+from monai_xai.transforms.dedup import (
+    dhash,
+    drop_near_duplicates,
+    find_near_duplicates,
+    hamming_distance,
+    phash,
+)
+from monai_xai.transforms.intensity import (
+    ExtractSliced,
+    FieldOfViewCropd,
+    InvertMonochrome1d,
+    RemoveColorOverlayd,
+    ToGrayscaled,
+)
+from monai_xai.transforms.io import LoadImageOrArrayd
+from monai_xai.transforms.mask import EnsureMaskd
+from monai_xai.transforms.presets import (
+    CT_WINDOWS,
+    PRESETS,
+    ct_preset,
+    fundus_preset,
+    get_preset,
+    mri_preset,
+    ultrasound_preset,
+    xray_preset,
+)
+from monai_xai.transforms.validate import ValidateItemd, validate_datalist
+
+__all__ = [
+    "CT_WINDOWS",
+    "PRESETS",
+    "EnsureMaskd",
+    "ExtractSliced",
+    "FieldOfViewCropd",
+    "InvertMonochrome1d",
+    "LoadImageOrArrayd",
+    "RemoveColorOverlayd",
+    "ToGrayscaled",
+    "ValidateItemd",
+    "ct_preset",
+    "dhash",
+    "drop_near_duplicates",
+    "find_near_duplicates",
+    "fundus_preset",
+    "get_preset",
+    "hamming_distance",
+    "mri_preset",
+    "phash",
+    "ultrasound_preset",
+    "validate_datalist",
+    "xray_preset",
+]

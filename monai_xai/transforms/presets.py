@@ -1,0 +1,325 @@
+"""Preprocessing presets per imaging modality, as MONAI ``Compose`` pipelines of dictionary transforms.
+
+Each factory takes only JSON-friendly keyword arguments, so bundle configs can build it through
+``_target_``. The pipelines start after loading (items hold channel-first ``MetaTensor``), move every
+``mask_keys`` entry through the same spatial transforms as the images, with nearest-neighbour
+interpolation, and end with float32 images and binary float32 masks: attention-supervision targets must
+stay aligned with the pixels the classifier sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import (
+    AsDiscreted,
+    Compose,
+    EnsureTyped,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandAffined,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Resized,
+    ResizeWithPadOrCropd,
+    ScaleIntensityd,
+    ScaleIntensityRanged,
+    ScaleIntensityRangePercentilesd,
+    Spacingd,
+)
+from monai.utils import ensure_tuple
+
+from monai_xai.transforms.intensity import (
+    ExtractSliced,
+    FieldOfViewCropd,
+    InvertMonochrome1d,
+    RemoveColorOverlayd,
+    ToGrayscaled,
+)
+
+__all__ = [
+    "CT_WINDOWS",
+    "PRESETS",
+    "ct_preset",
+    "fundus_preset",
+    "get_preset",
+    "mri_preset",
+    "ultrasound_preset",
+    "xray_preset",
+]
+
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "abdomen": (40.0, 400.0),
+}
+"""Named CT windows as (center, width) in Hounsfield units."""
+
+
+def _keys(keys: KeysCollection) -> tuple[str, ...]:
+    return tuple(ensure_tuple(keys))
+
+
+def _resize_2d(keys: tuple[str, ...], mask_keys: tuple[str, ...], spatial_size: Sequence[int]) -> Resized:
+    """Anti-aliased bilinear for images (radiographs may shrink tenfold), pixel-centred nearest for masks."""
+    return Resized(
+        keys=keys + mask_keys,
+        spatial_size=tuple(spatial_size),
+        mode=("bilinear",) * len(keys) + ("nearest-exact",) * len(mask_keys),
+        anti_aliasing=(True,) * len(keys) + (False,) * len(mask_keys),
+    )
+
+
+def _augmentations(
+    keys: tuple[str, ...],
+    mask_keys: tuple[str, ...],
+    spatial_dims: int,
+    spatial_size: Sequence[int] | None,
+    flip_axis: int | None,
+) -> list[MapTransform]:
+    """Light training augmentation: small rotation, zoom and shift, optional flip, mild intensity jitter.
+
+    Flips are left to the caller: they are harmless for fundus and ultrasound, but mirror anatomy whose
+    laterality matters in radiographs and cross-sectional images.
+    """
+    rotate = math.radians(10.0)
+    all_keys = keys + mask_keys
+    augment: list[MapTransform] = [
+        RandAffined(
+            keys=all_keys,
+            prob=0.5,
+            rotate_range=(rotate,) if spatial_dims == 2 else (rotate,) * 3,
+            scale_range=(0.1,) * spatial_dims,
+            translate_range=None if spatial_size is None else tuple(0.05 * s for s in spatial_size),
+            mode=("bilinear",) * len(keys) + ("nearest",) * len(mask_keys),
+            padding_mode="zeros",
+        )
+    ]
+    if flip_axis is not None:
+        augment.append(RandFlipd(keys=all_keys, prob=0.5, spatial_axis=flip_axis))
+    augment += [
+        RandScaleIntensityd(keys=keys, factors=0.1, prob=0.5),
+        RandShiftIntensityd(keys=keys, offsets=0.05, prob=0.5),
+    ]
+    return augment
+
+
+def _finalize(keys: tuple[str, ...], mask_keys: tuple[str, ...]) -> list[MapTransform]:
+    """Binarise masks (0/255 sources included) and make every output float32."""
+    final: list[MapTransform] = []
+    if mask_keys:
+        final.append(AsDiscreted(keys=mask_keys, threshold=0.5))
+    final.append(EnsureTyped(keys=keys + mask_keys, dtype=torch.float32))
+    return final
+
+
+def ct_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    window: str | Sequence[float] = "lung",
+    slice_axis: int | None = None,
+    slice_index: int | None = None,
+    spatial_size: Sequence[int] | None = (256, 256),
+    augment: bool = False,
+) -> Compose:
+    """CT in Hounsfield units to [0, 1] through a window, optionally one slice of a volume, for 2D models.
+
+    Args:
+        keys: image keys.
+        mask_keys: mask keys following the images spatially.
+        window: a name of :data:`CT_WINDOWS` or ``(center, width)`` in HU; values outside are clipped.
+        slice_axis: spatial axis of a 3D volume to take one slice from; ``None`` when inputs are 2D.
+        slice_index: index of that slice; ``None`` for the middle one.
+        spatial_size: output size; ``None`` keeps the input size.
+        augment: add light random augmentation for training (no flips: laterality matters).
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    if isinstance(window, str):
+        if window not in CT_WINDOWS:
+            raise ValueError(f"unknown CT window {window!r}; valid names: {', '.join(CT_WINDOWS)}.")
+        window = CT_WINDOWS[window]
+    center, width = (float(v) for v in window)
+    transforms: list[MapTransform] = []
+    if slice_axis is not None:
+        transforms.append(ExtractSliced(keys=keys + mask_keys, axis=slice_axis, index=slice_index))
+    transforms.append(
+        ScaleIntensityRanged(
+            keys=keys, a_min=center - width / 2, a_max=center + width / 2, b_min=0.0, b_max=1.0, clip=True
+        )
+    )
+    if spatial_size is not None:
+        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+    if augment:
+        spatial_dims = 2 if spatial_size is None else len(spatial_size)
+        transforms += _augmentations(keys, mask_keys, spatial_dims, spatial_size, flip_axis=None)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
+def mri_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    axcodes: str = "RAS",
+    pixdim: Sequence[float] | None = (1.0, 1.0, 1.0),
+    intensity: str = "minmax",
+    spatial_size: Sequence[int] | None = None,
+    augment: bool = False,
+) -> Compose:
+    """MRI volumes to a common orientation and voxel size, intensities to [-1, 1] or z-scores.
+
+    MRI intensities have no physical unit, so each volume is normalised on its own; ``"zscore"`` uses
+    the nonzero voxels only, so that the air around the head does not dominate the statistics.
+
+    Args:
+        keys: image keys.
+        mask_keys: mask keys following the images spatially.
+        axcodes: target orientation, e.g. ``"RAS"``.
+        pixdim: target voxel size in mm; ``None`` keeps the acquired spacing.
+        intensity: ``"minmax"`` (to [-1, 1]) or ``"zscore"``.
+        spatial_size: pad or crop to this size after resampling (keeps the spacing); ``None`` keeps it.
+        augment: add light random augmentation for training (no flips: laterality matters).
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    all_keys = keys + mask_keys
+    transforms: list[MapTransform] = [Orientationd(keys=all_keys, axcodes=axcodes, labels=None)]
+    if pixdim is not None:
+        transforms.append(
+            Spacingd(
+                keys=all_keys,
+                pixdim=tuple(pixdim),
+                mode=("bilinear",) * len(keys) + ("nearest",) * len(mask_keys),
+                dtype=np.float32,
+            )
+        )
+    if intensity == "minmax":
+        transforms.append(ScaleIntensityd(keys=keys, minv=-1.0, maxv=1.0))
+    elif intensity == "zscore":
+        transforms.append(NormalizeIntensityd(keys=keys, nonzero=True))
+    else:
+        raise ValueError(f"unknown MRI intensity scaling {intensity!r}; valid: 'minmax', 'zscore'.")
+    if spatial_size is not None:
+        transforms.append(ResizeWithPadOrCropd(keys=all_keys, spatial_size=tuple(spatial_size)))
+    if augment:
+        spatial_dims = len(axcodes)
+        transforms += _augmentations(keys, mask_keys, spatial_dims, spatial_size, flip_axis=None)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
+def xray_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    invert_monochrome1: bool = True,
+    percentiles: Sequence[float] = (0.5, 99.5),
+    spatial_size: Sequence[int] | None = (224, 224),
+    augment: bool = False,
+) -> Compose:
+    """Radiographs to [0, 1] by percentile clipping, MONOCHROME1 inverted first.
+
+    Raw radiograph values depend on the detector and its exposure, and burnt-in labels or collimator
+    edges sit at the extremes; clipping at percentiles gives comparable contrast across sources.
+
+    Args:
+        keys: image keys.
+        mask_keys: mask keys following the images spatially.
+        invert_monochrome1: invert images whose photometric interpretation is MONOCHROME1.
+        percentiles: lower and upper percentiles mapped to 0 and 1 (values beyond are clipped).
+        spatial_size: output size; ``None`` keeps the input size.
+        augment: add light random augmentation for training (no flips: the heart is on the left).
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    lower, upper = (float(p) for p in percentiles)
+    transforms: list[MapTransform] = []
+    if invert_monochrome1:
+        transforms.append(InvertMonochrome1d(keys=keys))
+    transforms.append(
+        ScaleIntensityRangePercentilesd(keys=keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True)
+    )
+    if spatial_size is not None:
+        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+    if augment:
+        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=None)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
+def fundus_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    fov_crop: bool = True,
+    spatial_size: Sequence[int] | None = (224, 224),
+    augment: bool = False,
+) -> Compose:
+    """RGB fundus photographs cropped to the retina's field of view, scaled to [0, 1] with colour kept.
+
+    Colour carries the signs of retinopathy (red haemorrhages, yellow exudates), so the three channels
+    are scaled together, not one by one.
+
+    Args:
+        keys: image keys (channel-first RGB).
+        mask_keys: mask keys following the images spatially.
+        fov_crop: blank the surround and crop to the field of view (see :class:`FieldOfViewCropd`).
+        spatial_size: output size; ``None`` keeps the input size.
+        augment: add light random augmentation for training, with horizontal flips (left/right eyes).
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    transforms: list[MapTransform] = []
+    if fov_crop:
+        transforms.append(FieldOfViewCropd(keys=keys, mask_keys=mask_keys))
+    transforms.append(ScaleIntensityd(keys=keys, minv=0.0, maxv=1.0))
+    if spatial_size is not None:
+        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+    if augment:
+        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=1)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
+def ultrasound_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    remove_overlays: bool = True,
+    spatial_size: Sequence[int] | None = (256, 256),
+    augment: bool = False,
+) -> Compose:
+    """B-mode ultrasound to one grayscale channel in [0, 1], coloured annotations removed.
+
+    Args:
+        keys: image keys (channel-first, grayscale or RGB).
+        mask_keys: mask keys following the images spatially.
+        remove_overlays: inpaint coloured calipers and text (see :class:`RemoveColorOverlayd`); otherwise
+            RGB inputs are only converted to grayscale.
+        spatial_size: output size; ``None`` keeps the input size.
+        augment: add light random augmentation for training, with horizontal flips.
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    transforms: list[MapTransform] = [
+        RemoveColorOverlayd(keys=keys) if remove_overlays else ToGrayscaled(keys=keys),
+        ScaleIntensityd(keys=keys, minv=0.0, maxv=1.0),
+    ]
+    if spatial_size is not None:
+        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+    if augment:
+        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=1)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
+PRESETS: dict[str, Callable[..., Compose]] = {
+    "ct": ct_preset,
+    "mri": mri_preset,
+    "xray": xray_preset,
+    "fundus": fundus_preset,
+    "ultrasound": ultrasound_preset,
+}
+"""Preset factories by modality name."""
+
+
+def get_preset(name: str, **kwargs) -> Compose:
+    """Build the preset of a modality by name, passing ``kwargs`` to its factory."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid names: {', '.join(sorted(PRESETS))}.")
+    return PRESETS[name](**kwargs)

@@ -1,0 +1,157 @@
+"""Figures people would rather look at than read: attention overlays, confusion matrices, ROC curves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "middle_slice",
+    "attention_overlay_figure",
+    "confusion_matrix_figure",
+    "roc_curve_figure",
+    "curves_figure",
+    "save_figure",
+]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def middle_slice(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(C, H, W) -> (H, W) first channel; (C, H, W, D) -> its middle axial slice."""
+    a = (
+        array.detach().float().cpu().numpy()
+        if isinstance(array, torch.Tensor)
+        else np.asarray(array, dtype=float)
+    )
+    a = a[0] if a.ndim >= 3 else a
+    return a[..., a.shape[-1] // 2] if a.ndim == 3 else a
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(a, [1, 99])
+    return np.clip((a - lo) / (hi - lo + 1e-8), 0, 1)
+
+
+def attention_overlay_figure(
+    images: Sequence,
+    maps: Sequence,
+    masks: Sequence | None = None,
+    titles: Sequence[str] | None = None,
+    alpha: float = 0.45,
+):
+    """Two rows per figure: the images with their mask outline, and the attention map over them.
+
+    Maps may be at feature resolution; they are resized to the image here so that a reader sees
+    where on the anatomy the model looked.
+    """
+    plt = _plt()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for i in range(n):
+        image = _normalise(middle_slice(images[i]))
+        att = middle_slice(maps[i])
+        att_t = torch.as_tensor(att)[None, None]
+        att = torch.nn.functional.interpolate(att_t, size=image.shape, mode="bilinear", align_corners=False)[
+            0, 0
+        ]
+        for row in range(2):
+            ax = axes[row, i]
+            ax.imshow(image, cmap="gray")
+            if masks is not None and np.any(middle_slice(masks[i]) > 0):
+                ax.contour(middle_slice(masks[i]) > 0, levels=[0.5], colors="lime", linewidths=0.8)
+            ax.axis("off")
+        axes[1, i].imshow(att.numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
+    """Counts with row-normalised shading: rows are true classes, columns predictions."""
+    plt = _plt()
+    matrix = np.asarray(matrix)
+    shade = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(
+                j,
+                i,
+                str(int(matrix[i, j])),
+                ha="center",
+                va="center",
+                color="black" if shade[i, j] < 0.6 else "white",
+            )
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-score, kind="stable")
+    y = y[order]
+    tps, fps = np.cumsum(y), np.cumsum(1 - y)
+    tpr = np.concatenate([[0], tps / max(tps[-1], 1)])
+    fpr = np.concatenate([[0], fps / max(fps[-1], 1)])
+    return fpr, tpr
+
+
+def roc_curve_figure(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]):
+    """ROC of the positive class (binary) or one-vs-rest curves (multi-class)."""
+    plt = _plt()
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    for c in classes:
+        fpr, tpr = _roc_points((labels == c).astype(float), probs[:, c])
+        ax.plot(fpr, tpr, label=class_names[c])
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("ROC")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(series: dict[str, Sequence[float]], xlabel: str = "epoch", title: str = ""):
+    """Several named curves on one axis (losses, alpha, validation metrics)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker=".", label=name)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a figure atomically (temp file then rename) and close it."""
+    plt = _plt()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
