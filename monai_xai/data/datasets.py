@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from monai_xai.data.medmnist import medmnist_datalist
 from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
 from monai_xai.data.tabular import csv_datalist, folder_datalist
@@ -41,6 +43,7 @@ def dataset_splits(
     split_file: str | os.PathLike | None = "auto",
     seed: int = 0,
     n_folds: int = 3,
+    limit: int | None = None,
     **datalist_kwargs,
 ) -> dict:
     """``{"train", "val", "test", "n_folds"}`` datalists of one dataset.
@@ -48,7 +51,8 @@ def dataset_splits(
     ``source``: ``"csv"`` (a labels CSV; ``split_file="auto"`` uses a ``splits.json`` beside it
     when present, else a seeded stratified split), ``"folder"`` (class subfolders) or
     ``"medmnist"`` (an ``.npz``; its own train/val/test, ``fold`` ignored). ``labels`` keeps and
-    renumbers a subset of classes, e.g. ``[1, 2]`` for BUSI benign vs malignant.
+    renumbers a subset of classes, e.g. ``[1, 2]`` for BUSI benign vs malignant. ``limit`` keeps
+    a seeded random sample of at most that many items per split, for smoke runs.
     """
     path = Path(path)
     if source == "medmnist":
@@ -70,4 +74,10 @@ def dataset_splits(
     if labels is not None:
         for split in ("train", "val", "test"):
             parts[split] = select_labels(parts[split], labels)
+    if limit is not None:
+        rng = np.random.default_rng(seed)
+        for split in ("train", "val", "test"):
+            if len(parts[split]) > limit:
+                keep = sorted(rng.choice(len(parts[split]), size=limit, replace=False))
+                parts[split] = [parts[split][i] for i in keep]
     return parts

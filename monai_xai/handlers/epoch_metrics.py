@@ -15,11 +15,12 @@ class ClassificationEpochMetric(Metric):
     """Accuracy, sensitivity, specificity and AUC of one epoch, flattened into ``state.metrics``.
 
     Collects softmax probabilities and labels from ``engine.state.output`` and hands them to
-    :func:`monai_xai.metrics.classification_metrics` at the end of the epoch.
+    :func:`monai_xai.metrics.classification_metrics` at the end of the epoch. With ``only`` set
+    (e.g. ``"auc"``) it reports that one scalar, as a workflow's key metric must be.
     """
 
-    def __init__(self, num_classes: int, prefix: str = "", device: str | torch.device = "cpu"):
-        self.num_classes, self.prefix = num_classes, prefix
+    def __init__(self, num_classes: int, prefix: str = "", only: str | None = None, device: str | torch.device = "cpu"):
+        self.num_classes, self.prefix, self.only = num_classes, prefix, only
         super().__init__(output_transform=lambda output: (output["pred"], output["label"]), device=device)
 
     @reinit__is_reduced
@@ -33,12 +34,14 @@ class ClassificationEpochMetric(Metric):
         self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
         self._labels.append(labels.detach().view(-1).cpu())
 
-    def compute(self) -> dict[str, float]:
+    def compute(self) -> dict[str, float] | float:
         from monai_xai.metrics import classification_metrics
 
         probs = torch.cat(self._probs).numpy()
         labels = torch.cat(self._labels).numpy()
         scores = classification_metrics(labels, probs, self.num_classes)
+        if self.only is not None:
+            return float(scores[self.only])
         return {f"{self.prefix}{k}": float(v) for k, v in scores.items() if k != "confusion_matrix"}
 
 
@@ -47,7 +50,7 @@ class AttentionAgreementEpochMetric(Metric):
 
     def __init__(self, prefix: str = "att_", device: str | torch.device = "cpu"):
         self.prefix = prefix
-        super().__init__(output_transform=lambda output: output, device=device)
+        super().__init__(output_transform=lambda output: (output,), device=device, skip_unrolling=True)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -55,7 +58,8 @@ class AttentionAgreementEpochMetric(Metric):
         self._masks: list[torch.Tensor] = []
 
     @reinit__is_reduced
-    def update(self, output) -> None:
+    def update(self, wrapped: tuple[dict]) -> None:
+        (output,) = wrapped  # wrapped in a tuple: ignite would otherwise unpack a mapping output
         if ATTENTION_MAP not in output or MASK not in output:
             return
         keep = output[HAS_MASK].view(-1).bool() if HAS_MASK in output else slice(None)
@@ -72,10 +76,14 @@ class AttentionAgreementEpochMetric(Metric):
 
 
 class LossAveragesMetric(Metric):
-    """Epoch means of the loss components in ``engine.state.output["loss_parts"]`` (loss, loss_att, ...)."""
+    """Epoch means of the loss components in ``engine.state.output["loss_parts"]`` (loss, loss_att, ...).
 
-    def __init__(self, device: str | torch.device = "cpu"):
-        super().__init__(output_transform=lambda output: output[LOSS_PARTS], device=device)
+    With ``only`` set (e.g. ``"loss"``) it reports that one scalar, as a workflow's key metric must be.
+    """
+
+    def __init__(self, only: str | None = None, device: str | torch.device = "cpu"):
+        self.only = only
+        super().__init__(output_transform=lambda output: (output[LOSS_PARTS],), device=device, skip_unrolling=True)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -83,10 +91,14 @@ class LossAveragesMetric(Metric):
         self._count = 0
 
     @reinit__is_reduced
-    def update(self, parts: dict[str, float]) -> None:
+    def update(self, wrapped: tuple[dict[str, float]]) -> None:
+        (parts,) = wrapped  # wrapped in a tuple: ignite would otherwise unpack a mapping output
         for name, value in parts.items():
             self._sums[name] = self._sums.get(name, 0.0) + float(value)
         self._count += 1
 
-    def compute(self) -> dict[str, float]:
-        return {f"train_{name}": total / max(self._count, 1) for name, total in self._sums.items()}
+    def compute(self) -> dict[str, float] | float:
+        means = {name: total / max(self._count, 1) for name, total in self._sums.items()}
+        if self.only is not None:
+            return means[self.only]
+        return {f"train_{name}": value for name, value in means.items()}

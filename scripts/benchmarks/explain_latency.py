@@ -1,0 +1,322 @@
+"""Latency of ABN's built-in explanation and training step next to a plain ResNet with Grad-CAM++.
+
+Two side-by-side measurements in one run, on the same backbone and input size:
+
+(a) explain: ABN prediction + attention map (one eval-mode forward under ``torch.no_grad`` plus
+    ``upsample_attention`` to the input size) vs one ``monai.visualize.GradCAMpp`` call on a plain
+    ``ResNetClassifier`` (target layer "layer4", ``class_idx=None``; its forward gives the prediction too),
+    at each batch size of ``--batch-sizes``;
+(b) one training step (forward, loss, backward, AdamW step) of ABN in "dynamic" mode with a teacher mask vs a
+    plain ResNet with cross-entropy, batch ``--train-batch``.
+
+After warm-up the two contenders alternate (A, B, A, B, ...) for ``--repeats`` rounds and the medians are
+compared, so machine noise hits both alike. Ratios are ABN time / baseline time. The last line printed is one
+JSON object (ratios, medians, settings, targets and whether each target is met).
+
+Grad-CAM++ notes:
+
+* MONAI 1.6's ``GradCAMpp`` only works at batch 1: it scales the (B, C, *spatial) gradients by the class
+  score without reshaping it (and with ``class_idx=None`` the score is a (B, B) matrix), so any batch > 1
+  raises a shape error. Batch 1 uses MONAI's class unchanged; larger batches use ``GradCAMpp`` with those two
+  lines fixed (per-sample score of each sample's predicted class), which gives, per sample, the same map as a
+  batch-1 call (checked by ``tests/unit/test_explain_latency_script.py``).
+* The baseline network keeps ``requires_grad`` on every weight, as a trained model loaded for explanation
+  does, so ``backward`` also computes all weight gradients. A second baseline, "GradCAM++ head-grad", freezes
+  every weight except the last batch norm of ``layer4``: the maps are identical and the backward pass stops
+  right after ``layer4``. It is reported as extra keys (``explain_ratio_b*_vs_headgrad``); the targets are
+  judged against the default baseline.
+
+Usage::
+
+    python scripts/benchmarks/explain_latency.py                   # 224x224 resnet18, batch 1 and 16, CPU
+    python scripts/benchmarks/explain_latency.py --repeats 30 --warmup 5 --batch-sizes 1,8,16
+    python scripts/benchmarks/explain_latency.py --device cuda     # falls back to CPU when CUDA is absent
+    python scripts/benchmarks/explain_latency.py --quick           # tiny sizes, seconds (for tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXPLAIN_TARGET = 0.5
+TRAIN_TARGET = 1.3
+
+#: Settings of --quick; explicit arguments still win.
+QUICK = {"size": 64, "repeats": 3, "warmup": 1, "batch_sizes": "1,16", "train_batch": 4}
+DEFAULTS = {"size": 224, "repeats": 20, "warmup": 3, "batch_sizes": "1,16", "train_batch": 16}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, help="input height = width (default 224; 64 with --quick)")
+    parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
+    parser.add_argument("--in-channels", type=int, default=1)
+    parser.add_argument("--num-classes", type=int, default=2)
+    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (default 20; 3 with --quick)")
+    parser.add_argument("--warmup", type=int, help="untimed rounds first (default 3; 1 with --quick)")
+    parser.add_argument("--batch-sizes", help="explain batch sizes, comma separated (default 1,16)")
+    parser.add_argument("--train-batch", type=int, help="training-step batch size (default 16; 4 with --quick)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (used only when available)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats, for smoke tests")
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",") if b.strip()]
+    if not args.batch_sizes or min(args.batch_sizes) < 1 or args.train_batch < 1:
+        parser.error("batch sizes must be positive integers")
+    if args.repeats < 1 or args.warmup < 0 or args.size < 32:
+        parser.error("need --repeats >= 1, --warmup >= 0 and --size >= 32")
+    return args
+
+
+def interleaved_medians(
+    contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int, sync: Callable[[], None]
+) -> dict[str, float]:
+    """Median wall time in ms of each contender, run in turn (A, B, A, B, ...) after ``warmup`` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_index in range(warmup + repeats):
+        for name, fn in contenders.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            if round_index >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def batched_gradcampp_type() -> type:
+    """``monai.visualize.GradCAMpp`` with its batch > 1 shape bug fixed (see the module docstring)."""
+    import torch
+    import torch.nn.functional as F
+    from monai.visualize import GradCAMpp
+    from monai.visualize.class_activation_maps import ModelWithHooks
+
+    class PerSampleScoreHooks(ModelWithHooks):
+        """Score each sample by its own class (MONAI takes ``logits[:, class_idx]``, a (B, B) matrix)."""
+
+        def class_score(self, logits: torch.Tensor, class_idx: Any) -> torch.Tensor:
+            index = torch.as_tensor(class_idx, device=logits.device).reshape(-1, 1).expand(logits.shape[0], 1)
+            return logits.gather(1, index).squeeze(1)
+
+    class BatchedGradCAMpp(GradCAMpp):
+        def __init__(self, nn_module: torch.nn.Module, target_layers: str) -> None:
+            hooks = PerSampleScoreHooks(nn_module, target_layers, register_forward=True, register_backward=True)
+            super().__init__(nn_module=hooks, target_layers=target_layers)
+
+        def compute_map(self, x, class_idx=None, retain_graph=False, layer_idx=-1, **kwargs):  # noqa: D102
+            # MONAI 1.6 GradCAMpp.compute_map, with the score reshaped to (B, 1, ...) before scaling the grads.
+            _, acti, grad = self.nn_module(x, class_idx=class_idx, retain_graph=retain_graph, **kwargs)
+            acti, grad = acti[layer_idx], grad[layer_idx]
+            b, c, *spatial = grad.shape
+            ones = [1] * len(spatial)
+            alpha_nr = grad.pow(2)
+            alpha_dr = alpha_nr.mul(2) + acti.mul(grad.pow(3)).view(b, c, -1).sum(-1).view(b, c, *ones)
+            alpha_dr = torch.where(alpha_dr != 0.0, alpha_dr, torch.ones_like(alpha_dr))
+            alpha = alpha_nr.div(alpha_dr + 1e-7)
+            score = self.nn_module.score.reshape(b, 1, *ones)
+            relu_grad = F.relu(score.exp() * grad)
+            weights = (alpha * relu_grad).view(b, c, -1).sum(-1).view(b, c, *ones)
+            return F.relu((weights * acti).sum(1, keepdim=True))
+
+    return BatchedGradCAMpp
+
+
+def make_gradcampp(network: Any, batch_size: int, target_layer: str = "layer4") -> Any:
+    """MONAI's ``GradCAMpp`` for batch 1, the batch-fixed subclass otherwise; hooks registered once here."""
+    from monai.visualize import GradCAMpp
+
+    cam_type = GradCAMpp if batch_size == 1 else batched_gradcampp_type()
+    return cam_type(nn_module=network, target_layers=target_layer)
+
+
+def freeze_all_but_head(network: Any) -> Any:
+    """Keep ``requires_grad`` only on the last batch norm of ``layer4``: Grad-CAM then back-propagates no
+    further than that, and the gradient it reads at the output of ``layer4`` is unchanged."""
+    from torch import nn
+
+    norms = [m for m in network.layer4.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    network.requires_grad_(False)
+    norms[-1].requires_grad_(True)
+    return network
+
+
+def teacher_masks(batch: int, size: int, device: Any) -> Any:
+    """A centred disk of radius size/3 per sample: a stand-in for an organ mask."""
+    import torch
+
+    coords = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    disk = (coords.view(-1, 1) ** 2 + coords.view(1, -1) ** 2) <= (size / 3) ** 2
+    return disk.float().expand(batch, 1, size, size).contiguous()
+
+
+def _fmt_row(label: str, abn_ms: float, base_name: str, base_ms: float, target: float) -> str:
+    ratio = abn_ms / base_ms
+    verdict = "met" if ratio <= target else "MISSED"
+    return (
+        f"{label:<14} ABN {abn_ms:9.1f} ms | {base_name:<19} {base_ms:9.1f} ms | "
+        f"ratio {ratio:5.2f} (target <= {target}) {verdict}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    import copy
+    import os
+    import warnings
+
+    import monai
+    import torch
+
+    from monai_xai.losses import get_classifier_loss
+    from monai_xai.networks.factory import get_classifier
+    from monai_xai.networks.nets.abn import upsample_attention
+
+    requested = args.device
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        print(f"warning: --device {requested} asked for but CUDA is not available; using cpu", file=sys.stderr)
+        requested = "cpu"
+    device = torch.device(requested)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    torch.manual_seed(args.seed)
+    # The head-grad baseline's layer4 input needs no gradient, so PyTorch notes that the hook fires on outputs.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    if device.type == "cpu" and load > 0.5 * cores:
+        print(
+            f"warning: 1-min load average {load:.1f} on {cores} cores before start: other processes compete "
+            "for the CPU threads and can slow both contenders unevenly (OpenMP threads spin-wait)",
+            file=sys.stderr,
+        )
+    net_kwargs = {"backbone": args.backbone, "in_channels": args.in_channels, "num_classes": args.num_classes}
+    size, n_classes = args.size, args.num_classes
+    t_start = time.perf_counter()
+
+    print(
+        f"explain_latency: {args.backbone}, {args.in_channels} channel(s), {n_classes} classes, "
+        f"{size}x{size}, device {device}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"monai {monai.__version__}, {args.warmup} warm-up + {args.repeats} interleaved repeats, medians"
+    )
+
+    # (a) explain: ABN forward + upsampled map vs one Grad-CAM++ call.
+    abn = get_classifier("dynamic", **net_kwargs).to(device).eval()
+    baseline = get_classifier("baseline", **net_kwargs).to(device).eval()
+    head_grad = freeze_all_but_head(copy.deepcopy(baseline))
+
+    def abn_explain(x: torch.Tensor) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.no_grad():
+                out = abn(x)
+                return out.perception_logits, upsample_attention(out.attention_map, x.shape[2:])
+
+        return run
+
+    medians: dict[str, float] = {}
+    ratios: dict[str, float] = {}
+    rows: list[str] = []
+    for batch in args.batch_sizes:
+        x = torch.randn(batch, args.in_channels, size, size, device=device)
+        # One CAM object (and one network copy, so hooks never stack up) per batch size, built untimed.
+        cam = make_gradcampp(copy.deepcopy(baseline), batch)
+        cam_head = make_gradcampp(copy.deepcopy(head_grad), batch)
+        got = interleaved_medians(
+            {"abn": abn_explain(x), "gradcampp": lambda: cam(x), "gradcampp_headgrad": lambda: cam_head(x)},
+            args.repeats,
+            args.warmup,
+            sync,
+        )
+        for name, value in got.items():
+            medians[f"explain_{name}_b{batch}"] = value
+        ratios[f"explain_ratio_b{batch}"] = got["abn"] / got["gradcampp"]
+        ratios[f"explain_ratio_b{batch}_vs_headgrad"] = got["abn"] / got["gradcampp_headgrad"]
+        rows.append(_fmt_row(f"explain b={batch}", got["abn"], "GradCAM++", got["gradcampp"], EXPLAIN_TARGET))
+        rows.append(
+            _fmt_row("", got["abn"], "GradCAM++ head-grad", got["gradcampp_headgrad"], EXPLAIN_TARGET)
+            + "  (info)"
+        )
+        del cam, cam_head
+    del abn, baseline, head_grad
+
+    # (b) one training step: ABN "dynamic" with a teacher mask vs plain ResNet with cross-entropy.
+    batch = args.train_batch
+    x = torch.randn(batch, args.in_channels, size, size, device=device)
+    y = torch.randint(0, n_classes, (batch,), device=device)
+    mask = teacher_masks(batch, size, device)
+
+    def train_step(mode: str) -> Callable[[], Any]:
+        net = get_classifier(mode, **net_kwargs).to(device).train()
+        loss_fn = get_classifier_loss(mode)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+        def run() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = loss_fn(net(x), y, mask)
+            loss.backward()
+            optimizer.step()
+
+        return run
+
+    got = interleaved_medians(
+        {"abn": train_step("dynamic"), "resnet": train_step("baseline")}, args.repeats, args.warmup, sync
+    )
+    medians[f"train_abn_b{batch}"] = got["abn"]
+    medians[f"train_resnet_b{batch}"] = got["resnet"]
+    ratios["train_step_ratio"] = got["abn"] / got["resnet"]
+    rows.append(_fmt_row(f"train b={batch}", got["abn"], "ResNet + CE", got["resnet"], TRAIN_TARGET))
+
+    print("\n".join(rows))
+    explain_keys = [f"explain_ratio_b{b}" for b in args.batch_sizes]
+    met = {f"{key}_met": ratios[key] <= EXPLAIN_TARGET for key in explain_keys}
+    met["train_step_ratio_met"] = ratios["train_step_ratio"] <= TRAIN_TARGET
+    elapsed = time.perf_counter() - t_start
+    print(f"total {elapsed:.1f} s")
+    result = {
+        **{k: round(v, 4) for k, v in ratios.items()},
+        **met,
+        "all_targets_met": all(met.values()),
+        "targets": {"explain_ratio_max": EXPLAIN_TARGET, "train_step_ratio_max": TRAIN_TARGET},
+        "medians_ms": {k: round(v, 3) for k, v in medians.items()},
+        "settings": {
+            "backbone": args.backbone,
+            "in_channels": args.in_channels,
+            "num_classes": n_classes,
+            "size": size,
+            "batch_sizes": args.batch_sizes,
+            "train_batch": args.train_batch,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "device": str(device),
+            "device_requested": args.device,
+            "threads": torch.get_num_threads(),
+            "cpu_count": cores,
+            "loadavg_1min_at_start": round(load, 2),
+            "torch": torch.__version__,
+            "monai": monai.__version__,
+            "python": platform.python_version(),
+            "quick": args.quick,
+            "abn_loss_mode": "dynamic",
+            "optimizer": "AdamW",
+            "gradcampp_target_layer": "layer4",
+        },
+        "elapsed_s": round(elapsed, 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
