@@ -10,7 +10,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["default_tracking_uri", "find_run", "log_to_run", "print_outputs", "ui_command"]
+__all__ = [
+    "default_tracking_uri",
+    "ensure_store",
+    "find_run",
+    "finish_run",
+    "log_to_run",
+    "print_outputs",
+    "ui_command",
+]
 
 
 def default_tracking_uri(output_dir: str | os.PathLike) -> str:
@@ -18,6 +26,12 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{out / 'mlruns.db'}"
+
+
+def ensure_store(tracking_uri: str) -> str:
+    """Create the tracking store's tables now (e.g. on rank 0 before the other ranks open it)."""
+    _client(tracking_uri).search_experiments(max_results=1)
+    return tracking_uri
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -98,6 +112,27 @@ def log_to_run(
     if finish:
         client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def finish_run(
+    tracking_uri: str,
+    experiment_name: str,
+    run_name: str,
+    output_dir: str | os.PathLike,
+    figures_dir: str | os.PathLike,
+) -> None:
+    """End of a training run: log its figures, mark the MLflow run finished, say what was produced.
+
+    Only rank 0 of a distributed run does this, so the run is finished once.
+    """
+    import ignite.distributed as idist
+
+    if idist.get_rank() != 0:
+        return
+    log_to_run(
+        tracking_uri, experiment_name, run_name, artifacts=[figures_dir], artifact_path="figures", finish=True
+    )
+    print_outputs(output_dir, tracking_uri)
 
 
 def print_outputs(output_dir: str | os.PathLike, tracking_uri: str | None = None) -> None:

@@ -1,9 +1,10 @@
 """Seeded phantom images with a lesion, its mask and a planted shortcut, for demos and tests.
 
 The label is a property of the lesion: class 0 lesions are smooth ovals, class 1 lesions have
-lobulated, irregular margins. A bright marker sits in a corner far from the lesion; in the
-training and validation parts its corner (left for 0, right for 1) agrees with the label in
-``shortcut_agreement`` of the images, in the test part it is random. A classifier that learns
+lobulated, irregular margins. A bright marker in a corner, far from the lesion, stands in for a
+site- or device-specific mark: in the training and validation parts it is present exactly when
+the label is 1 in ``shortcut_agreement`` of the images, in the test part it is random. Presence
+rather than position carries the shortcut, so flips and shifts in augmentation keep it. A classifier that learns
 the marker instead of the lesion loses accuracy on the test part; one whose attention is
 trained toward the lesion mask should not.
 """
@@ -25,7 +26,10 @@ _MARKER = 5  # marker edge in pixels (voxels)
 
 @dataclass
 class PhantomSet:
-    """Arrays of one split: images (N, 1, *S) float32 in [0, 1], masks (N, 1, *S) uint8, labels (N,)."""
+    """Arrays of one split: images (N, 1, *S) float32 in [0, 1], masks (N, 1, *S) uint8, labels (N,).
+
+    ``marker_agrees`` (N,) says whether the marker told the truth for that image.
+    """
 
     images: np.ndarray
     masks: np.ndarray
@@ -55,8 +59,8 @@ def _lesion_mask(rng: np.random.Generator, shape: tuple[int, ...], label: int) -
     dist = np.sqrt(sum((o / a) ** 2 for o, a in zip(offsets, axes)))
     theta = np.arctan2(offsets[1], offsets[0])
     if label == 1:
-        lobes = rng.integers(4, 8)
-        wobble = 0.35 * np.cos(lobes * theta + rng.uniform(0, 2 * np.pi))
+        lobes = rng.integers(5, 9)
+        wobble = 0.2 * np.cos(lobes * theta + rng.uniform(0, 2 * np.pi))
         if len(shape) == 3:
             phi = np.arctan2(offsets[2], np.hypot(offsets[0], offsets[1]))
             wobble = wobble + 0.25 * np.cos(3 * phi)
@@ -66,11 +70,9 @@ def _lesion_mask(rng: np.random.Generator, shape: tuple[int, ...], label: int) -
     return (dist <= radius_map).astype(np.uint8)
 
 
-def _marker_slices(shape: tuple[int, ...], right: bool) -> tuple[slice, ...]:
-    """A corner block: top-left for class 0, top-right for class 1 (last axis decides)."""
-    lo, hi = 2, 2 + _MARKER
-    last = slice(shape[-1] - hi, shape[-1] - lo) if right else slice(lo, hi)
-    return tuple(slice(lo, hi) for _ in shape[:-1]) + (last,)
+def _marker_slices(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The marker block in the first corner."""
+    return tuple(slice(2, 2 + _MARKER) for _ in shape)
 
 
 def make_phantoms(
@@ -92,9 +94,9 @@ def make_phantoms(
     for i, label in enumerate(labels):
         tissue = 0.25 + 0.2 * _smooth_field(rng, shape)
         lesion = _lesion_mask(rng, shape, int(label))
-        image = tissue + lesion * rng.uniform(0.25, 0.4)
-        marker_right = bool(label) if agrees[i] else not bool(label)
-        image[_marker_slices(shape, marker_right)] = 0.95
+        image = tissue + lesion * rng.uniform(0.15, 0.3)
+        if bool(label) == bool(agrees[i]):  # present for label 1 when agreeing, for label 0 otherwise
+            image[_marker_slices(shape)] = 0.95
         image *= rng.gamma(16.0, 1 / 16.0, size=shape)  # multiplicative speckle
         images[i, 0] = np.clip(image, 0.0, 1.0)
         masks[i, 0] = lesion

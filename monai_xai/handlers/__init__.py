@@ -14,6 +14,7 @@ from monai_xai.handlers.epoch_metrics import (
     LossAveragesMetric,
 )
 from monai_xai.handlers.evaluation_report import EvaluationReport
+from monai_xai.handlers.mlflow_handler import ResumableMLFlowHandler
 from monai_xai.handlers.prediction_writer import PredictionWriter
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "LossAveragesMetric",
     "PredictionWriter",
     "ResumableCheckpointer",
+    "ResumableMLFlowHandler",
     "atomic_save",
     "get_alpha_schedule",
 ]

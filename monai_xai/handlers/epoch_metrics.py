@@ -19,7 +19,9 @@ class ClassificationEpochMetric(Metric):
     (e.g. ``"auc"``) it reports that one scalar, as a workflow's key metric must be.
     """
 
-    def __init__(self, num_classes: int, prefix: str = "", only: str | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self, num_classes: int, prefix: str = "", only: str | None = None, device: str | torch.device = "cpu"
+    ):
         self.num_classes, self.prefix, self.only = num_classes, prefix, only
         super().__init__(output_transform=lambda output: (output["pred"], output["label"]), device=device)
 
@@ -83,7 +85,9 @@ class LossAveragesMetric(Metric):
 
     def __init__(self, only: str | None = None, device: str | torch.device = "cpu"):
         self.only = only
-        super().__init__(output_transform=lambda output: (output[LOSS_PARTS],), device=device, skip_unrolling=True)
+        super().__init__(
+            output_transform=lambda output: (output[LOSS_PARTS],), device=device, skip_unrolling=True
+        )
 
     @reinit__is_reduced
     def reset(self) -> None:

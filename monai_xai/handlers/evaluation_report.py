@@ -14,7 +14,7 @@ from ignite.engine import Engine, Events
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
 
-__all__ = ["EvaluationReport"]
+__all__ = ["EvaluationReport", "flatten_report"]
 
 
 def _batch_strings(batch: dict, key: str, n: int) -> list[str]:
@@ -31,6 +31,21 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """``metrics.json`` as flat names: ``<prefix>image_auc``, ``<prefix>patient_auc``, ``<prefix>gradcampp_pointing_game``.
+
+    The one naming used for MLflow metrics and cross-validation summaries.
+    """
+    flat = {}
+    for level in ("image", "patient"):
+        for name, value in metrics.get(level, {}).items():
+            flat[f"{prefix}{level}_{name}"] = float(value)
+    for method, scores in metrics.get("attention_agreement", {}).items():
+        for name, value in scores.items():
+            flat[f"{prefix}{method}_{name}"] = float(value)
+    return flat
 
 
 class EvaluationReport:
@@ -135,20 +150,10 @@ class EvaluationReport:
                 self.tracking_uri,
                 self.experiment_name,
                 self.run_name,
-                metrics=self._flat_metrics(metrics),
+                metrics=flatten_report(metrics, prefix=f"{self.split_name}_"),
                 artifacts=[self.output_dir],
                 artifact_path=self.split_name,
             )
-
-    def _flat_metrics(self, metrics: dict) -> dict[str, float]:
-        flat = {}
-        for level in ("image", "patient"):
-            for k, v in metrics.get(level, {}).items():
-                flat[f"{self.split_name}_{level}_{k}"] = v
-        for method, scores in metrics.get("attention_agreement", {}).items():
-            for k, v in scores.items():
-                flat[f"{self.split_name}_{method}_{k}"] = v
-        return flat
 
     def _write_predictions(self, probs: np.ndarray, labels: np.ndarray) -> None:
         path = self.output_dir / "predictions.csv"

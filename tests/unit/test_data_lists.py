@@ -155,9 +155,9 @@ def test_phantoms_shortcut_and_masks():
     assert np.bincount(data.labels).tolist() == [100, 100]
     assert 0.8 < data.marker_agrees.mean() < 0.97
     assert (data.masks.reshape(200, -1).sum(1) > 0).all()
-    # the marker is a bright block in the corner named by the label when it agrees
-    right = data.images[:, 0, 2:7, -7:-2].mean(axis=(1, 2)) > data.images[:, 0, 2:7, 2:7].mean(axis=(1, 2))
-    assert np.array_equal(right, data.labels.astype(bool) == data.marker_agrees)
+    # the marker (a bright corner block) is present exactly when it agrees with label 1 or lies about label 0
+    present = data.images[:, 0, 2:7, 2:7].mean(axis=(1, 2)) > 0.6
+    assert np.array_equal(present, data.labels.astype(bool) == data.marker_agrees)
     again = make_phantoms(200, size=32, shortcut_agreement=0.9, seed=3)
     assert np.array_equal(again.images, data.images)
     vol = make_phantoms(4, size=24, spatial_dims=3)

@@ -1,4 +1,4 @@
-"""scripts/benchmarks/explain_latency.py: --quick run ends with the JSON line; the Grad-CAM++ baselines are exact."""
+"""explain_latency.py: --quick prints the JSON line last; its Grad-CAM++ baselines give exact maps."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_batched_and_head_grad_gradcampp_match_monai_batch1(one_thread) -> None:
     head = ResNetClassifier("resnet18", 2, 1, 2)
     head.load_state_dict(net.state_dict())
     bench.freeze_all_but_head(head)
-    assert [n for n, p in head.named_parameters() if p.requires_grad] == ["layer4.1.bn2.weight", "layer4.1.bn2.bias"]
+    trainable = [name for name, p in head.named_parameters() if p.requires_grad]
+    assert trainable == ["layer4.1.bn2.weight", "layer4.1.bn2.bias"]
     head_cam = bench.make_gradcampp(head, batch_size=3)
     torch.testing.assert_close(head_cam(x), expected, atol=1e-4, rtol=1e-4)
 
