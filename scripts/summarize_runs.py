@@ -54,9 +54,8 @@ def main() -> None:
         print(f"  {run}")
         print(f"    checkpoints  {run / 'checkpoints'} (best.pt, latest.pt)")
         print(f"    metrics      {run / f'eval_{args.split}' / 'metrics.json'}, predictions.csv")
-        print(
-            f"    figures      {run / 'figures'} (attention per epoch), {run / f'eval_{args.split}'} (ROC, confusion, overlays)"
-        )
+        print(f"    figures      {run / 'figures'} (attention per epoch)")
+        print(f"                 {run / f'eval_{args.split}'} (ROC, confusion matrix, overlays)")
         print(f"    MLflow       mlflow ui --backend-store-uri sqlite:///{run / 'mlruns.db'}")
 
 

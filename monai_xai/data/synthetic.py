@@ -1,12 +1,12 @@
 """Seeded phantom images with a lesion, its mask and a planted shortcut, for demos and tests.
 
 The label is a property of the lesion: class 0 lesions are smooth ovals, class 1 lesions have
-lobulated, irregular margins. A bright marker in a corner, far from the lesion, stands in for a
-site- or device-specific mark: in the training and validation parts it is present exactly when
+lobulated, irregular margins. A bright marker in a corner, far from the lesion, stands in for
+a site- or device-specific mark: in the training and validation parts it is present exactly when
 the label is 1 in ``shortcut_agreement`` of the images, in the test part it is random. Presence
-rather than position carries the shortcut, so flips and shifts in augmentation keep it. A classifier that learns
-the marker instead of the lesion loses accuracy on the test part; one whose attention is
-trained toward the lesion mask should not.
+rather than position carries the shortcut, so flips and shifts in augmentation keep it. A
+classifier that learns the marker instead of the lesion loses accuracy on the test part; one
+whose attention is trained toward the lesion mask should not.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """``metrics.json`` as flat names: ``<prefix>image_auc``, ``<prefix>patient_auc``, ``<prefix>gradcampp_pointing_game``.
+    """``metrics.json`` as flat names such as ``<prefix>image_auc`` or ``<prefix>gradcampp_pointing_game``.
 
     The one naming used for MLflow metrics and cross-validation summaries.
     """
