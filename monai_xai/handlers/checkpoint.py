@@ -47,7 +47,9 @@ class ResumableCheckpointer:
 
     ``objects`` maps names to things with ``state_dict``/``load_state_dict`` (network,
     optimizer, scheduler); the trainer's own state (epoch, iteration) is stored too, so ignite
-    resumes at the next epoch. Only rank 0 writes in distributed runs.
+    resumes at the next epoch. Attach it after the logging handlers: an epoch is then logged
+    before it is checkpointed, and a kill between the two repeats the epoch instead of losing its
+    history. Only rank 0 writes in distributed runs.
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True):
