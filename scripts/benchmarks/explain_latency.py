@@ -50,7 +50,7 @@ TRAIN_TARGET = 1.3
 
 #: Settings of --quick; explicit arguments still win.
 QUICK = {"size": 64, "repeats": 3, "warmup": 1, "batch_sizes": "1,16", "train_batch": 4}
-DEFAULTS = {"size": 224, "repeats": 12, "warmup": 2, "batch_sizes": "1,16", "train_batch": 16}
+DEFAULTS = {"size": 224, "repeats": 20, "warmup": 2, "batch_sizes": "1,16", "train_batch": 16}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--num-classes", type=int, default=2)
-    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (12; 3 with --quick)")
+    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (20; 3 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed rounds first (2; 1 with --quick)")
     parser.add_argument("--batch-sizes", help="explain batch sizes, comma separated (1,16)")
     parser.add_argument("--train-batch", type=int, help="training-step batch size (16; 4 with --quick)")
