@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # BUSI (../shared/data/busi_256, fixed splits.json): 3-fold CV of four arms, each evaluated on its
 # fold's validation part and on the fixed test set; then a side-by-side table from MLflow.
-#   TASK=busi_binary|busi  EPOCHS=6  SIZE=64  bash scripts/experiments/abn_busi.sh
+#   TASK=busi_binary|busi  EPOCHS=6  SIZE=64  [MODES="plain dynamic"]  bash scripts/experiments/abn_busi.sh
+# A fold whose evaluation is already there is reused, so an interrupted experiment picks up where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
@@ -14,7 +15,7 @@ OUT="${OUT:-runs/experiments/$TASK-${SIZE}px-${EPOCHS}ep}"
 B=bundles/abn_classification/configs
 STORE="sqlite:///$(pwd)/$OUT/mlruns.db"
 mkdir -p "$OUT"
-for mode in baseline plain conventional dynamic; do
+for mode in ${MODES:-baseline plain conventional dynamic}; do
     start=$SECONDS
     python -m monai_xai.crossval --config_file "['$B/train.json','configs/datasets/$TASK.json']" \
         --evaluate_file "$B/evaluate.json" --output_dir "$OUT/$mode" --mode "$mode" \
