@@ -7,7 +7,7 @@ from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_xai.engines.outputs import HAS_MASK, MASK, split_network_output
+from monai_xai.engines.outputs import batch_to_device, split_network_output
 
 __all__ = ["AttentionEvaluator"]
 
@@ -24,16 +24,8 @@ class AttentionEvaluator(SupervisedEvaluator):
         super().__init__(*args, decollate=decollate, **kwargs)
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        device, nb = engine.state.device, engine.non_blocking
-        inputs = batchdata[Keys.IMAGE].to(device, non_blocking=nb)
-        engine.state.output = {Keys.IMAGE: inputs}
-        if Keys.LABEL in batchdata:
-            engine.state.output[Keys.LABEL] = batchdata[Keys.LABEL].to(device).long().view(-1)
-        for key in (MASK, HAS_MASK):
-            if key in batchdata:
-                engine.state.output[key] = batchdata[key].to(device, non_blocking=nb)
+        engine.state.output = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
+        inputs = engine.state.output[Keys.IMAGE]
         with engine.mode(engine.network):
             if engine.amp:
                 with torch.autocast("cuda", **engine.amp_kwargs):

@@ -7,7 +7,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, split_network_output
+from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device, split_network_output
 
 __all__ = ["AttentionSupervisedTrainer"]
 
@@ -25,13 +25,9 @@ class AttentionSupervisedTrainer(SupervisedTrainer):
         super().__init__(*args, decollate=decollate, **kwargs)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        device, nb = engine.state.device, engine.non_blocking
-        inputs = batchdata[Keys.IMAGE].to(device, non_blocking=nb)
-        labels = batchdata[Keys.LABEL].to(device, non_blocking=nb).long().view(-1)
-        masks = batchdata[MASK].to(device, non_blocking=nb) if MASK in batchdata else None
-        has_mask = batchdata[HAS_MASK].to(device).bool().view(-1) if HAS_MASK in batchdata else None
+        batch = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
+        inputs, labels = batch[Keys.IMAGE], batch[Keys.LABEL]
+        masks, has_mask = batch.get(MASK), batch.get(HAS_MASK)
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

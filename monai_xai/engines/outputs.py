@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ATTENTION_LOGITS", "ATTENTION_MAP", "LOSS_PARTS", "MASK", "HAS_MASK", "split_network_output"]
+__all__ = [
+    "ATTENTION_LOGITS",
+    "ATTENTION_MAP",
+    "LOSS_PARTS",
+    "MASK",
+    "HAS_MASK",
+    "batch_to_device",
+    "split_network_output",
+]
 
 ATTENTION_LOGITS = "attention_logits"
 ATTENTION_MAP = "attention_map"
@@ -26,3 +34,20 @@ def split_network_output(output) -> dict[str, torch.Tensor]:
         ATTENTION_LOGITS: output.attention_logits,
         ATTENTION_MAP: output.attention_map,
     }
+
+
+def batch_to_device(
+    batchdata: dict, device: torch.device, non_blocking: bool = False
+) -> dict[str, torch.Tensor]:
+    """The batch entries an attention-aware engine uses, on ``device``: image, and when present
+    label (as a flat long tensor), mask and has_mask (as a flat bool tensor)."""
+    if batchdata is None:
+        raise ValueError("Must provide batch data for current iteration.")
+    batch = {"image": batchdata["image"].to(device, non_blocking=non_blocking)}
+    if "label" in batchdata:
+        batch["label"] = torch.as_tensor(batchdata["label"]).to(device).long().view(-1)
+    if MASK in batchdata:
+        batch[MASK] = batchdata[MASK].to(device, non_blocking=non_blocking)
+    if HAS_MASK in batchdata:
+        batch[HAS_MASK] = torch.as_tensor(batchdata[HAS_MASK]).to(device).bool().view(-1)
+    return batch
