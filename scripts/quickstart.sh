@@ -7,12 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv ""
 
-EPOCHS="${EPOCHS:-4}"
+EPOCHS="${EPOCHS:-3}"
 OUT="${OUT:-runs/quickstart}"
 DATA=demo_data/phantom2d
 BUNDLE=bundles/abn_classification/configs
 
-[ -f "$DATA/labels.csv" ] || python scripts/make_demo_data.py --out "$DATA" --n-train 1000 --n-val 200 --n-test 400
+[ -f "$DATA/labels.csv" ] || python scripts/make_demo_data.py --out "$DATA" --n-train 800 --n-val 200 --n-test 400
 for mode in baseline dynamic; do
     mkdir -p "$OUT/$mode"
     log="$OUT/$mode/quickstart.log"
