@@ -28,7 +28,13 @@ __all__ = [
 
 # Where a loader may have put the DICOM Photometric Interpretation (0028,0004): our own key, the keyword,
 # ITKReader's "group|element" key and PydicomReader's JSON key (the latter only with prune_metadata=False).
-_PHOTOMETRIC_META_KEYS = ("photometric", "PhotometricInterpretation", "0028|0004", "00280004")
+_PHOTOMETRIC_META_KEYS = (
+    "photometric",
+    "photometric_interpretation",
+    "PhotometricInterpretation",
+    "0028|0004",
+    "00280004",
+)
 
 # ITU-R BT.601 luma weights: the usual RGB to grayscale conversion.
 _LUMA = (0.299, 0.587, 0.114)

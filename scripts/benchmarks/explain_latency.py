@@ -22,9 +22,13 @@ Grad-CAM++ notes:
   batch-1 call (checked by ``tests/unit/test_explain_latency_script.py``).
 * The baseline network keeps ``requires_grad`` on every weight, as a trained model loaded for explanation
   does, so ``backward`` also computes all weight gradients. A second baseline, "GradCAM++ head-grad", freezes
-  every weight except the last batch norm of ``layer4``: the maps are identical and the backward pass stops
-  right after ``layer4``. It is reported as extra keys (``explain_ratio_b*_vs_headgrad``); the targets are
-  judged against the default baseline.
+  every weight except the last batch norm of ``layer4``: the maps are identical and the backward pass goes no
+  further than that batch norm. It is reported as extra keys (``explain_ratio_b*_vs_headgrad``); the targets
+  are judged against the default baseline.
+
+Run it on an idle machine: with default threads, another busy process makes OpenMP threads spin-wait and
+slows each step many times over, unevenly. The JSON records the load average at start and end, and the
+minimum times next to the medians.
 
 Usage::
 
@@ -49,7 +53,7 @@ EXPLAIN_TARGET = 0.5
 TRAIN_TARGET = 1.3
 
 #: Settings of --quick; explicit arguments still win.
-QUICK = {"size": 64, "repeats": 3, "warmup": 1, "batch_sizes": "1,16", "train_batch": 4}
+QUICK = {"size": 32, "repeats": 2, "warmup": 1, "batch_sizes": "1,16", "train_batch": 2}
 DEFAULTS = {"size": 224, "repeats": 20, "warmup": 2, "batch_sizes": "1,16", "train_batch": 16}
 
 
@@ -57,14 +61,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size", type=int, help="input height = width (default 224; 64 with --quick)")
+    parser.add_argument("--size", type=int, help="input height = width (default 224; 32 with --quick)")
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--num-classes", type=int, default=2)
-    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (20; 3 with --quick)")
+    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (20; 2 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed rounds first (2; 1 with --quick)")
     parser.add_argument("--batch-sizes", help="explain batch sizes, comma separated (1,16)")
-    parser.add_argument("--train-batch", type=int, help="training-step batch size (16; 4 with --quick)")
+    parser.add_argument("--train-batch", type=int, help="training-step batch size (16; 2 with --quick)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (used only when available)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

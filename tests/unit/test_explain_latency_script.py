@@ -28,7 +28,7 @@ def test_quick_run_prints_json_last() -> None:
     # on a shared core make every step many times slower.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--size", "32", "--repeats", "1", "--warmup", "0"],
+        [sys.executable, str(SCRIPT), "--quick"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -451,3 +451,26 @@ def test_validate_datalist(tmp_path):
 
     with pytest.raises(TypeError):
         validate_datalist(datalist, buggy)
+
+
+def test_monochrome1_dicom_is_inverted_after_loading(tmp_path):
+    """The loader's DICOM metadata reaches InvertMonochrome1d, so MONOCHROME1 files come out inverted."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from monai_xai.transforms import InvertMonochrome1d, LoadImageOrArrayd
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(tmp_path / "cr.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.array([[0, 10], [20, 30]], dtype=np.uint16).tobytes()
+    ds.save_as(tmp_path / "cr.dcm", enforce_file_format=True)
+    item = LoadImageOrArrayd(keys="image")({"image": str(tmp_path / "cr.dcm")})
+    out = InvertMonochrome1d(keys="image")(item)["image"]
+    assert out.flatten().tolist() == [30, 20, 10, 0]
