@@ -24,17 +24,20 @@ class _Logits(nn.Module):
 
 
 def _batch_score_hooks(module: nn.Module, layer: str):
-    """MONAI's ``ModelWithHooks`` with the class score shaped (B, 1, ...) instead of (B,).
+    """MONAI's ``ModelWithHooks`` scoring each image's own target class, shaped (B, 1, ...).
 
-    Grad-CAM++ multiplies ``exp(score)`` with the gradients; a (B,) score broadcasts against the
-    last spatial axis and fails (or silently mixes images) for batches larger than one.
+    Stock MONAI indexes ``logits[:, class_idx]``: with a (B,) tensor of classes that is a (B, B)
+    block, and its (B,) score then broadcasts against the last spatial axis of the gradients in
+    Grad-CAM++, which fails (or silently mixes images) for batches larger than one.
     """
     from monai.visualize.class_activation_maps import ModelWithHooks
 
     class BatchScoreHooks(ModelWithHooks):
-        def class_score(self, logits: torch.Tensor, class_idx: int) -> torch.Tensor:
+        def class_score(self, logits: torch.Tensor, class_idx) -> torch.Tensor:
             rank = self.activations[self.target_layers[-1]].ndim
-            return logits[:, class_idx].reshape(-1, *[1] * (rank - 1))
+            index = torch.as_tensor(class_idx, device=logits.device).long().view(-1, 1)
+            score = logits.gather(1, index.expand(logits.shape[0], 1))
+            return score.reshape(-1, *[1] * (rank - 1))
 
     return BatchScoreHooks(module, layer, register_forward=True, register_backward=True)
 
@@ -49,8 +52,8 @@ def _last_layer4(module: nn.Module) -> str:
 class CAMSaliency:
     """Class activation maps of ``network`` at its last ResNet stage, upsampled to the input size.
 
-    MONAI's CAM scores ``logits[:, class_idx]`` for one class per call, so a batch of mixed target
-    classes is split by class and each part gets its own call.
+    One forward and one backward per batch, each image scored for its own target class (default:
+    its predicted class).
     The hooks are registered once per instance: keep one instance per network.
     """
 
@@ -71,13 +74,7 @@ class CAMSaliency:
 
         images = images.as_tensor() if hasattr(images, "as_tensor") else images
         images = images.detach()
-        with eval_mode(self.network), torch.enable_grad():
-            if class_idx is None:
-                with torch.no_grad():
-                    class_idx = split_network_output(self.network(images))["pred"].argmax(dim=1)
+        if class_idx is not None:
             class_idx = torch.as_tensor(class_idx).view(-1)
-            maps = torch.empty((images.shape[0], 1, *images.shape[2:]), device=images.device)
-            for c in class_idx.unique().tolist():
-                select = (class_idx == c).nonzero().view(-1).to(images.device)
-                maps[select] = self.cam(images[select], class_idx=int(c)).to(maps.dtype)
-        return maps
+        with eval_mode(self.network), torch.enable_grad():
+            return self.cam(images, class_idx=class_idx)
