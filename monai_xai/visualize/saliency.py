@@ -7,7 +7,7 @@ from torch import nn
 
 from monai_xai.engines.outputs import split_network_output
 
-__all__ = ["CAMSaliency", "CAM_METHODS"]
+__all__ = ["CAMSaliency", "CAM_METHODS", "batch_score_hooks"]
 
 CAM_METHODS = ("gradcam", "gradcampp")
 
@@ -23,7 +23,7 @@ class _Logits(nn.Module):
         return split_network_output(self.network(x))["pred"]
 
 
-def _batch_score_hooks(module: nn.Module, layer: str):
+def batch_score_hooks(module: nn.Module, layer: str):
     """MONAI's ``ModelWithHooks`` scoring each image's own target class, shaped (B, 1, ...).
 
     Stock MONAI indexes ``logits[:, class_idx]``: with a (B,) tensor of classes that is a (B, B)
@@ -64,7 +64,7 @@ class CAMSaliency:
             raise ValueError(f"unknown CAM method {method!r}; valid: {', '.join(CAM_METHODS)}")
         wrapped = _Logits(network)
         layer = target_layer or _last_layer4(wrapped)
-        hooks = _batch_score_hooks(wrapped, layer)
+        hooks = batch_score_hooks(wrapped, layer)
         self.cam = (GradCAMpp if method == "gradcampp" else GradCAM)(nn_module=hooks, target_layers=layer)
         self.network = network
 

@@ -17,9 +17,9 @@ Grad-CAM++ notes:
 
 * MONAI 1.6's ``GradCAMpp`` only works at batch 1: it scales the (B, C, *spatial) gradients by the class
   score without reshaping it (and with ``class_idx=None`` the score is a (B, B) matrix), so any batch > 1
-  raises a shape error. Batch 1 uses MONAI's class unchanged; larger batches use ``GradCAMpp`` with those two
-  lines fixed (per-sample score of each sample's predicted class), which gives, per sample, the same map as a
-  batch-1 call (checked by ``tests/unit/test_explain_latency_script.py``).
+  raises a shape error. Batch 1 uses MONAI's class unchanged; larger batches use ``GradCAMpp`` over
+  ``monai_xai.visualize.batch_score_hooks`` (each sample scored by its own predicted class), which
+  gives, per sample, the same map as a batch-1 call (tests/unit/test_explain_latency_script.py checks it).
 * The baseline network keeps ``requires_grad`` on every weight, as a trained model loaded for explanation
   does, so ``backward`` also computes all weight gradients. A second baseline, "GradCAM++ head-grad", freezes
   every weight except the last batch norm of ``layer4``: the maps are identical and the backward pass goes no
@@ -116,51 +116,16 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def batched_gradcampp_type() -> type:
-    """``monai.visualize.GradCAMpp`` with its batch > 1 shape bug fixed (see the module docstring)."""
-    import torch
-    import torch.nn.functional as F
-    from monai.visualize import GradCAMpp
-    from monai.visualize.class_activation_maps import ModelWithHooks
-
-    class PerSampleScoreHooks(ModelWithHooks):
-        """Score each sample by its own class (MONAI takes ``logits[:, class_idx]``, a (B, B) matrix)."""
-
-        def class_score(self, logits: torch.Tensor, class_idx: Any) -> torch.Tensor:
-            index = torch.as_tensor(class_idx, device=logits.device).reshape(-1, 1).expand(logits.shape[0], 1)
-            return logits.gather(1, index).squeeze(1)
-
-    class BatchedGradCAMpp(GradCAMpp):
-        def __init__(self, nn_module: torch.nn.Module, target_layers: str) -> None:
-            hooks = PerSampleScoreHooks(
-                nn_module, target_layers, register_forward=True, register_backward=True
-            )
-            super().__init__(nn_module=hooks, target_layers=target_layers)
-
-        def compute_map(self, x, class_idx=None, retain_graph=False, layer_idx=-1, **kwargs):  # noqa: D102
-            # MONAI 1.6 GradCAMpp.compute_map, the score reshaped to (B, 1, ...) before scaling the grads.
-            _, acti, grad = self.nn_module(x, class_idx=class_idx, retain_graph=retain_graph, **kwargs)
-            acti, grad = acti[layer_idx], grad[layer_idx]
-            b, c, *spatial = grad.shape
-            ones = [1] * len(spatial)
-            alpha_nr = grad.pow(2)
-            alpha_dr = alpha_nr.mul(2) + acti.mul(grad.pow(3)).view(b, c, -1).sum(-1).view(b, c, *ones)
-            alpha_dr = torch.where(alpha_dr != 0.0, alpha_dr, torch.ones_like(alpha_dr))
-            alpha = alpha_nr.div(alpha_dr + 1e-7)
-            score = self.nn_module.score.reshape(b, 1, *ones)
-            relu_grad = F.relu(score.exp() * grad)
-            weights = (alpha * relu_grad).view(b, c, -1).sum(-1).view(b, c, *ones)
-            return F.relu((weights * acti).sum(1, keepdim=True))
-
-    return BatchedGradCAMpp
-
-
 def make_gradcampp(network: Any, batch_size: int, target_layer: str = "layer4") -> Any:
-    """MONAI's ``GradCAMpp`` for batch 1, the batch-fixed subclass otherwise; hooks registered once here."""
+    """MONAI's ``GradCAMpp`` as shipped for batch 1; for larger batches the same class over
+    ``monai_xai.visualize.batch_score_hooks``, which scores each sample by its own class (stock
+    MONAI fails there). Hooks are registered once, here."""
     from monai.visualize import GradCAMpp
 
-    cam_type = GradCAMpp if batch_size == 1 else batched_gradcampp_type()
-    return cam_type(nn_module=network, target_layers=target_layer)
+    from monai_xai.visualize import batch_score_hooks
+
+    hooked = network if batch_size == 1 else batch_score_hooks(network, target_layer)
+    return GradCAMpp(nn_module=hooked, target_layers=target_layer)
 
 
 def freeze_all_but_head(network: Any) -> Any:
