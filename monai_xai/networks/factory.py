@@ -6,7 +6,10 @@ from torch import nn
 
 from monai_xai.losses.classifier_loss import CLASSIFIER_MODES
 
-__all__ = ["get_classifier"]
+__all__ = ["ABN_ARCHITECTURES", "get_classifier"]
+
+#: Attention Branch Network variants by name: the class name in ``monai_xai.networks.nets``.
+ABN_ARCHITECTURES = {"abn": "AttentionBranchNetwork", "abn_compact": "CompactAttentionBranchNetwork"}
 
 
 def get_classifier(
@@ -16,16 +19,23 @@ def get_classifier(
     in_channels: int = 1,
     num_classes: int = 2,
     stem: str = "standard",
+    architecture: str = "abn",
 ) -> nn.Module:
-    """``baseline`` -> plain ResNet; ``plain``/``conventional``/``dynamic`` -> Attention Branch Network.
+    """``baseline`` -> plain ResNet; ``plain``/``conventional``/``dynamic`` -> the ABN ``architecture``.
 
-    The three ABN modes share one architecture and differ only in their loss.
+    The three ABN modes share one architecture and differ only in their loss; ``architecture`` picks the
+    variant (see :data:`ABN_ARCHITECTURES`) and is ignored by ``baseline``.
     """
-    from monai_xai.networks.nets import AttentionBranchNetwork, ResNetClassifier
+    from monai_xai.networks import nets
 
     if mode not in CLASSIFIER_MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
-    network_type = ResNetClassifier if mode == "baseline" else AttentionBranchNetwork
+    if architecture not in ABN_ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; valid architectures: {', '.join(ABN_ARCHITECTURES)}"
+        )
+    abn_type = getattr(nets, ABN_ARCHITECTURES[architecture])
+    network_type = nets.ResNetClassifier if mode == "baseline" else abn_type
     return network_type(
         backbone=backbone,
         spatial_dims=spatial_dims,

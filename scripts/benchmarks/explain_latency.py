@@ -9,6 +9,11 @@ Two side-by-side measurements in one run, on the same backbone and input size:
 (b) one training step (forward, loss, backward, AdamW step) of ABN in "dynamic" mode with a teacher mask vs a
     plain ResNet with cross-entropy, batch ``--train-batch``.
 
+Each ABN architecture of ``--architectures`` (default: the full ``abn`` and ``abn_compact``, whose attention
+branch is one block at layer3's width) is a contender in the same interleaved rounds. The keys without a
+suffix (``explain_ratio_b1``, ``train_step_ratio``, ...) are the first architecture's; the others' carry the
+architecture name as a suffix (``train_step_ratio_abn_compact``).
+
 After warm-up the two contenders alternate (A, B, A, B, ...) for ``--repeats`` rounds and the medians are
 compared, so machine noise hits both alike. Ratios are ABN time / baseline time. The last line printed is one
 JSON object (ratios, medians, settings, targets and whether each target is met).
@@ -63,6 +68,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--size", type=int, help="input height = width (default 224; 32 with --quick)")
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
+    parser.add_argument(
+        "--architectures",
+        default="abn,abn_compact",
+        help="ABN variants to time, comma separated; the first one gives the unsuffixed keys",
+    )
     parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--num-classes", type=int, default=2)
     parser.add_argument("--repeats", type=int, help="timed rounds per comparison (20; 2 with --quick)")
@@ -84,6 +94,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",") if b.strip()]
+    args.architectures = [a.strip() for a in args.architectures.split(",") if a.strip()]
+    from monai_xai.networks.factory import ABN_ARCHITECTURES
+
+    unknown = sorted(set(args.architectures) - set(ABN_ARCHITECTURES))
+    if not args.architectures or unknown:
+        parser.error(f"--architectures: unknown {unknown}; valid: {', '.join(ABN_ARCHITECTURES)}")
     if not args.batch_sizes or min(args.batch_sizes) < 1 or args.train_batch < 1:
         parser.error("batch sizes must be positive integers")
     if args.repeats < 1 or args.warmup < 0 or args.size < 32:
@@ -148,11 +164,11 @@ def teacher_masks(batch: int, size: int, device: Any) -> Any:
     return disk.float().expand(batch, 1, size, size).contiguous()
 
 
-def _fmt_row(label: str, abn_ms: float, base_name: str, base_ms: float, target: float) -> str:
+def _fmt_row(label: str, abn_name: str, abn_ms: float, base_name: str, base_ms: float, target: float) -> str:
     ratio = abn_ms / base_ms
     verdict = "met" if ratio <= target else "MISSED"
     return (
-        f"{label:<14} ABN {abn_ms:9.1f} ms | {base_name:<19} {base_ms:9.1f} ms | "
+        f"{label:<14} {abn_name:<11} {abn_ms:9.1f} ms | {base_name:<19} {base_ms:9.1f} ms | "
         f"ratio {ratio:5.2f} (target <= {target}) {verdict}"
     )
 
@@ -201,11 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     # (a) explain: ABN forward + upsampled map vs one Grad-CAM++ call.
-    abn = get_classifier("dynamic", **net_kwargs).to(device).eval()
+    architectures = args.architectures
+    abns = {a: get_classifier("dynamic", architecture=a, **net_kwargs) for a in architectures}
+    abns = {a: net.to(device).eval() for a, net in abns.items()}
     baseline = get_classifier("baseline", **net_kwargs).to(device).eval()
     head_grad = freeze_all_but_head(copy.deepcopy(baseline)) if args.headgrad else None
 
-    def abn_explain(x: torch.Tensor) -> Callable[[], Any]:
+    def suffix(architecture: str) -> str:
+        return "" if architecture == architectures[0] else f"_{architecture}"
+
+    def abn_explain(abn: torch.nn.Module, x: torch.Tensor) -> Callable[[], Any]:
         def run() -> Any:
             with torch.no_grad():
                 out = abn(x)
@@ -231,21 +252,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for batch in args.batch_sizes:
         x = torch.randn(batch, args.in_channels, size, size, device=device)
         # One CAM object (and one network copy, so hooks never stack up) per batch size, built untimed.
-        contenders = {
-            "abn": abn_explain(x),
-            "gradcampp": cam_explain(make_gradcampp(copy.deepcopy(baseline), batch), x),
-        }
+        contenders = {a: abn_explain(abns[a], x) for a in architectures}
+        contenders["gradcampp"] = cam_explain(make_gradcampp(copy.deepcopy(baseline), batch), x)
         if args.headgrad:
             contenders["gradcampp_headgrad"] = cam_explain(make_gradcampp(copy.deepcopy(head_grad), batch), x)
         got = measure(f"explain_b{batch}", contenders)
-        ratios[f"explain_ratio_b{batch}"] = got["abn"] / got["gradcampp"]
-        rows.append(_fmt_row(f"explain b={batch}", got["abn"], "GradCAM++", got["gradcampp"], EXPLAIN_TARGET))
-        if args.headgrad:
-            ratios[f"explain_ratio_b{batch}_vs_headgrad"] = got["abn"] / got["gradcampp_headgrad"]
+        for a in architectures:
+            ratios[f"explain_ratio_b{batch}{suffix(a)}"] = got[a] / got["gradcampp"]
             rows.append(
-                _fmt_row("", got["abn"], "GradCAM++ head-grad", got["gradcampp_headgrad"], EXPLAIN_TARGET)
-                + "  (info)"
+                _fmt_row(f"explain b={batch}", a, got[a], "GradCAM++", got["gradcampp"], EXPLAIN_TARGET)
             )
+            if args.headgrad:
+                ratios[f"explain_ratio_b{batch}_vs_headgrad{suffix(a)}"] = got[a] / got["gradcampp_headgrad"]
+                rows.append(
+                    _fmt_row("", a, got[a], "GradCAM++ head-grad", got["gradcampp_headgrad"], EXPLAIN_TARGET)
+                    + "  (info)"
+                )
         contenders.clear()  # frees this batch size's network copies
 
     # (b) one training step: ABN "dynamic" with a teacher mask vs plain ResNet with cross-entropy.
@@ -254,8 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     y = torch.randint(0, n_classes, (batch,), device=device)
     mask = teacher_masks(batch, size, device)
 
-    def train_step(mode: str) -> Callable[[], Any]:
-        net = get_classifier(mode, **net_kwargs).to(device).train()
+    def train_step(mode: str, architecture: str = "abn") -> Callable[[], Any]:
+        net = get_classifier(mode, architecture=architecture, **net_kwargs).to(device).train()
         loss_fn = get_classifier_loss(mode)
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
 
@@ -267,26 +289,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run
 
-    got = measure(f"train_b{batch}", {"abn": train_step("dynamic"), "resnet": train_step("baseline")})
-    ratios["train_step_ratio"] = got["abn"] / got["resnet"]
-    rows.append(_fmt_row(f"train b={batch}", got["abn"], "ResNet + CE", got["resnet"], TRAIN_TARGET))
+    contenders = {a: train_step("dynamic", a) for a in architectures}
+    contenders["resnet"] = train_step("baseline")
+    got = measure(f"train_b{batch}", contenders)
+    for a in architectures:
+        ratios[f"train_step_ratio{suffix(a)}"] = got[a] / got["resnet"]
+        rows.append(_fmt_row(f"train b={batch}", a, got[a], "ResNet + CE", got["resnet"], TRAIN_TARGET))
 
     print("\n".join(rows))
-    explain_keys = [f"explain_ratio_b{b}" for b in args.batch_sizes]
-    met = {f"{key}_met": ratios[key] <= EXPLAIN_TARGET for key in explain_keys}
-    met["train_step_ratio_met"] = ratios["train_step_ratio"] <= TRAIN_TARGET
+    met_by_architecture: dict[str, dict[str, bool]] = {}
+    for a in architectures:
+        targets = {f"explain_ratio_b{b}{suffix(a)}": EXPLAIN_TARGET for b in args.batch_sizes}
+        targets[f"train_step_ratio{suffix(a)}"] = TRAIN_TARGET
+        met_by_architecture[a] = {f"{key}_met": ratios[key] <= target for key, target in targets.items()}
+    met = {key: value for arch_met in met_by_architecture.values() for key, value in arch_met.items()}
     elapsed = time.perf_counter() - t_start
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     print(f"total {elapsed:.1f} s; 1-min load average {load:.1f} at start, {load_end:.1f} at end")
     result = {
         **{k: round(v, 4) for k, v in ratios.items()},
         **met,
-        "all_targets_met": all(met.values()),
+        "all_targets_met": {a: all(arch_met.values()) for a, arch_met in met_by_architecture.items()},
         "targets": {"explain_ratio_max": EXPLAIN_TARGET, "train_step_ratio_max": TRAIN_TARGET},
         "medians_ms": {k: round(v, 3) for k, v in medians.items()},
         "mins_ms": {k: round(v, 3) for k, v in mins.items()},
         "settings": {
             "backbone": args.backbone,
+            "architectures": architectures,
             "in_channels": args.in_channels,
             "num_classes": n_classes,
             "size": size,

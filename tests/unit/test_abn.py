@@ -9,7 +9,9 @@ from monai.networks.nets import ResNet
 from monai_xai.networks import (
     ABNOutput,
     AttentionBranchNetwork,
+    CompactAttentionBranchNetwork,
     ResNetClassifier,
+    get_classifier,
     get_resnet_spec,
     resize_attention,
     resnet_backbone,
@@ -81,6 +83,37 @@ def test_abn_shapes_and_map_range(backbone: str, spatial_dims: int) -> None:
     feature_size = net.features(x).shape[2:]
     assert out.attention_map.shape == (2, 1, *feature_size)
     assert out.attention_map.min() >= 0 and out.attention_map.max() <= 1
+
+
+@pytest.mark.parametrize("backbone, spatial_dims", [("resnet18", 2), ("resnet50", 3)])
+def test_compact_abn_keeps_map_resolution_with_a_smaller_branch(backbone: str, spatial_dims: int) -> None:
+    full = AttentionBranchNetwork(backbone, spatial_dims=spatial_dims, num_classes=3)
+    compact = CompactAttentionBranchNetwork(backbone, spatial_dims=spatial_dims, num_classes=3)
+    x = torch.rand(SHAPES[spatial_dims])
+    full_out, compact_out = full(x), compact(x)
+    assert compact_out.attention_map.shape == full_out.attention_map.shape
+    assert compact_out.perception_logits.shape == (2, 3)
+    # One block at layer3's width instead of layer4's blocks: the branch is much smaller, the rest identical.
+    spec = get_resnet_spec(backbone)
+    assert len(compact.attention_branch.layer) == 1 and len(full.attention_branch.layer) == spec.layers[3]
+    assert compact.attention_branch.norm.num_features == spec.feature_channels
+
+    def size(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    assert size(compact.attention_branch) < size(full.attention_branch) / 4
+    assert size(compact.features) == size(full.features)
+    assert size(compact.perception_branch) == size(full.perception_branch)
+
+
+def test_get_classifier_picks_architecture_by_name() -> None:
+    assert type(get_classifier("dynamic")) is AttentionBranchNetwork
+    assert type(get_classifier("plain", architecture="abn_compact")) is CompactAttentionBranchNetwork
+    assert type(get_classifier("baseline", architecture="abn_compact")) is ResNetClassifier
+    with pytest.raises(ValueError, match="unknown architecture 'abn_tiny'.*abn, abn_compact"):
+        get_classifier("dynamic", architecture="abn_tiny")
+    with pytest.raises(ValueError, match="unknown mode 'static'"):
+        get_classifier("static")
 
 
 def test_abn_accepts_any_in_channels() -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .abn import ABNOutput, AttentionBranch, AttentionBranchNetwork, resize_attention, upsample_attention
+from .abn import (
+    ABNOutput,
+    AttentionBranch,
+    AttentionBranchNetwork,
+    CompactAttentionBranchNetwork,
+    resize_attention,
+    upsample_attention,
+)
 from .resnet import (
     RESNET_SPECS,
     RESNET_STEMS,
@@ -19,6 +26,7 @@ __all__ = [
     "ABNOutput",
     "AttentionBranch",
     "AttentionBranchNetwork",
+    "CompactAttentionBranchNetwork",
     "RESNET_SPECS",
     "RESNET_STEMS",
     "STAGE_WIDTHS",

@@ -30,6 +30,7 @@ __all__ = [
     "ABNOutput",
     "AttentionBranch",
     "AttentionBranchNetwork",
+    "CompactAttentionBranchNetwork",
     "resize_attention",
     "upsample_attention",
 ]
@@ -71,22 +72,38 @@ def resize_attention(attention_map: torch.Tensor, size: Sequence[int]) -> torch.
 
 
 class AttentionBranch(nn.Module):
-    """Attention branch: a stride-1 copy of ``layer4`` followed by class maps, class logits and M(x).
+    """Attention branch: residual blocks at stride 1, then class maps, class logits and M(x).
 
-    As in Fukui et al.: the class maps are pooled to the attention logits (which makes them
-    class-discriminative) and squeezed by a 1x1 convolution, batch norm and sigmoid into the single-channel
-    map M(x) in [0, 1].
+    As in Fukui et al.: the blocks default to a stride-1 copy of ``layer4``; the class maps are pooled to the
+    attention logits (which makes them class-discriminative) and squeezed by a 1x1 convolution, batch norm and
+    sigmoid into the single-channel map M(x) in [0, 1].
+
+    Args:
+        spec: the backbone whose ``layer3`` features the branch reads.
+        spatial_dims: 2 or 3.
+        num_classes: classes of the attention logits.
+        width: base width of the residual blocks (before the bottleneck expansion); ``layer4``'s by default.
+        num_blocks: residual blocks; ``layer4``'s count by default.
     """
 
-    def __init__(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> None:
+    def __init__(
+        self,
+        spec: ResNetSpec,
+        spatial_dims: int,
+        num_classes: int,
+        width: int = STAGE_WIDTHS[3],
+        num_blocks: int | None = None,
+    ) -> None:
         super().__init__()
         conv_type = Conv[Conv.CONV, spatial_dims]
         norm_type = Norm[Norm.BATCH, spatial_dims]
+        num_blocks = spec.layers[3] if num_blocks is None else num_blocks
+        channels = width * spec.block.expansion
         self.layer = make_resnet_stage(
-            spec.block, spec.feature_channels, STAGE_WIDTHS[3], spec.layers[3], spatial_dims, stride=1
+            spec.block, spec.feature_channels, width, num_blocks, spatial_dims, stride=1
         )
-        self.norm = norm_type(spec.out_channels)
-        self.class_conv = conv_type(spec.out_channels, num_classes, kernel_size=1, bias=False)
+        self.norm = norm_type(channels)
+        self.class_conv = conv_type(channels, num_classes, kernel_size=1, bias=False)
         self.class_norm = norm_type(num_classes)
         self.act = nn.ReLU(inplace=True)
         self.logit_conv = conv_type(num_classes, num_classes, kernel_size=1, bias=False)
@@ -134,10 +151,14 @@ class AttentionBranchNetwork(nn.Module):
         self.backbone = backbone
         self.spatial_dims = spatial_dims
         self.features, layer4 = resnet_feature_stages(net)
-        self.attention_branch = AttentionBranch(spec, spatial_dims, num_classes)
+        self.attention_branch = self.make_attention_branch(spec, spatial_dims, num_classes)
         self.perception_branch = nn.Sequential(
             OrderedDict(layer4=layer4, pool=net.avgpool, flatten=nn.Flatten(1), fc=net.fc)
         )
+
+    def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
+        """The attention branch of Fukui et al.: a full stride-1 copy of ``layer4``."""
+        return AttentionBranch(spec, spatial_dims, num_classes)
 
     def forward(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> ABNOutput:
         """Classify ``x``; an ``attention_map`` given here replaces M(x) in the perception branch."""
@@ -158,3 +179,16 @@ class AttentionBranchNetwork(nn.Module):
                 f"{self.spatial_dims} spatial dims, got {tuple(amap.shape)}"
             )
         return resize_attention(amap.clamp(0.0, 1.0), features.shape[2:])
+
+
+class CompactAttentionBranchNetwork(AttentionBranchNetwork):
+    """ABN whose attention branch is one residual block at ``layer3``'s width instead of a copy of ``layer4``.
+
+    The full branch runs ``layer4``'s blocks at stride 1, i.e. on four times as many positions (eight in 3D)
+    as ``layer4`` itself, which makes it the most expensive part of the network. One block at ``layer3``'s
+    width keeps M(x) at the same resolution for roughly an eighth of that cost.
+    """
+
+    def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
+        """One block at ``layer3``'s width."""
+        return AttentionBranch(spec, spatial_dims, num_classes, width=STAGE_WIDTHS[2], num_blocks=1)
