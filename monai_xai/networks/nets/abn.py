@@ -31,6 +31,7 @@ __all__ = [
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "external_attention_map",
     "resize_attention",
     "upsample_attention",
 ]
@@ -71,6 +72,24 @@ def resize_attention(attention_map: torch.Tensor, size: Sequence[int]) -> torch.
     return upsample_attention(attention_map, size)
 
 
+def external_attention_map(attention_map: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """An expert's map as a (B, 1, *feature size) tensor in [0, 1] on ``features``' device and dtype.
+
+    Accepts (B or 1, 1, *any spatial size) or (B or 1, *any spatial size); the map is clipped to [0, 1] and
+    resized to the features with :func:`resize_attention`.
+    """
+    batch, spatial_dims = features.shape[0], features.ndim - 2
+    amap = torch.as_tensor(attention_map).to(device=features.device, dtype=features.dtype)
+    if amap.ndim == spatial_dims + 1:
+        amap = amap.unsqueeze(1)
+    if amap.ndim != spatial_dims + 2 or amap.shape[1] != 1 or amap.shape[0] not in (1, batch):
+        raise ValueError(
+            f"attention_map must have shape ({batch} or 1, 1, *spatial) or ({batch} or 1, *spatial) with "
+            f"{spatial_dims} spatial dims, got {tuple(amap.shape)}"
+        )
+    return resize_attention(amap.clamp(0.0, 1.0), features.shape[2:])
+
+
 class AttentionBranch(nn.Module):
     """Attention branch: residual blocks at stride 1, then class maps, class logits and M(x).
 
@@ -79,11 +98,12 @@ class AttentionBranch(nn.Module):
     sigmoid into the single-channel map M(x) in [0, 1].
 
     Args:
-        spec: the backbone whose ``layer3`` features the branch reads.
+        spec: the backbone whose features the branch reads.
         spatial_dims: 2 or 3.
         num_classes: classes of the attention logits.
         width: base width of the residual blocks (before the bottleneck expansion); ``layer4``'s by default.
         num_blocks: residual blocks; ``layer4``'s count by default.
+        in_channels: channels of the features read; ``layer3``'s output by default.
     """
 
     def __init__(
@@ -93,15 +113,15 @@ class AttentionBranch(nn.Module):
         num_classes: int,
         width: int = STAGE_WIDTHS[3],
         num_blocks: int | None = None,
+        in_channels: int | None = None,
     ) -> None:
         super().__init__()
         conv_type = Conv[Conv.CONV, spatial_dims]
         norm_type = Norm[Norm.BATCH, spatial_dims]
         num_blocks = spec.layers[3] if num_blocks is None else num_blocks
+        in_channels = spec.feature_channels if in_channels is None else in_channels
         channels = width * spec.block.expansion
-        self.layer = make_resnet_stage(
-            spec.block, spec.feature_channels, width, num_blocks, spatial_dims, stride=1
-        )
+        self.layer = make_resnet_stage(spec.block, in_channels, width, num_blocks, spatial_dims, stride=1)
         self.norm = norm_type(channels)
         self.class_conv = conv_type(channels, num_classes, kernel_size=1, bias=False)
         self.class_norm = norm_type(num_classes)
@@ -164,21 +184,9 @@ class AttentionBranchNetwork(nn.Module):
         """Classify ``x``; an ``attention_map`` given here replaces M(x) in the perception branch."""
         features = self.features(x)
         attention_logits, own_map = self.attention_branch(features)
-        used_map = own_map if attention_map is None else self._external_map(attention_map, features)
+        used_map = own_map if attention_map is None else external_attention_map(attention_map, features)
         perception_logits = self.perception_branch(features * (1.0 + used_map))
         return ABNOutput(attention_logits, perception_logits, own_map)
-
-    def _external_map(self, attention_map: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        batch = features.shape[0]
-        amap = torch.as_tensor(attention_map).to(device=features.device, dtype=features.dtype)
-        if amap.ndim == self.spatial_dims + 1:
-            amap = amap.unsqueeze(1)
-        if amap.ndim != self.spatial_dims + 2 or amap.shape[1] != 1 or amap.shape[0] not in (1, batch):
-            raise ValueError(
-                f"attention_map must have shape ({batch} or 1, 1, *spatial) or ({batch} or 1, *spatial) with "
-                f"{self.spatial_dims} spatial dims, got {tuple(amap.shape)}"
-            )
-        return resize_attention(amap.clamp(0.0, 1.0), features.shape[2:])
 
 
 class CompactAttentionBranchNetwork(AttentionBranchNetwork):
