@@ -1,0 +1,107 @@
+"""Deletion/Insertion on a model whose answer is known pixel by pixel, and quadratic weighted kappa."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from monai_xai.metrics import deletion_insertion, perturbation_baseline, quadratic_weighted_kappa
+
+
+class LinearEvidence(torch.nn.Module):
+    """Class-1 logit = sum of the pixels in a fixed region, class-0 logit = 0: only that region matters."""
+
+    def __init__(self, region: torch.Tensor) -> None:
+        super().__init__()
+        self.region = region.float()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        evidence = (x * self.region).flatten(1).sum(1)
+        return torch.stack([torch.zeros_like(evidence), evidence], dim=1)
+
+
+def _setup(spatial: tuple[int, ...]):
+    region = torch.zeros(1, 1, *spatial)
+    region[(0, 0, *[slice(0, 2)] * len(spatial))] = 1.0
+    images = torch.ones(2, 1, *spatial)
+    good = region.expand(2, 1, *spatial).clone()  # ranks the region first
+    bad = 1.0 - good  # ranks the region last
+    return LinearEvidence(region), images, good, bad
+
+
+@pytest.mark.parametrize("spatial", [(4, 4), (4, 4, 4)])
+def test_deletion_hand_computed_curve(spatial: tuple[int, ...]) -> None:
+    model, images, good, _ = _setup(spatial)
+    n_pixels = int(np.prod(spatial))
+    n_region = 2 ** len(spatial)
+    result = deletion_insertion(
+        model, images, good, mode="deletion", steps=n_pixels, target=torch.tensor([1, 1])
+    )
+    # After removing k pixels of the region, the class-1 logit is n_region - k: probability sigmoid(n - k).
+    remaining = torch.clamp(n_region - torch.arange(n_pixels + 1), min=0).float()
+    expected = torch.sigmoid(remaining)
+    torch.testing.assert_close(result.curves, expected.expand(2, -1))
+    torch.testing.assert_close(result.auc, torch.trapezoid(expected, dx=1.0 / n_pixels).expand(2))
+    assert model.calls == 1  # every image and step in one forward pass
+
+
+def test_faithful_map_beats_the_inverted_map_on_both_curves() -> None:
+    model, images, good, bad = _setup((8, 8))
+    target = torch.tensor([1, 1])
+    deletion_good = deletion_insertion(model, images, good, "deletion", steps=16, target=target).auc
+    deletion_bad = deletion_insertion(model, images, bad, "deletion", steps=16, target=target).auc
+    insertion_good = deletion_insertion(model, images, good, "insertion", steps=16, target=target).auc
+    insertion_bad = deletion_insertion(model, images, bad, "insertion", steps=16, target=target).auc
+    assert (deletion_good < deletion_bad).all() and (insertion_good > insertion_bad).all()
+
+
+def test_chunks_and_resized_maps_give_the_same_curves() -> None:
+    model, images, good, _ = _setup((8, 8))
+    small = good[:, :, ::2, ::2]  # a 4x4 map is upsampled to the 8x8 image
+    whole = deletion_insertion(model, images, small, steps=8, target=torch.tensor([1, 1]))
+    model.calls = 0
+    chunked = deletion_insertion(model, images, small, steps=8, target=torch.tensor([1, 1]), batch_size=5)
+    torch.testing.assert_close(whole.curves, chunked.curves)
+    assert model.calls == 4  # 18 images in chunks of 5
+
+
+def test_default_target_is_the_predicted_class_and_curve_ends_at_baseline() -> None:
+    model, images, good, _ = _setup((4, 4))
+    result = deletion_insertion(model, images, good, steps=4)
+    assert result.target.tolist() == [1, 1]
+    # Everything deleted: the zero image, logits (0, 0), probability 0.5.
+    torch.testing.assert_close(result.curves[:, -1], torch.full((2,), 0.5))
+    insertion = deletion_insertion(model, images, good, mode="insertion", steps=4)
+    torch.testing.assert_close(insertion.curves[:, 0], torch.full((2,), 0.5))
+
+
+def test_baselines_and_bad_arguments() -> None:
+    images = torch.arange(32.0).view(2, 1, 4, 4)
+    assert perturbation_baseline(images, "zero").abs().sum() == 0
+    torch.testing.assert_close(perturbation_baseline(images, "mean")[1], torch.full((1, 4, 4), 23.5))
+    blurred = perturbation_baseline(images, "blur", blur_sigma=1.0)
+    assert blurred.shape == images.shape and blurred.std() < images.std()
+    with pytest.raises(ValueError, match="unknown baseline 'noise'"):
+        perturbation_baseline(images, "noise")
+    model = LinearEvidence(torch.ones(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="unknown mode 'both'"):
+        deletion_insertion(model, images, images, mode="both")
+    with pytest.raises(ValueError, match="3 saliency maps for 2 images"):
+        deletion_insertion(model, images, torch.rand(3, 1, 4, 4))
+
+
+def test_quadratic_weighted_kappa_hand_computed() -> None:
+    # Confusion [[2, 0], [1, 1]] on 4 samples: observed weighted disagreement 1/4; marginals (3, 1) and
+    # (2, 2) give expected disagreement (3*2 + 1*2) / 16 = 1/2; kappa = 1 - (1/4) / (1/2) = 0.5.
+    assert quadratic_weighted_kappa([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(0.5)
+    assert quadratic_weighted_kappa([0, 1, 2, 3], [0, 1, 2, 3]) == pytest.approx(1.0)
+    # Three grades: a two-grade miss costs four times a one-grade miss.
+    one_off = quadratic_weighted_kappa([0, 1, 2, 2], [1, 1, 2, 2], num_classes=3)
+    two_off = quadratic_weighted_kappa([0, 1, 2, 2], [2, 1, 2, 2], num_classes=3)
+    assert two_off < one_off < 1.0
+    assert quadratic_weighted_kappa([2, 2], [2, 2]) == 1.0
+    with pytest.raises(ValueError, match="grades must lie in"):
+        quadratic_weighted_kappa([0, 3], [0, 1], num_classes=3)
