@@ -105,3 +105,37 @@ def test_quadratic_weighted_kappa_hand_computed() -> None:
     assert quadratic_weighted_kappa([2, 2], [2, 2]) == 1.0
     with pytest.raises(ValueError, match="grades must lie in"):
         quadratic_weighted_kappa([0, 3], [0, 1], num_classes=3)
+
+
+def test_faithfulness_report_scores_each_method(tmp_path) -> None:
+    from ignite.engine import Engine
+
+    from monai_xai.engines.outputs import split_network_output
+    from monai_xai.handlers import FaithfulnessReport
+    from monai_xai.networks import AttentionBranchNetwork
+    from monai_xai.visualize import CAMSaliency
+
+    torch.manual_seed(0)
+    net = AttentionBranchNetwork(num_classes=2).eval()
+    images = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        output = {"image": images, **split_network_output(net(images))}
+    report = FaithfulnessReport(
+        net,
+        tmp_path,
+        methods=["attention", "gradcam"],
+        saliency_fns={"gradcam": CAMSaliency(net, "gradcam")},
+        steps=4,
+        baseline="zero",
+        max_images=2,
+    )
+    engine = Engine(lambda e, b: output)
+    report.attach(engine)
+    engine.run([0, 1], max_epochs=1)  # two batches of 3, capped at 2 images
+    result = report.results
+    assert result["n_images"] == 2 and set(result) >= {"attention", "gradcam"}
+    for method in ("attention", "gradcam"):
+        assert 0.0 <= result[method]["deletion_auc"] <= 1.0 and 0.0 <= result[method]["insertion_auc"] <= 1.0
+    assert (tmp_path / "faithfulness.json").is_file() and (tmp_path / "deletion_insertion.png").is_file()
+    with pytest.raises(ValueError, match="methods \\['rise'\\] have no saliency function"):
+        FaithfulnessReport(net, tmp_path, methods=["rise"])

@@ -1,0 +1,143 @@
+"""Deletion and Insertion scores of each explanation method over an evaluation pass."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from monai_xai.engines.outputs import ATTENTION_MAP, split_network_output
+
+__all__ = ["FaithfulnessReport"]
+
+#: Name under which the network's own attention map is scored.
+OWN_MAP = "attention"
+
+
+class FaithfulnessReport:
+    """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json``, a curve figure and
+    MLflow metrics ``<split>_<method>_{deletion,insertion}_auc``.
+
+    Args:
+        network: the evaluated network (logits or an ABN output); scored on the predicted class.
+        output_dir: where ``faithfulness.json`` and ``deletion_insertion.png`` go.
+        methods: ``"attention"`` for the network's own map, and names of ``saliency_fns``.
+        saliency_fns: ``name -> (images, class_idx) -> maps``, e.g. :class:`~monai_xai.visualize.CAMSaliency`.
+        steps, baseline, batch_size: see :func:`~monai_xai.metrics.deletion_insertion`.
+        max_images: score at most this many images (Deletion/Insertion costs 2 * (steps + 1) forwards each).
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        output_dir: str | os.PathLike,
+        methods: Sequence[str] = (OWN_MAP,),
+        saliency_fns: dict[str, Callable] | None = None,
+        steps: int = 20,
+        baseline: str = "blur",
+        batch_size: int | None = 64,
+        max_images: int | None = None,
+        split_name: str = "test",
+        tracking_uri: str | None = None,
+        experiment_name: str = "monai_xai",
+        run_name: str | None = None,
+    ) -> None:
+        self.network = network
+        self.output_dir = Path(output_dir)
+        self.saliency_fns = dict(saliency_fns or {})
+        unknown = [m for m in methods if m != OWN_MAP and m not in self.saliency_fns]
+        if unknown:
+            raise ValueError(
+                f"methods {unknown} have no saliency function; known: {[OWN_MAP, *self.saliency_fns]}"
+            )
+        self.methods = list(methods)
+        self.steps, self.baseline, self.batch_size = steps, baseline, batch_size
+        self.max_images = max_images
+        self.split_name = split_name
+        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
+        self.results: dict = {}
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._report)
+
+    def _reset(self, engine: Engine) -> None:
+        self._curves: dict[str, dict[str, list[torch.Tensor]]] = {
+            m: {"deletion": [], "insertion": []} for m in self.methods
+        }
+        self._seen = 0
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return split_network_output(self.network(x))["pred"]
+
+    def _collect(self, engine: Engine) -> None:
+        from monai_xai.metrics import deletion_insertion
+
+        if self.max_images is not None and self._seen >= self.max_images:
+            return
+        out = engine.state.output
+        images = out["image"]
+        keep = len(images) if self.max_images is None else min(len(images), self.max_images - self._seen)
+        images, predicted = images[:keep], out["pred"][:keep].argmax(dim=1)
+        self._seen += keep
+        was_training = self.network.training
+        self.network.eval()
+        for method in self.methods:
+            if method == OWN_MAP:
+                if ATTENTION_MAP not in out:
+                    raise ValueError("method 'attention' needs a network with an attention map (an ABN)")
+                maps = out[ATTENTION_MAP][:keep].detach()
+            else:
+                maps = self.saliency_fns[method](images, predicted).detach()
+            for mode in ("deletion", "insertion"):
+                result = deletion_insertion(
+                    self._logits, images, maps, mode, self.steps, self.baseline, predicted, self.batch_size
+                )
+                self._curves[method][mode].append(result.curves.cpu())
+        self.network.train(was_training)
+
+    def _report(self, engine: Engine) -> None:
+        from monai_xai.handlers.evaluation_report import _atomic_write_text
+        from monai_xai.visualize import deletion_insertion_figure, save_figure
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        report: dict = {"steps": self.steps, "baseline": self.baseline, "n_images": self._seen}
+        mean_curves: dict[str, dict[str, np.ndarray]] = {}
+        for method, by_mode in self._curves.items():
+            report[method] = {}
+            mean_curves[method] = {}
+            for mode, curves in by_mode.items():
+                if not curves:
+                    continue
+                stacked = torch.cat(curves)
+                auc = torch.trapezoid(stacked, dx=1.0 / self.steps, dim=1)
+                report[method][f"{mode}_auc"] = float(auc.mean())
+                report[method][f"{mode}_auc_sd"] = float(auc.std()) if len(auc) > 1 else 0.0
+                mean_curves[method][mode] = stacked.mean(0).numpy()
+        _atomic_write_text(self.output_dir / "faithfulness.json", json.dumps(report, indent=2))
+        fig = deletion_insertion_figure(mean_curves)
+        figure = save_figure(fig, self.output_dir / "deletion_insertion.png")
+        self.results = report
+        if self.tracking_uri and self.run_name:
+            from monai_xai.tracking import log_to_run
+
+            metrics = {
+                f"{self.split_name}_{method}_{key}": value
+                for method in self.methods
+                for key, value in report[method].items()
+                if not key.endswith("_sd")
+            }
+            log_to_run(
+                self.tracking_uri,
+                self.experiment_name,
+                self.run_name,
+                metrics=metrics,
+                artifacts=[self.output_dir / "faithfulness.json", figure],
+                artifact_path=self.split_name,
+            )
