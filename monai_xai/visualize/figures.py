@@ -145,6 +145,25 @@ def curves_figure(series: dict[str, Sequence[float]], xlabel: str = "epoch", tit
     return fig
 
 
+def deletion_insertion_figure(curves: dict[str, dict[str, Sequence[float]]]):
+    """Mean Deletion and Insertion curves, one line per method: ``{method: {"deletion": [...], ...}}``."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, mode in zip(axes, ("deletion", "insertion")):
+        for method, by_mode in curves.items():
+            if mode in by_mode:
+                values = np.asarray(by_mode[mode], dtype=float)
+                x = np.linspace(0.0, 1.0, len(values))
+                auc = float(((values[1:] + values[:-1]) / 2 * np.diff(x)).sum())
+                ax.plot(x, values, label=f"{method} (AUC {auc:.3f})")
+        ax.set_xlabel(f"fraction of pixels {'removed' if mode == 'deletion' else 'inserted'}")
+        ax.set_ylabel("probability of the predicted class")
+        ax.set_title(mode.capitalize())
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write a figure atomically (temp file then rename) and close it."""
     plt = _plt()
