@@ -19,6 +19,11 @@ __all__ = ["FaithfulnessReport"]
 OWN_MAP = "attention"
 
 
+def _plain(value):
+    """A MetaTensor as a plain tensor: slicing a batched MetaTensor re-collates its metadata (or fails)."""
+    return value.as_tensor() if hasattr(value, "as_tensor") else value
+
+
 class FaithfulnessReport:
     """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json``, a curve figure and
     MLflow metrics ``<split>_<method>_{deletion,insertion}_auc``.
@@ -81,7 +86,7 @@ class FaithfulnessReport:
 
         if self.max_images is not None and self._seen >= self.max_images:
             return
-        out = engine.state.output
+        out = {k: _plain(v) for k, v in engine.state.output.items()}
         images = out["image"]
         keep = len(images) if self.max_images is None else min(len(images), self.max_images - self._seen)
         images, predicted = images[:keep], out["pred"][:keep].argmax(dim=1)
@@ -94,7 +99,7 @@ class FaithfulnessReport:
                     raise ValueError("method 'attention' needs a network with an attention map (an ABN)")
                 maps = out[ATTENTION_MAP][:keep].detach()
             else:
-                maps = self.saliency_fns[method](images, predicted).detach()
+                maps = _plain(self.saliency_fns[method](images, predicted)).detach()
             for mode in ("deletion", "insertion"):
                 result = deletion_insertion(
                     self._logits, images, maps, mode, self.steps, self.baseline, predicted, self.batch_size

@@ -52,8 +52,11 @@ def test_busi_train_evaluate_infer(shared_data, tmp_path):
         tmp_path / "checkpoints" / "latest.pt"
     ).is_file()
     assert (tmp_path / "figures" / "val_attention_epoch001.png").is_file()
-    run_bundle("train", busi, "evaluate", mode="dynamic", **common)
+    faithfulness = {"faithfulness_methods": ["attention", "gradcampp"], "faithfulness_steps": 4}
+    run_bundle("train", busi, "evaluate", mode="dynamic", faithfulness_max_images=4, **faithfulness, **common)
     metrics = json.loads((tmp_path / "eval_test" / "metrics.json").read_text())
+    scores = json.loads((tmp_path / "eval_test" / "faithfulness.json").read_text())
+    assert scores["n_images"] == 4 and {"deletion_auc", "insertion_auc"} <= set(scores["gradcampp"])
     assert metrics["n_images"] == 12
     assert {"accuracy", "sensitivity", "specificity", "auc"} <= set(metrics["image"])
     assert set(metrics["attention_agreement"]) == {"attention", "gradcampp"}
@@ -68,6 +71,7 @@ def test_busi_train_evaluate_infer(shared_data, tmp_path):
     assert {"val_auc", "val_att_pointing_game", "train_loss_map", "alpha", "test_image_auc"} <= set(
         run.data.metrics
     )
+    assert {"test_attention_deletion_auc", "test_gradcampp_insertion_auc"} <= set(run.data.metrics)
     assert run.data.params["mode"] == "dynamic"
 
 
