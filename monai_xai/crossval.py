@@ -16,7 +16,6 @@ the ABN bundle's conventions (ids ``fold``, ``output_dir``, ``tracking_uri``, ``
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -26,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
+
+from monai_xai.cli_args import bundle_overrides, config_file_list
 
 __all__ = ["main", "mean_sd", "run_crossval", "summary_markdown"]
 
@@ -184,40 +185,6 @@ def run_crossval(
     return summary
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _config_files(tokens: Sequence[str]) -> list[str]:
-    """``a.json b.json`` or the MONAI-style ``"['a.json','b.json']"``."""
-    files: list[str] = []
-    for token in tokens:
-        files += ast.literal_eval(token) if token.lstrip().startswith("[") else [token]
-    return files
-
-
-def _overrides(extra: Sequence[str]) -> dict:
-    """``--key value`` / ``--key=value`` pairs, values parsed as JSON when they are JSON."""
-    pairs, i = {}, 0
-    while i < len(extra):
-        token = extra[i]
-        if not token.startswith("--"):
-            raise SystemExit(f"expected --key value, got {token!r}")
-        if "=" in token:
-            key, value = token[2:].split("=", 1)
-            i += 1
-        elif i + 1 < len(extra):
-            key, value = token[2:], extra[i + 1]
-            i += 2
-        else:
-            raise SystemExit(f"{token} has no value")
-        pairs[key] = _value(value)
-    return pairs
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     """``python -m monai_xai.crossval``: run :func:`run_crossval` from the command line."""
     parser = argparse.ArgumentParser(
@@ -233,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     args, extra = parser.parse_known_args(argv)
     return run_crossval(
-        _config_files(args.config_file), args.evaluate_file, args.output_dir, args.folds, _overrides(extra)
+        config_file_list(args.config_file),
+        args.evaluate_file,
+        args.output_dir,
+        args.folds,
+        bundle_overrides(extra),
     )
 
 

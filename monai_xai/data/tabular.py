@@ -34,12 +34,14 @@ def csv_datalist(
     patient_col: str | None = None,
     class_names: Sequence[str] | None = None,
     extra_cols: Sequence[str] = (),
+    corrected_map_col: str | None = "corrected_map",
 ) -> list[dict]:
     """Read one item per CSV row.
 
     ``label_col`` holds either integer ids or class names; names are mapped through
     ``class_names`` (default: sorted unique names). ``mask_col``/``patient_col`` are optional:
-    a column that is absent, or an empty cell, gives an item without that key.
+    a column that is absent, or an empty cell, gives an item without that key; so is
+    ``corrected_map_col``, an expert's corrected attention map stored as ``corrected_map``.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -69,6 +71,8 @@ def csv_datalist(
             item["mask"] = _resolve(base, row[mask_col], csv_path, i, mask_col)
         if patient_col and row.get(patient_col):
             item["patient"] = row[patient_col]
+        if corrected_map_col and row.get(corrected_map_col):
+            item["corrected_map"] = _resolve(base, row[corrected_map_col], csv_path, i, corrected_map_col)
         for col in extra_cols:
             item[col] = row[col]
         items.append(item)

@@ -1,0 +1,74 @@
+"""The multi-scale correction bundle on BUSI: train, collect, sweep (fine-tune, evaluate), infer."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ABN = REPO / "bundles" / "abn_classification" / "configs"
+MS = REPO / "bundles" / "multiscale_abn_correction" / "configs"
+BUSI = str(REPO / "configs" / "datasets" / "busi_binary.json")
+SMOKE = {"max_epochs": 1, "batch_size": 4, "val_batch_size": 8, "num_workers": 0, "spatial_size": [64, 64]}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
+    from monai.bundle import run
+
+    from monai_xai.active_learning.sweep import run_sweep
+    from monai_xai.tracking import find_run
+
+    train = [str(ABN / "train.json"), str(MS / "train.json"), BUSI]
+    common = {**SMOKE, "dataset_dir": str(shared_data / "busi_256"), "output_dir": str(tmp_path), "limit": 12}
+    run(config_file=train, logging_file=str(ABN / "logging.conf"), **common)
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+
+    run(config_file=[*train, str(MS / "collect.json")], **common)
+    records = list(csv.DictReader(open(tmp_path / "correction" / "records.csv")))
+    assert len(records) == 12 and all(r["map_mse"] for r in records)  # every BUSI lesion image has a mask
+    candidates = list(csv.DictReader(open(tmp_path / "correction" / "candidates.csv")))
+    assert all(
+        r["reason"] in ("misclassified", "map_misses_lesion") and Path(r["map"]).is_file() for r in candidates
+    )
+
+    results = run_sweep(
+        train,
+        str(MS / "finetune.json"),
+        [str(ABN / "evaluate.json"), str(MS / "evaluate.json")],
+        tmp_path,
+        strategies=["largest_map_error"],
+        fractions=[0.5],
+        overrides={k: v for k, v in common.items() if k != "output_dir"} | {"faithfulness_steps": 4},
+    )
+    assert [(r["strategy"], r["fraction"]) for r in results] == [("largest_map_error", 0.5)]
+    assert {"accuracy", "kappa", "map_mse"} <= set(results[0])
+    finetune_dir = tmp_path / "finetune" / "mask_largest_map_error_0.5"
+    scores = json.loads((finetune_dir / "eval_test" / "faithfulness.json").read_text())
+    assert {"deletion_auc", "insertion_auc"} <= set(scores["attention"])
+    assert (tmp_path / "sweep" / "sweep_curves.png").is_file()
+    store = f"sqlite:///{tmp_path.resolve() / 'mlruns.db'}"
+    finetuned = find_run(
+        store,
+        "multiscale_abn_correction",
+        "busi2_multiscale_finetune_mask_largest_map_error_0.5_resnet18_fold0",
+    )
+    assert {"train_loss_map", "val_accuracy", "test_image_accuracy", "test_attention_deletion_auc"} <= set(
+        finetuned.data.metrics
+    )
+
+    images = sorted((shared_data / "busi_256" / "benign").glob("benign_00[12].png"))
+    inference = [*train, str(ABN / "inference.json"), str(MS / "inference.json")]
+    run(
+        config_file=inference,
+        input_files=[str(p) for p in images],
+        strategy="largest_map_error",
+        fraction=0.5,
+        **common,
+    )
+    predictions = json.loads((finetune_dir / "inference" / "predictions.json").read_text())
+    assert [Path(p["source"]).name for p in predictions] == [p.name for p in images]
