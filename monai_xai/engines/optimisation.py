@@ -1,0 +1,29 @@
+"""The optimiser step shared by the self-supervised and detection trainers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+
+__all__ = ["optimisation_step"]
+
+
+def optimisation_step(engine: SupervisedTrainer, forward_and_loss: Callable[[], torch.Tensor]) -> None:
+    """Backward and optimiser step around ``forward_and_loss``, with CUDA AMP and MONAI's iteration events."""
+    engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+    if engine.amp and engine.scaler is not None:
+        with torch.autocast("cuda", **engine.amp_kwargs):
+            loss = forward_and_loss()
+        engine.scaler.scale(loss).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.scaler.step(engine.optimizer)
+        engine.scaler.update()
+    else:
+        loss = forward_and_loss()
+        loss.backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.optimizer.step()
+    engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -1,0 +1,130 @@
+"""Everything a detection evaluation leaves behind: metrics, predictions, figures, and their MLflow copy."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ignite.engine import Engine, Events
+
+from monai_xai.detection.collate import BOXES, LABELS
+from monai_xai.engines.detection import DETECTIONS
+
+__all__ = ["DetectionReport", "flatten_detection_report"]
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]:
+    """Flat metric names for MLflow: ``<prefix>mAP``, ``<prefix>f1``, ``<prefix>benign_recall``, ..."""
+    flat = {f"{prefix}{k}": float(v) for k, v in report["coco"].items()}
+    flat[f"{prefix}f1"] = float(report["f1_threshold"]["f1"])
+    flat[f"{prefix}f1_threshold"] = float(report["f1_threshold"]["threshold"])
+    for name, stats in report["per_class"].items():
+        for key, value in stats.items():
+            flat[f"{prefix}{name}_{key}"] = float(value)
+    return flat
+
+
+class DetectionReport:
+    """Collects one pass of a :class:`~monai_xai.engines.CenterNetEvaluator` and writes the study's report.
+
+    ``metrics.json`` (COCO AP, the F1-optimal threshold and its curve, the IoU-0.25 confusion matrix with
+    its None row/column at that threshold, per-class P/R/F1, over-detections, misses),
+    ``predictions.json`` (every kept peak per image), ``confusion_matrix.png`` and ``overlays.png`` (the
+    first ``n_overlays`` images at the chosen threshold); then logs metrics and files to the MLflow run.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        class_names: Sequence[str],
+        n_overlays: int = 8,
+        split_name: str = "test",
+        iou_threshold: float = 0.25,
+        tracking_uri: str | None = None,
+        experiment_name: str = "centernet_detection",
+        run_name: str | None = None,
+    ):
+        self.output_dir, self.class_names = Path(output_dir), list(class_names)
+        self.n_overlays, self.split_name, self.iou_threshold = n_overlays, split_name, iou_threshold
+        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._report)
+
+    def _reset(self, engine: Engine) -> None:
+        self._predictions: list[dict] = []
+        self._targets: list[dict] = []
+        self._sources: list[str] = []
+        self._images: list = []
+
+    def _collect(self, engine: Engine) -> None:
+        out = engine.state.output
+        n = len(out[DETECTIONS])
+        self._predictions += out[DETECTIONS]
+        self._targets += [{"boxes": b.cpu(), "labels": lab.cpu()} for b, lab in zip(out[BOXES], out[LABELS])]
+        self._sources += [str(s) for s in out.get("source", [""] * n)]
+        self._images += [img.cpu() for img in out["image"][: max(0, self.n_overlays - len(self._images))]]
+
+    def _report(self, engine: Engine) -> None:
+        from monai_xai.metrics.detection import detection_report
+
+        report = detection_report(self._predictions, self._targets, self.class_names, self.iou_threshold)
+        _write_json(self.output_dir / "metrics.json", report)
+        _write_json(
+            self.output_dir / "predictions.json",
+            [
+                {"source": src, "boxes": p["boxes"].tolist(), "scores": p["scores"].tolist(),
+                 "classes": [self.class_names[int(c)] for c in p["labels"]]}
+                for src, p in zip(self._sources, self._predictions)
+            ],
+        )  # fmt: skip
+        self._figures(report)
+        self.results = report
+        if self.tracking_uri and self.run_name:
+            from monai_xai.tracking import log_to_run
+
+            log_to_run(
+                self.tracking_uri, self.experiment_name, self.run_name,
+                metrics=flatten_detection_report(report, prefix=f"{self.split_name}_"),
+                artifacts=[self.output_dir], artifact_path=self.split_name,
+            )  # fmt: skip
+
+    def _figures(self, report: dict) -> None:
+        from monai_xai.visualize import confusion_matrix_figure, save_figure
+        from monai_xai.visualize.detection import detection_overlay, overlay_grid, save_png
+
+        cm = report["confusion_matrix"]
+        title = f"Lesions at IoU >= {self.iou_threshold}, score >= {report['f1_threshold']['threshold']:.2f}"
+        save_figure(
+            confusion_matrix_figure(np.asarray(cm["matrix"]), cm["labels"], title),
+            self.output_dir / "confusion_matrix.png",
+        )
+        threshold = report["f1_threshold"]["threshold"]
+        overlays = []
+        for image, pred, target in zip(self._images, self._predictions, self._targets):
+            keep = pred["scores"] >= threshold
+            overlays.append(
+                detection_overlay(
+                    image,
+                    pred["boxes"][keep],
+                    pred["labels"][keep],
+                    pred["scores"][keep],
+                    self.class_names,
+                    target["boxes"],
+                    target["labels"],
+                )  # fmt: skip
+            )
+        if overlays:
+            save_png(overlay_grid(overlays), self.output_dir / "overlays.png")

@@ -1,0 +1,96 @@
+"""Turn an image + lesion-mask dataset (a CSV of relative paths) into COCO boxes, after cleaning it.
+
+One box per connected component of each mask, with the image's class as its category; images with an
+empty or absent mask become images without annotations (negatives). Cleaning first drops images smaller
+than ``--min_size`` and keeps one image per near-duplicate group (perceptual hash); what was dropped is
+written to ``<out>.report.json``. Coloured calipers are removed later, at load time, by the transforms.
+
+    python scripts/make_coco_from_masks.py --csv ../shared/data/busi_256/labels.csv \
+        --classes benign malignant \
+        --size_cols orig_height orig_width --min_size 200 200 --out /tmp/busi_boxes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from monai_xai.data.coco import clean_detection_datalist, masks_to_coco
+from monai_xai.errors import InputError
+
+
+def read_items(args: argparse.Namespace) -> list[dict]:
+    root = args.csv.parent
+    with open(args.csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = [
+        c
+        for c in (args.image_col, args.mask_col, args.class_col, *(args.size_cols or []))
+        if rows and c not in rows[0]
+    ]
+    if missing:
+        raise InputError(args.csv, f"no column {', '.join(missing)} (columns: {', '.join(rows[0])})")
+    items = []
+    for row in rows:
+        if args.size_cols:
+            size = tuple(int(float(row[c])) for c in args.size_cols)
+        else:
+            with Image.open(root / row[args.image_col]) as img:
+                size = (img.height, img.width)
+        items.append({
+            "image": str(root / row[args.image_col]), "relative": row[args.image_col],
+            "mask": row[args.mask_col] or None, "class_name": row[args.class_col], "size": size,
+        })  # fmt: skip
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--csv", type=Path, required=True, help="CSV with image, mask and class columns")
+    parser.add_argument("--image_col", default="image")
+    parser.add_argument("--mask_col", default="mask")
+    parser.add_argument("--class_col", default="label")
+    parser.add_argument("--classes", nargs="+", required=True, help="lesion classes, in category-id order")
+    parser.add_argument("--size_cols", nargs=2, help="columns of the original height and width (else read)")
+    parser.add_argument("--min_size", nargs=2, type=int, help="drop images below this height and width")
+    parser.add_argument("--dedup_distance", type=int, default=6, help="pHash bits; -1 keeps duplicates")
+    parser.add_argument(
+        "--min_area", type=int, default=16, help="drop mask components below this many pixels"
+    )
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    items = read_items(args)
+    kept, report = clean_detection_datalist(
+        items, args.min_size, None if args.dedup_distance < 0 else args.dedup_distance, progress=True
+    )
+    coco = masks_to_coco(
+        [{"image": i["relative"], "mask": i["mask"], "class_name": i["class_name"]} for i in kept],
+        args.classes, args.csv.parent, min_area=args.min_area,
+    )  # fmt: skip
+    for image, item in zip(coco["images"], kept):
+        image["orig_height"], image["orig_width"] = item["size"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text(json.dumps(coco))
+    os.replace(tmp, args.out)
+    report_path = args.out.with_suffix(".report.json")
+    report_path.write_text(json.dumps(report, indent=2))
+    print(
+        f"{len(coco['images'])} images ({len(items) - len(kept)} dropped: "
+        f"{len(report['too_small'])} too small, "
+        f"{sum(len(g['dropped']) for g in report['duplicate_groups'])} near-duplicates in "
+        f"{len(report['duplicate_groups'])} groups), {len(coco['annotations'])} boxes -> {args.out}; "
+        f"report {report_path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
