@@ -1,0 +1,146 @@
+"""Ignite trainer for the attention-guided CycleGAN: alternating generator and discriminator updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
+from torch import nn
+
+from monai_xai.engines.outputs import LOSS_PARTS
+from monai_xai.losses.gan_loss import GANLoss
+from monai_xai.networks.nets.agcyclegan import AGCycleGAN, CycleOutput, Translation, to_gan_range
+
+__all__ = ["AGCycleGANTrainer"]
+
+
+class AGCycleGANTrainer(Trainer):
+    """One generator step and ``n_dis`` discriminator steps per iteration on a batch ``{"x", "y"}``.
+
+    ``x`` holds class-0 and ``y`` class-1 images in [0, 1] (the classifier's range), mapped to [-1, 1] here.
+    Generator loss: adversarial terms of both directions + ``lambda_cyc`` * L1 cycle consistency +
+    ``lambda_att`` * mean attention (a sparsity prior that keeps the translation local). Discriminator
+    ``d_x`` judges class-0 images (real x vs translated y), ``d_y`` class-1 images. Loss components land in
+    ``engine.state.output["loss_parts"]``; the last batch's images and translations in the output too, for
+    sample grids. With ``amp`` (CUDA only) both updates run under autocast with their own gradient scaler.
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        max_epochs: int,
+        train_data_loader: Iterable,
+        network: AGCycleGAN,
+        d_x: nn.Module,
+        d_y: nn.Module,
+        g_optimizer: torch.optim.Optimizer,
+        d_optimizer: torch.optim.Optimizer,
+        adversarial_loss: GANLoss,
+        lambda_cyc: float = 10.0,
+        lambda_att: float = 0.0,
+        n_dis: int = 1,
+        amp: bool = False,
+        key_train_metric: dict | None = None,
+        additional_metrics: dict | None = None,
+        train_handlers: Sequence | None = None,
+        **kwargs,
+    ) -> None:
+        if n_dis < 1:
+            raise ValueError(f"n_dis (discriminator steps per generator step) must be >= 1, got {n_dis}")
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            key_metric=key_train_metric,
+            additional_metrics=additional_metrics,
+            handlers=train_handlers,
+            decollate=False,
+            amp=amp,
+            **kwargs,
+        )
+        self.network, self.d_x, self.d_y = network, d_x, d_y
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.adversarial_loss = adversarial_loss
+        self.lambda_cyc, self.lambda_att, self.n_dis = lambda_cyc, lambda_att, n_dis
+        self.device_type = torch.device(device).type
+        use_scaler = amp and self.device_type == "cuda"
+        self.g_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.d_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    def _autocast(self):
+        return torch.autocast(self.device_type, enabled=self.amp and self.device_type == "cuda")
+
+    def generator_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[CycleOutput, dict[str, float]]:
+        """Update the four decoders; the discriminators only pass gradients through."""
+        self.network.train()
+        self.d_x.requires_grad_(False)
+        self.d_y.requires_grad_(False)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            cycle = self.network(x, y)
+            adv = self.adversarial_loss(self.d_y(cycle.x_to_y.fake), True) + self.adversarial_loss(
+                self.d_x(cycle.y_to_x.fake), True
+            )
+            cyc = F.l1_loss(cycle.rec_x.float(), x) + F.l1_loss(cycle.rec_y.float(), y)
+            att = cycle.x_to_y.attention.float().mean() + cycle.y_to_x.attention.float().mean()
+            loss = adv + self.lambda_cyc * cyc + self.lambda_att * att
+        self.g_scaler.scale(loss).backward()
+        self.g_scaler.step(self.g_optimizer)
+        self.g_scaler.update()
+        self.d_x.requires_grad_(True)
+        self.d_y.requires_grad_(True)
+        parts = {
+            "loss_g": loss.item(),
+            "loss_g_adv": adv.item(),
+            "loss_cyc": cyc.item(),
+            "attention": att.item(),
+        }
+        return cycle, parts
+
+    def discriminator_step(
+        self, x: torch.Tensor, y: torch.Tensor, fake_x: torch.Tensor, fake_y: torch.Tensor
+    ) -> dict[str, float]:
+        """Update both discriminators on real images and detached translations."""
+        self.d_optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            # real and translated images in one call per discriminator
+            real_x, judged_fake_x = self.d_x(torch.cat([x, fake_x])).split([len(x), len(fake_x)])
+            real_y, judged_fake_y = self.d_y(torch.cat([y, fake_y])).split([len(y), len(fake_y)])
+            loss_x = self.adversarial_loss(real_x, True) + self.adversarial_loss(judged_fake_x, False)
+            loss_y = self.adversarial_loss(real_y, True) + self.adversarial_loss(judged_fake_y, False)
+            loss = 0.5 * (loss_x + loss_y)
+        self.d_scaler.scale(loss).backward()
+        self.d_scaler.step(self.d_optimizer)
+        self.d_scaler.update()
+        return {"loss_d": loss.item(), "loss_d_x": 0.5 * loss_x.item(), "loss_d_y": 0.5 * loss_y.item()}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        """One generator step, then ``n_dis`` discriminator steps; images in [0, 1]."""
+        x, y = to_gan_range(x.float()), to_gan_range(y.float())
+        cycle, parts = self.generator_step(x, y)
+        fake_x, fake_y = cycle.y_to_x.fake.detach(), cycle.x_to_y.fake.detach()
+        for _ in range(self.n_dis):
+            parts.update(self.discriminator_step(x, y, fake_x, fake_y))
+        return {
+            LOSS_PARTS: parts,
+            "x": x.detach(),
+            "y": y.detach(),
+            "x_to_y": _detached(cycle.x_to_y),
+            "y_to_x": _detached(cycle.y_to_x),
+        }
+
+    def _iteration(self, engine: AGCycleGANTrainer, batchdata: dict) -> dict:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        x = torch.as_tensor(batchdata["x"]).to(engine.state.device, non_blocking=engine.non_blocking)
+        y = torch.as_tensor(batchdata["y"]).to(engine.state.device, non_blocking=engine.non_blocking)
+        engine.state.output = engine.train_step(x, y)
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return engine.state.output
+
+
+def _detached(translation: Translation) -> Translation:
+    return Translation(*(t.detach() for t in translation))

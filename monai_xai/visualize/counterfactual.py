@@ -1,0 +1,102 @@
+"""Counterfactual explanation panels: input, attention, masked region, translated image and difference.
+
+Every image argument is channel-first, (C, H, W) or (C, H, W, D), in the classifier's [0, 1] range; 3D
+volumes are shown by their middle axial slice and can be written in full as NIfTI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai_xai.visualize.figures import _plt, middle_slice
+
+__all__ = ["PANEL_COLUMNS", "counterfactual_figure", "counterfactual_parts", "save_counterfactual_nifti"]
+
+#: Column titles of :func:`counterfactual_figure` (plus "Grad-CAM++" when class maps are given).
+PANEL_COLUMNS = ("input", "attention A", "masked region A*G", "translated", "difference")
+
+
+def counterfactual_parts(
+    image: torch.Tensor, attention: torch.Tensor, generated: torch.Tensor, fake: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The panel's volumes by name: the masked region is what the attention lets through of G."""
+    return {
+        "input": image,
+        "attention": attention,
+        "masked": attention * generated,
+        "fake": fake,
+        "difference": fake - image,
+    }
+
+
+def counterfactual_figure(
+    images: Sequence,
+    attentions: Sequence,
+    generated: Sequence,
+    fakes: Sequence,
+    cams: Sequence | None = None,
+    titles: Sequence[str] | None = None,
+):
+    """One row per image: input, attention, A*G, translation, translation - input [, Grad-CAM++]."""
+    plt = _plt()
+    n = len(images)
+    columns = list(PANEL_COLUMNS) + (["Grad-CAM++"] if cams is not None else [])
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.9 * len(columns), 2.0 * n + 0.3), squeeze=False)
+    for i in range(n):
+        parts = counterfactual_parts(
+            torch.as_tensor(images[i]),
+            torch.as_tensor(attentions[i]),
+            torch.as_tensor(generated[i]),
+            torch.as_tensor(fakes[i]),
+        )
+        shown = [
+            (parts["input"], "gray", 0, 1),
+            (parts["attention"], "jet", 0, 1),
+            (parts["masked"], "gray", 0, 1),
+            (parts["fake"], "gray", 0, 1),
+            (parts["difference"], "bwr", -1, 1),
+        ]
+        if cams is not None:
+            shown.append((torch.as_tensor(cams[i]), "jet", 0, 1))
+        for j, (volume, cmap, vmin, vmax) in enumerate(shown):
+            ax = axes[i, j]
+            ax.imshow(middle_slice(volume), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(columns[j], fontsize=8)
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def save_counterfactual_nifti(
+    directory: str | os.PathLike,
+    name: str,
+    image: torch.Tensor,
+    attention: torch.Tensor,
+    generated: torch.Tensor,
+    fake: torch.Tensor,
+    affine: np.ndarray | None = None,
+) -> list[Path]:
+    """Write ``<name>_<part>.nii.gz`` for every panel part of a (C, H, W, D) volume (first channel)."""
+    import nibabel as nib
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+    paths = []
+    for part, volume in counterfactual_parts(image, attention, generated, fake).items():
+        array = torch.as_tensor(volume).detach().float().cpu().numpy()[0]
+        path = directory / f"{name}_{part}.nii.gz"
+        tmp = directory / f".{name}_{part}.tmp.nii.gz"
+        nib.save(nib.Nifti1Image(array.astype(np.float32), affine), tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
