@@ -11,12 +11,15 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "active_learning",
     "crossval",
     "data",
+    "detection",
     "engines",
     "errors",
     "handlers",
     "losses",
+    "lr_finder",
     "metrics",
     "networks",
     "tracking",

@@ -1,12 +1,35 @@
 """Datalists, splits and built-in demo data."""
 
+from monai_xai.data.coco import (
+    clean_detection_datalist,
+    coco_class_names,
+    coco_datalist,
+    coco_splits,
+    load_coco,
+    masks_to_coco,
+)
+from monai_xai.data.corrections import CORRECTED_MAP_KEY, CorrectionDatalist, correction_datalist, item_id
 from monai_xai.data.datasets import dataset_splits, select_labels
 from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
+from monai_xai.data.sampler import ClassBalancedSampler
 from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
 from monai_xai.data.synthetic import PhantomSet, make_phantoms, write_demo_dataset
 from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist
+from monai_xai.data.unpaired import UnpairedDataset
 
 __all__ = [
+    "CORRECTED_MAP_KEY",
+    "CorrectionDatalist",
+    "correction_datalist",
+    "item_id",
+    "clean_detection_datalist",
+    "coco_class_names",
+    "coco_datalist",
+    "coco_splits",
+    "load_coco",
+    "masks_to_coco",
+    "ClassBalancedSampler",
+    "UnpairedDataset",
     "IMAGE_SUFFIXES",
     "MEDMNIST_SPLITS",
     "PhantomSet",

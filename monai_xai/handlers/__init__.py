@@ -8,16 +8,49 @@ from monai_xai.handlers.alpha_scheduler import (
 )
 from monai_xai.handlers.attention_overlay import AttentionOverlayHandler
 from monai_xai.handlers.checkpoint import BestModelSaver, ResumableCheckpointer, atomic_save
+from monai_xai.handlers.collapse_monitor import EmbeddingStdMetric
+from monai_xai.handlers.correction_candidates import CorrectionCandidates, save_map
+from monai_xai.handlers.counterfactual_report import CounterfactualReport
+from monai_xai.handlers.counterfactual_samples import CounterfactualSamplesHandler
+from monai_xai.handlers.detection_metrics import DetectionEpochMetric
+from monai_xai.handlers.detection_overlay import DetectionOverlayHandler
+from monai_xai.handlers.detection_report import DetectionReport, flatten_detection_report
+from monai_xai.handlers.detection_writer import DetectionWriter
 from monai_xai.handlers.epoch_metrics import (
     AttentionAgreementEpochMetric,
     ClassificationEpochMetric,
     LossAveragesMetric,
 )
 from monai_xai.handlers.evaluation_report import EvaluationReport
+from monai_xai.handlers.faithfulness_report import FaithfulnessReport
 from monai_xai.handlers.mlflow_handler import ResumableMLFlowHandler
 from monai_xai.handlers.prediction_writer import PredictionWriter
+from monai_xai.handlers.progressive_unfreeze import (
+    FREEZE_POLICIES,
+    EpochUnfreeze,
+    FreezePolicy,
+    FrozenBackbone,
+    PlateauUnfreeze,
+    TrainAll,
+    get_freeze_policy,
+)
 
 __all__ = [
+    "FREEZE_POLICIES",
+    "DetectionEpochMetric",
+    "DetectionOverlayHandler",
+    "DetectionReport",
+    "DetectionWriter",
+    "EmbeddingStdMetric",
+    "EpochUnfreeze",
+    "FreezePolicy",
+    "FrozenBackbone",
+    "PlateauUnfreeze",
+    "TrainAll",
+    "flatten_detection_report",
+    "get_freeze_policy",
+    "CounterfactualReport",
+    "CounterfactualSamplesHandler",
     "ALPHA_SCHEDULES",
     "AlphaSchedule",
     "AlphaScheduleHandler",
@@ -25,11 +58,14 @@ __all__ = [
     "AttentionOverlayHandler",
     "BestModelSaver",
     "ClassificationEpochMetric",
+    "CorrectionCandidates",
     "EvaluationReport",
+    "FaithfulnessReport",
     "LossAveragesMetric",
     "PredictionWriter",
     "ResumableCheckpointer",
     "ResumableMLFlowHandler",
     "atomic_save",
     "get_alpha_schedule",
+    "save_map",
 ]

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from .abn_loss import ABN_LOSS_MODES, ABNLoss, AttentionMapLoss
+from .centernet_loss import CenterNetLoss, penalty_reduced_focal_loss
 from .classifier_loss import CLASSIFIER_MODES, ClassifierLoss, get_classifier_loss
+from .gan_loss import GAN_LOSSES, BCEGANLoss, GANLoss, LeastSquaresGANLoss, get_gan_loss
+from .multiscale_abn_loss import MultiScaleABNLoss
+from .simsiam_loss import SimSiamLoss
 
 __all__ = [
+    "CenterNetLoss",
+    "SimSiamLoss",
+    "penalty_reduced_focal_loss",
+    "BCEGANLoss",
+    "GAN_LOSSES",
+    "GANLoss",
+    "LeastSquaresGANLoss",
+    "get_gan_loss",
     "ABN_LOSS_MODES",
     "ABNLoss",
     "AttentionMapLoss",
     "CLASSIFIER_MODES",
     "ClassifierLoss",
+    "MultiScaleABNLoss",
     "get_classifier_loss",
 ]

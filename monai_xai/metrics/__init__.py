@@ -10,8 +10,36 @@ from .classification import (
     confusion_matrix,
     patient_level_metrics,
 )
+from .counterfactual import before_after_confusion, flip_rate, map_correlation, topk_iou
+from .deletion_insertion import BASELINES, DeletionInsertionResult, deletion_insertion, perturbation_baseline
+from .detection import (
+    AREA_RANGES,
+    F1_THRESHOLDS,
+    coco_detection_metrics,
+    detection_confusion_matrix,
+    detection_report,
+    f1_threshold_search,
+    per_class_detection_stats,
+)
+from .kappa import quadratic_weighted_kappa
 
 __all__ = [
+    "BASELINES",
+    "DeletionInsertionResult",
+    "deletion_insertion",
+    "perturbation_baseline",
+    "quadratic_weighted_kappa",
+    "AREA_RANGES",
+    "F1_THRESHOLDS",
+    "coco_detection_metrics",
+    "detection_confusion_matrix",
+    "detection_report",
+    "f1_threshold_search",
+    "per_class_detection_stats",
+    "before_after_confusion",
+    "flip_rate",
+    "map_correlation",
+    "topk_iou",
     "aggregate_by_patient",
     "attention_agreement",
     "binary_auc",

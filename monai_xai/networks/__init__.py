@@ -11,6 +11,8 @@ from .nets import (
     AttentionBranch,
     AttentionBranchNetwork,
     CompactAttentionBranchNetwork,
+    MultiScaleABNOutput,
+    MultiScaleAttentionBranchNetwork,
     ResNetClassifier,
     ResNetSpec,
     get_resnet_spec,
@@ -20,13 +22,29 @@ from .nets import (
     resnet_feature_stages,
     upsample_attention,
 )
+from .nets.centernet import BACKBONE_INITS, CenterNet, init_backbone
+from .nets.resnet_encoder import ENCODER_STAGES, ResNetEncoder
+from .nets.retinanet import ResNetFPN, retinanet_detector, swap_box_axes
+from .nets.simsiam import SimSiam, save_encoder
 from .weights import load_weights
 
 __all__ = [
+    "BACKBONE_INITS",
+    "CenterNet",
+    "ENCODER_STAGES",
+    "ResNetEncoder",
+    "ResNetFPN",
+    "retinanet_detector",
+    "swap_box_axes",
+    "SimSiam",
+    "init_backbone",
+    "save_encoder",
     "ABNOutput",
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "MultiScaleABNOutput",
+    "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",
     "RESNET_STEMS",
     "STAGE_WIDTHS",

@@ -1,5 +1,6 @@
 """Loading, validation, teacher masks, modality presets and near-duplicate detection."""
 
+from monai_xai.transforms.boxes import ResizeWithBoxesd, SwapBoxAxesd, detection_preset
 from monai_xai.transforms.dedup import (
     dhash,
     drop_near_duplicates,
@@ -7,6 +8,7 @@ from monai_xai.transforms.dedup import (
     hamming_distance,
     phash,
 )
+from monai_xai.transforms.expect import ExpectImaged
 from monai_xai.transforms.intensity import (
     ExtractSliced,
     FieldOfViewCropd,
@@ -27,8 +29,15 @@ from monai_xai.transforms.presets import (
     xray_preset,
 )
 from monai_xai.transforms.validate import ValidateItemd, validate_datalist
+from monai_xai.transforms.views import TwoViewsd, simsiam_augmentations
 
 __all__ = [
+    "ResizeWithBoxesd",
+    "SwapBoxAxesd",
+    "TwoViewsd",
+    "detection_preset",
+    "simsiam_augmentations",
+    "ExpectImaged",
     "CT_WINDOWS",
     "PRESETS",
     "EnsureMaskd",

@@ -1,9 +1,17 @@
 """Figures for explanations and evaluation, and saliency baselines."""
 
+from monai_xai.visualize.counterfactual import (
+    PANEL_COLUMNS,
+    counterfactual_figure,
+    counterfactual_parts,
+    save_counterfactual_nifti,
+)
+from monai_xai.visualize.detection import CLASS_COLOURS, GT_COLOUR, detection_overlay, overlay_grid, save_png
 from monai_xai.visualize.figures import (
     attention_overlay_figure,
     confusion_matrix_figure,
     curves_figure,
+    deletion_insertion_figure,
     middle_slice,
     roc_curve_figure,
     save_figure,
@@ -11,12 +19,22 @@ from monai_xai.visualize.figures import (
 from monai_xai.visualize.saliency import CAM_METHODS, CAMSaliency, batch_score_hooks
 
 __all__ = [
+    "CLASS_COLOURS",
+    "GT_COLOUR",
+    "detection_overlay",
+    "overlay_grid",
+    "save_png",
+    "PANEL_COLUMNS",
+    "counterfactual_figure",
+    "counterfactual_parts",
+    "save_counterfactual_nifti",
     "CAM_METHODS",
     "CAMSaliency",
     "batch_score_hooks",
     "attention_overlay_figure",
     "confusion_matrix_figure",
     "curves_figure",
+    "deletion_insertion_figure",
     "middle_slice",
     "roc_curve_figure",
     "save_figure",

@@ -10,6 +10,25 @@ from .abn import (
     resize_attention,
     upsample_attention,
 )
+from .agcyclegan import (
+    AGCycleGAN,
+    AttentionDecoder,
+    CycleOutput,
+    FrozenResNetEncoder,
+    GeneratorDecoder,
+    Translation,
+    UNetDecoder,
+)
+from .centernet import BACKBONE_INITS, CenterNet, init_backbone
+from .discriminator import PatchDiscriminator
+from .leaky_resnet import (
+    LEAKY_ACT,
+    RESNET_CLASSIFIERS,
+    LeakyResNetBlock,
+    LeakyResNetBottleneck,
+    LeakyResNetClassifier,
+)
+from .multiscale_abn import MultiScaleABNOutput, MultiScaleAttentionBranchNetwork
 from .resnet import (
     RESNET_SPECS,
     RESNET_STEMS,
@@ -21,12 +40,40 @@ from .resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
+from .resnet_encoder import ENCODER_STAGES, ResNetEncoder
+from .retinanet import ResNetFPN, retinanet_detector, swap_box_axes
+from .simsiam import SimSiam, save_encoder
 
 __all__ = [
+    "BACKBONE_INITS",
+    "CenterNet",
+    "ENCODER_STAGES",
+    "ResNetEncoder",
+    "ResNetFPN",
+    "retinanet_detector",
+    "swap_box_axes",
+    "SimSiam",
+    "init_backbone",
+    "save_encoder",
+    "AGCycleGAN",
+    "AttentionDecoder",
+    "CycleOutput",
+    "FrozenResNetEncoder",
+    "GeneratorDecoder",
+    "LEAKY_ACT",
+    "LeakyResNetBlock",
+    "LeakyResNetBottleneck",
+    "LeakyResNetClassifier",
+    "PatchDiscriminator",
+    "RESNET_CLASSIFIERS",
+    "Translation",
+    "UNetDecoder",
     "ABNOutput",
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "MultiScaleABNOutput",
+    "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",
     "RESNET_STEMS",
     "STAGE_WIDTHS",
