@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -66,6 +68,20 @@ def test_chunks_and_resized_maps_give_the_same_curves() -> None:
     chunked = deletion_insertion(model, images, small, steps=8, target=torch.tensor([1, 1]), batch_size=5)
     torch.testing.assert_close(whole.curves, chunked.curves)
     assert model.calls == 4  # 18 images in chunks of 5
+
+
+def test_default_chunks_cap_the_pixels_per_forward(monkeypatch) -> None:
+    # The package attribute of that name is the function: fetch the module itself.
+    module = importlib.import_module("monai_xai.metrics.deletion_insertion")
+    model, images, good, _ = _setup((8, 8))
+    expected = deletion_insertion(model, images, good, steps=4, target=torch.tensor([1, 1]))
+    monkeypatch.setattr(module, "MAX_PIXELS_PER_FORWARD", 3 * 64)  # three 8x8 images per forward
+    model.calls = 0
+    capped = deletion_insertion(model, images, good, steps=4, target=torch.tensor([1, 1]))
+    assert model.calls == 4  # 10 perturbed images in forwards of 3
+    torch.testing.assert_close(capped.curves, expected.curves)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        deletion_insertion(model, images, good, batch_size=0)
 
 
 def test_default_target_is_the_predicted_class_and_curve_ends_at_baseline() -> None:

@@ -1,0 +1,302 @@
+"""Speed of monai_xai's batched Deletion/Insertion next to a per-image, per-step loop, on the same inputs.
+
+Both contenders score the same ResNet18 classifier (``monai_xai.networks.ResNetClassifier``, seeded random
+weights, eval mode) on the same ``--images`` random images of ``--size`` x ``--size`` and the same smooth
+random saliency maps, with the same ``--steps`` and ``--baseline``, in both modes (deletion and insertion):
+
+* batched: :func:`monai_xai.metrics.deletion_insertion` (every step of every image through the network in
+  forward passes of ``--batch-size`` images; the library's default when not given);
+* loop: written here as a user would without it: for each image its predicted class, its pixel order, and for
+  each step one perturbed copy and one forward pass of batch 1.
+
+After warm-up the two alternate (loop, batched, loop, ...) for ``--repeats`` rounds and the medians are
+compared. ``speedup`` = loop time / batched time (target >= 10); ``max_abs_diff`` is the largest absolute
+difference between the two contenders' curves and AUCs (target <= 1e-5). The last line printed is one JSON
+object.
+
+With several threads on a machine that other processes keep busy, OpenMP threads spin-wait at every op and
+the loop's many small forwards suffer most; ``--threads 1`` gives the steadier comparison. The JSON records
+the thread count and the load average at start and end.
+
+Usage::
+
+    python scripts/benchmarks/deletion_insertion.py                      # 16 images 64x64, 20 steps, CPU
+    python scripts/benchmarks/deletion_insertion.py --threads 1 --baseline blur --repeats 5
+    python scripts/benchmarks/deletion_insertion.py --quick              # tiny sizes, seconds (for tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+SPEEDUP_TARGET = 10
+DIFF_TARGET = 1e-5
+MODES = ("deletion", "insertion")
+
+#: Settings of --quick; explicit arguments still win.
+QUICK = {"images": 2, "size": 32, "steps": 4, "repeats": 1, "warmup": 1}
+DEFAULTS = {"images": 16, "size": 64, "steps": 20, "repeats": 3, "warmup": 1}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, help="number of images (16; 2 with --quick)")
+    parser.add_argument("--size", type=int, help="image height = width (64; 32 with --quick)")
+    parser.add_argument("--steps", type=int, help="curve steps, the curve has steps + 1 points (20; 4 quick)")
+    parser.add_argument("--baseline", default="zero", help="zero, mean or blur")
+    parser.add_argument("--blur-sigma", type=float, default=5.0, help="Gaussian sigma of the blur baseline")
+    parser.add_argument("--batch-size", type=int, help="images per forward of the batched contender")
+    parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
+    parser.add_argument("--in-channels", type=int, default=1)
+    parser.add_argument("--num-classes", type=int, default=2)
+    parser.add_argument("--repeats", type=int, help="timed rounds (3; 1 with --quick)")
+    parser.add_argument("--warmup", type=int, help="untimed rounds first (1)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round, for smoke tests")
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    from monai_xai.metrics import BASELINES
+
+    if args.baseline not in BASELINES:
+        parser.error(f"--baseline: unknown {args.baseline!r}; valid: {', '.join(BASELINES)}")
+    if min(args.images, args.size, args.steps, args.repeats) < 1 or args.warmup < 0:
+        parser.error("need --images, --size, --steps, --repeats >= 1 and --warmup >= 0")
+    if args.batch_size is not None and args.batch_size < 1 or args.threads is not None and args.threads < 1:
+        parser.error("--batch-size and --threads must be positive")
+    return args
+
+
+def make_inputs(n_images: int, size: int, channels: int, seed: int = 0) -> tuple[Any, Any]:
+    """Random images in [0, 1] and smooth random saliency maps (an 8x8 grid upsampled to the image)."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n_images, channels, size, size, generator=gen)
+    coarse = torch.rand(n_images, 1, 8, 8, generator=gen)
+    saliency = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return images, saliency
+
+
+def loop_baseline(image: Any, baseline: str, blur_sigma: float) -> Any:
+    """What removed pixels of one (C, *spatial) image are replaced with."""
+    import torch
+
+    if baseline == "zero":
+        return torch.zeros_like(image)
+    if baseline == "mean":
+        return image.mean(dim=tuple(range(1, image.ndim)), keepdim=True).expand_as(image)
+    from monai.networks.layers import GaussianFilter
+
+    return GaussianFilter(image.ndim - 1, sigma=blur_sigma)(image[None])[0]
+
+
+def loop_deletion_insertion(
+    model: Callable[[Any], Any],
+    images: Any,
+    saliency: Any,
+    mode: str,
+    steps: int,
+    baseline: str,
+    blur_sigma: float = 5.0,
+) -> tuple[Any, Any, Any]:
+    """(auc, curves, target) of Deletion or Insertion, one image and one step at a time.
+
+    Step k changes the round(k * N / steps) most salient of the N pixels (ties in position order).
+    """
+    import torch
+
+    aucs, curves, targets = [], [], []
+    with torch.no_grad():
+        for image, sal in zip(images, saliency):
+            target = int(model(image[None]).argmax(dim=1))
+            order = torch.argsort(-sal.flatten(), stable=True)
+            reference = loop_baseline(image, baseline, blur_sigma)
+            n_pixels = order.numel()
+            curve = []
+            for k in range(steps + 1):
+                picked = torch.zeros(n_pixels, dtype=torch.bool)
+                picked[order[: round(k * n_pixels / steps)]] = True
+                picked = picked.view(1, *image.shape[1:])
+                if mode == "deletion":
+                    perturbed = torch.where(picked, reference, image)
+                else:
+                    perturbed = torch.where(picked, image, reference)
+                curve.append(float(torch.softmax(model(perturbed[None]).float(), dim=1)[0, target]))
+            curve_t = torch.tensor(curve)
+            curves.append(curve_t)
+            aucs.append(torch.trapezoid(curve_t, dx=1.0 / steps))
+            targets.append(target)
+    return torch.stack(aucs), torch.stack(curves), torch.tensor(targets)
+
+
+def batched_deletion_insertion(
+    model: Callable[[Any], Any],
+    images: Any,
+    saliency: Any,
+    mode: str,
+    steps: int,
+    baseline: str,
+    blur_sigma: float = 5.0,
+    batch_size: int | None = None,
+) -> tuple[Any, Any, Any]:
+    """(auc, curves, target) from :func:`monai_xai.metrics.deletion_insertion`."""
+    from monai_xai.metrics import deletion_insertion
+
+    kwargs = {} if batch_size is None else {"batch_size": batch_size}
+    result = deletion_insertion(
+        model, images, saliency, mode, steps, baseline, blur_sigma=blur_sigma, **kwargs
+    )
+    return result.auc, result.curves, result.target
+
+
+def max_abs_diff(loop: dict[str, tuple], batched: dict[str, tuple]) -> float:
+    """Largest absolute difference between the contenders' AUCs and curves over all modes."""
+    diffs = [
+        float((a.float() - b.float().cpu()).abs().max())
+        for mode in loop
+        for a, b in zip(loop[mode][:2], batched[mode][:2])
+    ]
+    return max(diffs)
+
+
+def timed_rounds(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, list]:
+    """Wall times in s of each contender, run in turn for ``repeats`` rounds after ``warmup`` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_index in range(warmup + repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Time both contenders, check they agree, and return the JSON result."""
+    import monai
+    import torch
+
+    from monai_xai.networks.nets import ResNetClassifier
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    if load > 0.5 * cores:
+        print(
+            f"warning: 1-min load average {load:.1f} on {cores} cores before start: other processes compete "
+            "for the CPU and slow the loop's many small forwards most (OpenMP threads spin-wait)",
+            file=sys.stderr,
+        )
+    torch.manual_seed(args.seed)
+    model = ResNetClassifier(args.backbone, 2, args.in_channels, args.num_classes).eval()
+    images, saliency = make_inputs(args.images, args.size, args.in_channels, args.seed)
+    common = (args.steps, args.baseline, args.blur_sigma)
+    results: dict[str, dict[str, tuple]] = {"loop": {}, "batched": {}}
+
+    def loop() -> None:
+        for mode in MODES:
+            results["loop"][mode] = loop_deletion_insertion(model, images, saliency, mode, *common)
+
+    def batched() -> None:
+        for mode in MODES:
+            results["batched"][mode] = batched_deletion_insertion(
+                model, images, saliency, mode, *common, batch_size=args.batch_size
+            )
+
+    t_start = time.perf_counter()
+    times = timed_rounds({"loop": loop, "batched": batched}, args.repeats, args.warmup)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    speedup = medians["loop"] / medians["batched"]
+    diff = max_abs_diff(results["loop"], results["batched"])
+    targets_agree = all(torch.equal(results["loop"][m][2], results["batched"][m][2].cpu()) for m in MODES)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    forwards = args.images * len(MODES) * (args.steps + 2)
+    return {
+        "speedup": round(speedup, 3),
+        "max_abs_diff": diff,
+        "target_speedup": SPEEDUP_TARGET,
+        "target_max_abs_diff": DIFF_TARGET,
+        "target_met": speedup >= SPEEDUP_TARGET and diff <= DIFF_TARGET,
+        "speedup_met": speedup >= SPEEDUP_TARGET,
+        "agreement_met": diff <= DIFF_TARGET,
+        "targets_agree": targets_agree,
+        "median_s": {k: round(v, 4) for k, v in medians.items()},
+        "min_s": {k: round(min(v), 4) for k, v in times.items()},
+        "mean_auc": {
+            f"{name}_{mode}": round(float(res[mode][0].mean()), 6)
+            for name, res in results.items()
+            for mode in MODES
+        },
+        "settings": {
+            "backbone": args.backbone,
+            "images": args.images,
+            "size": args.size,
+            "in_channels": args.in_channels,
+            "num_classes": args.num_classes,
+            "steps": args.steps,
+            "baseline": args.baseline,
+            "blur_sigma": args.blur_sigma,
+            "batch_size": args.batch_size,
+            "loop_forwards": forwards,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "threads": torch.get_num_threads(),
+            "cpu_count": cores,
+            "loadavg_1min_at_start": round(load, 2),
+            "loadavg_1min_at_end": round(load_end, 2),
+            "torch": torch.__version__,
+            "monai": monai.__version__,
+            "python": platform.python_version(),
+            "quick": args.quick,
+        },
+        "elapsed_s": round(time.perf_counter() - t_start, 1),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A readable summary of :func:`run_benchmark`'s result."""
+    s, med = result["settings"], result["median_s"]
+    speed_verdict = "met" if result["speedup_met"] else "MISSED"
+    diff_verdict = "met" if result["agreement_met"] else "MISSED"
+    lines = [
+        f"deletion_insertion: {s['backbone']}, {s['images']} images of {s['size']}x{s['size']}, "
+        f"{s['in_channels']} channel(s), "
+        f"{s['steps']} steps, baseline {s['baseline']}, deletion + insertion, torch {s['torch']} "
+        f"({s['threads']} threads), {s['warmup']} warm-up + {s['repeats']} repeats, medians",
+        f"{'contender':<34} {'median':>10} {'min':>10}",
+        f"{'loop (batch-1 forward per step)':<34} {med['loop']:>9.3f}s {result['min_s']['loop']:>9.3f}s",
+        f"{'monai_xai deletion_insertion':<34} {med['batched']:>9.3f}s {result['min_s']['batched']:>9.3f}s",
+        f"speedup {result['speedup']:.2f}x (target >= {SPEEDUP_TARGET}) {speed_verdict}; "
+        f"max |difference| {result['max_abs_diff']:.2e} (target <= {DIFF_TARGET:g}) {diff_verdict}",
+        f"total {result['elapsed_s']:.1f} s; 1-min load average {s['loadavg_1min_at_start']:.1f} at start, "
+        f"{s['loadavg_1min_at_end']:.1f} at end",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run_benchmark(args)
+    print(format_table(result))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
