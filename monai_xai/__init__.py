@@ -15,6 +15,7 @@ _SUBMODULES = (
     "crossval",
     "data",
     "detection",
+    "editor",
     "engines",
     "errors",
     "handlers",

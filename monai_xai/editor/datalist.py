@@ -1,0 +1,162 @@
+"""The datalist an expert's corrections are written to: the source CSV plus a ``corrected_map`` column.
+
+Every row of the source CSV is kept, in its order and with its columns, so the bundle that trained the model
+reads the new CSV exactly like the old one (same labels, same seeded or file-based split) and only gains the
+corrected maps. Image and mask paths are written as the project's loader resolved them (absolute), so item
+ids match those of ``records.csv`` files collected on the source dataset; corrected maps are written
+relative to the CSV, beside which they live. A ``splits.json`` beside the source CSV is carried over with its
+paths rewritten for the new folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from monai_xai.data.corrections import CORRECTED_MAP_KEY
+from monai_xai.errors import InputError
+
+__all__ = ["CorrectionTable", "atomic_write_text"]
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A reader (or a server killed mid-write) sees the old file or the new one, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _resolve(base: Path, value: str) -> str:
+    """A path cell as :func:`~monai_xai.data.csv_datalist` resolves it, so that the strings compare equal."""
+    return str(Path(value) if os.path.isabs(value) else base / value)
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+class CorrectionTable:
+    """Keeps ``<output_dir>/<csv_name>`` up to date with the corrected map of each image.
+
+    Args:
+        source_csv: the dataset's CSV (paths relative to it, as the bundles read it).
+        output_dir: where the new CSV (and ``splits.json``) are written; corrected maps go under it.
+        image_col: column of the image paths; rows are matched to datalist items by the resolved path.
+        path_cols: other columns holding paths relative to the source CSV (e.g. the mask column).
+        csv_name: file name of the new CSV; ``labels.csv`` makes ``--dataset_dir <output_dir>`` enough for
+            the bundles, whose ``dataset_path`` defaults to ``<dataset_dir>/labels.csv``.
+
+    Corrections already listed in the output CSV (a previous session) are loaded, so stopping and restarting
+    the editor loses nothing.
+    """
+
+    def __init__(
+        self,
+        source_csv: str | os.PathLike,
+        output_dir: str | os.PathLike,
+        image_col: str = "image",
+        path_cols: Sequence[str] = ("mask",),
+        csv_name: str = "labels.csv",
+    ) -> None:
+        self.source_csv = Path(source_csv)
+        self.output_dir = Path(output_dir).resolve()
+        self.csv_path = self.output_dir / csv_name
+        if not self.source_csv.is_file():
+            raise InputError(self.source_csv, "CSV file not found")
+        if self.csv_path == self.source_csv.resolve():
+            raise InputError(
+                self.source_csv, "the corrections would overwrite this CSV: choose another output_dir"
+            )
+        self.columns, self.rows = _read_rows(self.source_csv)
+        if image_col not in self.columns:
+            raise InputError(self.source_csv, f"missing column {image_col!r} (columns: {self.columns})")
+        base = self.source_csv.resolve().parent
+        self.image_col = image_col
+        for row in self.rows:
+            for col in (image_col, CORRECTED_MAP_KEY, *path_cols):
+                if row.get(col):
+                    row[col] = _resolve(base, row[col])
+        if CORRECTED_MAP_KEY not in self.columns:
+            self.columns.append(CORRECTED_MAP_KEY)
+        self.row_of = {row[image_col]: i for i, row in enumerate(self.rows)}
+        self._load_previous()
+
+    def _load_previous(self) -> None:
+        if not self.csv_path.is_file():
+            return
+        _, previous = _read_rows(self.csv_path)
+        base, stale = self.csv_path.parent, 0
+        for row in previous:
+            corrected, image = row.get(CORRECTED_MAP_KEY), row.get(self.image_col)
+            if not corrected:
+                continue
+            if image not in self.row_of:
+                stale += 1
+                continue
+            self.rows[self.row_of[image]][CORRECTED_MAP_KEY] = _resolve(base, corrected)
+        if stale:
+            logger.warning(
+                "%s: %d corrected maps belong to images not in %s", self.csv_path, stale, self.source_csv
+            )
+
+    def row_index(self, image: str) -> int:
+        """Row of ``image`` (a datalist item's resolved ``image`` path) in the source CSV."""
+        if image not in self.row_of:
+            raise InputError(self.source_csv, f"no row for image {image!r}")
+        return self.row_of[image]
+
+    def corrected_map(self, image: str) -> str | None:
+        """Absolute path of the corrected map of ``image``, if one was saved."""
+        return self.rows[self.row_index(image)].get(CORRECTED_MAP_KEY) or None
+
+    def record(self, image: str, map_path: str | os.PathLike) -> Path:
+        """Reference ``map_path`` as the corrected map of ``image`` and rewrite the CSV atomically."""
+        self.rows[self.row_index(image)][CORRECTED_MAP_KEY] = str(Path(map_path).resolve())
+        return self.write()
+
+    def write(self) -> Path:
+        """Write the CSV (and ``splits.json`` when the source has one); returns the CSV's path."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            corrected = row.get(CORRECTED_MAP_KEY)
+            if corrected and Path(corrected).is_relative_to(self.output_dir):
+                row = {**row, CORRECTED_MAP_KEY: os.path.relpath(corrected, self.output_dir)}
+            writer.writerow(row)
+        self._write_splits()
+        return atomic_write_text(self.csv_path, buffer.getvalue())
+
+    def _write_splits(self) -> None:
+        source = self.source_csv.resolve().parent / "splits.json"
+        target = self.output_dir / "splits.json"
+        if not source.is_file():
+            return
+        spec = json.loads(source.read_text())
+
+        def moved(paths: list[str]) -> list[str]:
+            return [os.path.relpath(_resolve(source.parent, p), self.output_dir) for p in paths]
+
+        spec["test"] = moved(spec.get("test", []))
+        if "folds" in spec:
+            spec["folds"] = [moved(fold) for fold in spec["folds"]]
+        atomic_write_text(target, json.dumps(spec, indent=1))
