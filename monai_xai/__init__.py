@@ -14,6 +14,7 @@ _SUBMODULES = (
     "active_learning",
     "crossval",
     "data",
+    "deploy",
     "detection",
     "editor",
     "engines",

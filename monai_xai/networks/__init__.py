@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .export import ExportableABN
 from .factory import get_classifier
 from .nets import (
     RESNET_SPECS,
@@ -43,6 +44,7 @@ __all__ = [
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "ExportableABN",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",

@@ -1,0 +1,81 @@
+"""TorchScript export of the ABN bundle (``ckpt_export``) and the deploy-side loader of the exported file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_xai.errors import InputError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "abn_classification" / "configs"
+
+
+@pytest.mark.slow
+def test_exported_model_matches_the_eager_network(exported_abn):
+    from monai.data import load_net_with_metadata
+
+    from monai_xai.networks import get_classifier, load_weights
+
+    scripted, meta, extra = load_net_with_metadata(
+        str(exported_abn.model), more_extra_files=("train.json", "inference.json", "export.json")
+    )
+    assert meta["version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
+    wrapper = json.loads(extra["export.json"])["network_export"]["_target_"]
+    assert wrapper == "monai_xai.networks.ExportableABN"
+    eager = load_weights(get_classifier("dynamic"), exported_abn.checkpoint).eval()
+    torch.manual_seed(0)
+    for shape in [(1, 1, 64, 64), (3, 1, 96, 80)]:  # traced at 64x64: other sizes and batches must work
+        x = torch.rand(shape)
+        with torch.no_grad():
+            logits, attention = scripted(x)
+            expected = eager(x)
+        assert torch.allclose(logits, expected.perception_logits, atol=1e-5)
+        assert torch.allclose(attention, expected.attention_map, atol=1e-6)
+        assert attention.shape == (shape[0], 1, shape[2] // 16, shape[3] // 16)
+
+
+@pytest.mark.slow
+def test_deployed_model_reads_its_configs_and_predicts(exported_abn):
+    from monai_xai.deploy import DeployedABN
+
+    model = DeployedABN(exported_abn.model.parent, device="cpu")  # a folder with one .ts, as in a MAP
+    assert model.path == exported_abn.model
+    assert model.class_names == ["smooth", "irregular"]
+    assert model.series_rules["selections"][0]["conditions"] == {"Modality": "(?i)^US$"}
+    assert model.info["version"] == "0.1.0" and len(model.info["sha256"]) == 64
+    image = sorted((exported_abn.data / "images").glob("*.png"))[0]
+    prediction = model.predict(image)
+    assert prediction.probabilities.shape == (2,)
+    assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert prediction.network_input.shape == prediction.attention.shape == (64, 64)
+    assert 0.0 <= prediction.attention.min() and prediction.attention.max() <= 1.0
+    assert prediction.image.shape == (64, 64) and np.ptp(prediction.image) > 0
+    assert prediction.prediction in model.class_names
+    volume = exported_abn.root / "volume.nii.gz"  # a 2D model's preset cannot take a volume
+    array = np.random.default_rng(0).random((32, 32, 4)).astype(np.float32)
+    nib.save(nib.Nifti1Image(array, np.eye(4)), volume)
+    problem = r"volume.nii.gz: the bundle's preprocessing cannot take this input of shape \(1, 32, 32, 4\)"
+    with pytest.raises(InputError, match=problem):
+        model.predict(volume)
+
+
+def test_deployed_model_refuses_files_that_are_not_exports(tmp_path):
+    from monai_xai.deploy import DeployedABN
+
+    not_zip = tmp_path / "model.ts"
+    not_zip.write_text("not a model")
+    with pytest.raises(InputError, match="model.ts: not a TorchScript file"):
+        DeployedABN(not_zip)
+    plain = tmp_path / "plain" / "plain.ts"
+    plain.parent.mkdir()
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(plain))
+    with pytest.raises(InputError, match="plain.ts: holds no bundle configs"):
+        DeployedABN(plain)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: expected one exported .ts model in this folder, found 0"):
+        DeployedABN(tmp_path / "empty")
