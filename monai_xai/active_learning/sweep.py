@@ -19,7 +19,6 @@ after its last checkpoint is reused, so a killed sweep continues where it stoppe
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -41,17 +40,12 @@ def _evaluated(eval_dir: Path, checkpoint: Path) -> bool:
     )
 
 
-def _kappa(predictions_csv: Path) -> float:
-    from monai_xai.metrics import quadratic_weighted_kappa
-
-    with open(predictions_csv, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["label"]) >= 0]
-    return quadratic_weighted_kappa([int(r["label"]) for r in rows], [int(r["pred"]) for r in rows])
-
-
 def _scores(eval_dir: Path) -> dict[str, float]:
+    from monai_xai.metrics import predictions_kappa
+
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    scores = {"accuracy": metrics["image"]["accuracy"], "kappa": _kappa(eval_dir / "predictions.csv")}
+    kappa = predictions_kappa(eval_dir / "predictions.csv")
+    scores = {"accuracy": metrics["image"]["accuracy"], "kappa": kappa}
     agreement = metrics.get("attention_agreement", {}).get("attention")
     if agreement:
         scores["map_mse"] = agreement["map_mse"]

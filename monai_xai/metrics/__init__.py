@@ -21,13 +21,14 @@ from .detection import (
     f1_threshold_search,
     per_class_detection_stats,
 )
-from .kappa import quadratic_weighted_kappa
+from .kappa import predictions_kappa, quadratic_weighted_kappa
 
 __all__ = [
     "BASELINES",
     "DeletionInsertionResult",
     "deletion_insertion",
     "perturbation_baseline",
+    "predictions_kappa",
     "quadratic_weighted_kappa",
     "AREA_RANGES",
     "F1_THRESHOLDS",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import os
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["quadratic_weighted_kappa"]
+from monai_xai.errors import InputError
+
+__all__ = ["predictions_kappa", "quadratic_weighted_kappa"]
 
 
 def quadratic_weighted_kappa(y_true, y_pred, num_classes: int | None = None) -> float:
@@ -31,3 +37,35 @@ def quadratic_weighted_kappa(y_true, y_pred, num_classes: int | None = None) -> 
     if disagreement == 0:
         return 1.0
     return float(1.0 - (weights * observed).sum() / disagreement)
+
+
+def predictions_kappa(path: str | os.PathLike) -> float:
+    """Quadratic weighted kappa of a ``predictions.csv`` written by an evaluation run.
+
+    Scores the written predictions rather than re-running a model, so that a table can be rebuilt from
+    finished runs. Reads the ``label`` and ``pred`` columns; rows with a negative label (unlabelled inputs)
+    are left out, and the number of ``prob_<class>`` columns sets the number of grades.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except OSError as err:
+        raise InputError(path, f"cannot read predictions: {err.strerror or err}") from None
+    if "label" not in columns or "pred" not in columns:
+        raise InputError(path, f"expected 'label' and 'pred' columns, found {columns}")
+    try:
+        pairs = [(int(r["label"]), int(r["pred"])) for r in rows]
+    except ValueError as err:
+        raise InputError(path, f"labels and predictions must be class indices ({err})") from None
+    pairs = [p for p in pairs if p[0] >= 0]
+    if not pairs:
+        raise InputError(path, "no labelled predictions to score")
+    n_classes = sum(c.startswith("prob_") for c in columns) or None
+    true, pred = zip(*pairs)
+    try:
+        return quadratic_weighted_kappa(true, pred, num_classes=n_classes)
+    except ValueError as err:
+        raise InputError(path, str(err)) from None

@@ -27,3 +27,26 @@ def test_medmnist_file(shared_data, name):
         labels = {item["label"] for item in items}
         assert labels <= set(range(n_classes)) and len(labels) == n_classes
         assert items[-1]["source"] == f"{name}:{split}[{size - 1}]"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fragment", ["pneumoniamnist", "retinamnist"])
+def test_dataset_fragment_feeds_the_abn_bundle(shared_data, fragment):
+    """The fragment's channels, classes and preset fit its file: preprocessed items are ready to train on."""
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    repo = Path(__file__).resolve().parents[2]
+    train = repo / "bundles" / "abn_classification" / "configs" / "train.json"
+    parser = ConfigParser()
+    parser.read_config([str(train), str(repo / "configs" / "datasets" / f"{fragment}.json")])
+    parser.update({"dataset_dir": str(shared_data / "medmnist"), "limit": 4})
+    splits = parser.get_parsed_content("splits")
+    n_classes, channels = parser.get_parsed_content("num_classes"), parser.get_parsed_content("in_channels")
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [4, 4, 4]
+    expected_classes = EXPECTED[f"{fragment}.npz"][2]
+    assert n_classes == expected_classes and channels == EXPECTED[f"{fragment}.npz"][1][0]
+    item = parser.get_parsed_content("validate#preprocessing")(splits["test"][0])
+    assert tuple(item["image"].shape) == (channels, 28, 28)
+    assert 0.0 <= float(item["image"].min()) < float(item["image"].max()) <= 1.0
