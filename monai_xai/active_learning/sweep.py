@@ -40,6 +40,17 @@ def _evaluated(eval_dir: Path, checkpoint: Path) -> bool:
     )
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a share of the training samples in (0, 1], refused with the value named."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]: fractions are shares of the training set")
+    return value
+
+
 def _scores(eval_dir: Path) -> dict[str, float]:
     from monai_xai.metrics import predictions_kappa
 
@@ -158,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--strategies", nargs="+", default=["lowest_confidence", "largest_map_error", "random"]
     )
-    parser.add_argument("--fractions", type=float, nargs="+", default=list(DEFAULT_FRACTIONS))
+    parser.add_argument("--fractions", type=_fraction, nargs="+", default=list(DEFAULT_FRACTIONS))
     args, extra = parser.parse_known_args(argv)
     return run_sweep(
         config_file_list(args.config_file),

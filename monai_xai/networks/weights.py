@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -10,7 +12,35 @@ from torch import nn
 
 from monai_xai.errors import InputError
 
-__all__ = ["load_weights"]
+__all__ = ["load_weights", "resnet_depth_of"]
+
+# "<prefix>layer<stage>.<block>." in the weight names of MONAI ResNets and the networks built on them.
+_STAGE_BLOCK = re.compile(r"(?:^|\.)layer([1-4])\.(\d+)\.")
+
+
+def resnet_depth_of(state: Mapping[str, object]) -> str | None:
+    """The ResNet depth ("resnet18", ...) whose stages a state dict's ``layer1..layer3`` weights match.
+
+    Why: a checkpoint of another depth otherwise fails with a list of unexpected weight names, which does
+    not say that ``--network`` is what differs. None when the names show no ResNet stages or no known depth.
+    """
+    from monai_xai.networks.nets.resnet import RESNET_SPECS
+
+    blocks: dict[int, int] = {}
+    bottleneck = False
+    for key in state:
+        match = _STAGE_BLOCK.search(key)
+        if match and int(match.group(1)) <= 3:
+            stage, block = int(match.group(1)), int(match.group(2))
+            blocks[stage] = max(blocks.get(stage, 0), block + 1)
+            bottleneck = bottleneck or key[match.end() :].startswith("conv3.")
+    if sorted(blocks) != [1, 2, 3]:
+        return None
+    found = tuple(blocks[stage] for stage in (1, 2, 3))
+    for name, spec in RESNET_SPECS.items():
+        if spec.layers[:3] == found and (spec.block.expansion > 1) == bottleneck:
+            return name
+    return None
 
 
 def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model") -> nn.Module:
@@ -31,6 +61,9 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
     mismatched = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
     if missing or unexpected or mismatched:
         details = []
+        depth, own_depth = resnet_depth_of(state), resnet_depth_of(own)
+        if depth and own_depth and depth != own_depth:
+            details.append(f"it holds a {depth} backbone, the network a {own_depth} (--network {depth}?)")
         if missing:
             details.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
         if unexpected:

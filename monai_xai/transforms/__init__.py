@@ -17,7 +17,7 @@ from monai_xai.transforms.intensity import (
     ToGrayscaled,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
-from monai_xai.transforms.mask import EnsureMaskd
+from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd
 from monai_xai.transforms.presets import (
     CT_WINDOWS,
     PRESETS,
@@ -44,6 +44,7 @@ __all__ = [
     "ExtractSliced",
     "FieldOfViewCropd",
     "InvertMonochrome1d",
+    "LoadCorrectedMapd",
     "LoadImageOrArrayd",
     "RemoveColorOverlayd",
     "ToGrayscaled",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["EnsureMaskd"]
+from monai_xai.errors import InputError
+from monai_xai.transforms.io import _PIL_SUFFIXES, SOURCE_KEY, LoadImageOrArrayd
+
+__all__ = ["EnsureMaskd", "LoadCorrectedMapd"]
 
 
 class EnsureMaskd(MapTransform):
@@ -37,8 +43,6 @@ class EnsureMaskd(MapTransform):
         mask = d.get(self.mask_key)
         if mask is None:
             if self.require_mask:
-                from monai_xai.errors import InputError
-
                 name = getattr(image, "meta", {}).get("filename_or_obj") or d.get("source")
                 raise InputError(
                     name, f"no '{self.mask_key}' entry, but this workflow requires a mask per image"
@@ -58,3 +62,59 @@ class EnsureMaskd(MapTransform):
         )
         d[self.flag_key] = np.int64(1)
         return d
+
+
+class LoadCorrectedMapd(MapTransform):
+    """Read expert-corrected attention maps, check their values and binarise them at half intensity.
+
+    A corrected map takes the place of a lesion mask, whose rule (any value above 0 is lesion) would turn a
+    map saved in another scale, or a soft map, into an all-lesion mask without a word. Here:
+
+    - image files (PNG, JPEG, BMP, TIFF) hold 8-bit intensities 0-255 (colour maps count by their brightest
+      channel) and are divided by 255; a file with values above 255 (a 16-bit PNG) is refused;
+    - NIfTI and DICOM files and in-memory arrays hold values in [0, 1]; anything outside is refused;
+    - the scaled map is lesion where it reaches ``threshold`` (0.5: 128 of 255).
+
+    Bad values raise :class:`~monai_xai.errors.InputError` naming the map file and the range found; a missing
+    file is named by the loader. Items without a map (no key, or ``None``) pass unchanged, and a map of
+    another size than its image is caught by :class:`~monai_xai.transforms.ValidateItemd`.
+    """
+
+    def __init__(self, keys: KeysCollection = "mask", threshold: float = 0.5) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self.loader = LoadImageOrArrayd(keys, allow_missing_keys=True)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        eight_bit = {
+            key: isinstance(d[key], (str, os.PathLike)) and Path(d[key]).suffix.lower() in _PIL_SUFFIXES
+            for key in self.key_iterator(d)
+            if d[key] is not None
+        }
+        d = self.loader(d)
+        for key, is_image_file in eight_bit.items():
+            d[key] = self._binarise(d[key], 255.0 if is_image_file else 1.0, d.get(SOURCE_KEY))
+        return d
+
+    def _binarise(self, corrected: torch.Tensor, top: float, source: object) -> torch.Tensor:
+        meta = dict(corrected.meta) if isinstance(corrected, MetaTensor) else {}
+        name = meta.get("filename_or_obj") or source
+        values = torch.as_tensor(corrected).float()
+        if not bool(torch.isfinite(values).all()):
+            nan, inf = int(torch.isnan(values).sum()), int(torch.isinf(values).sum())
+            raise InputError(name, f"corrected map has {nan} NaN and {inf} infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low < 0.0 or high > top:
+            hint = (
+                "maps in image files hold 8-bit values 0-255: save it as an 8-bit grey PNG"
+                if top > 1.0
+                else "maps in NIfTI or DICOM files and arrays hold values in [0, 1]: divide 0-255 maps by 255"
+            )
+            raise InputError(
+                name, f"corrected map values lie in [{low:g}, {high:g}], outside [0, {top:g}] ({hint})"
+            )
+        binary = (values.amax(dim=0, keepdim=True) / top >= self.threshold).float()
+        return MetaTensor(binary, meta=meta) if isinstance(corrected, MetaTensor) else binary
