@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,40 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
     )
     predictions = json.loads((finetune_dir / "inference" / "predictions.json").read_text())
     assert [Path(p["source"]).name for p in predictions] == [p.name for p in images]
+
+
+@pytest.mark.slow
+def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
+    """``multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU): training, then fine-tuning with
+    the feature extractor frozen inside DistributedDataParallel; the fine-tuning summary is printed once."""
+    from monai_xai.data import write_demo_dataset
+    from monai_xai.tracking import find_run
+
+    data = write_demo_dataset(tmp_path / "demo", n_train=8, n_val=4, n_test=4, size=32).parent
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    overrides = [
+        "--dataset_dir", str(data), "--output_dir", str(out), "--limit", "4", "--spatial_size", "[32, 32]",
+        "--max_epochs", "1", "--batch_size", "2", "--val_batch_size", "4", "--num_workers", "0",
+    ]  # fmt: skip
+    train = [ABN / "train.json", MS / "train.json"]
+    ddp = [ABN / "multi_gpu_train.json", MS / "multi_gpu_train.json"]
+    for port, configs in ((29535, [*train, *ddp]), (29536, [*train, MS / "finetune.json", *ddp])):
+        config_list = str([str(c) for c in configs])
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+            "--master_port", str(port), "-m", "monai.bundle", "run", "--config_file", config_list, *overrides,
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("fine-tuning on 4 of 4 training samples with a mask map") == 1
+    store = f"sqlite:///{out.resolve() / 'mlruns.db'}"
+    finetuned = out / "finetune" / "mask_all_1.0"
+    for run_name, run_dir in (
+        ("demo_multiscale_resnet18_fold0", out),
+        ("demo_multiscale_finetune_mask_all_1.0_resnet18_fold0", finetuned),
+    ):
+        assert all((run_dir / "checkpoints" / name).is_file() for name in ("latest.pt", "best.pt"))
+        run = find_run(store, "multiscale_abn_correction", run_name)
+        assert run.info.status == "FINISHED"
+        assert {"val_auc", "train_loss_fuse"} <= set(run.data.metrics)
