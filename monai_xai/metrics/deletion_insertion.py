@@ -6,11 +6,11 @@ starts from a baseline image and puts the most salient pixels back first: a fait
 probability rise fast (high area is good). The steps of all images in a batch go through the network
 together, in forward passes of ``batch_size`` perturbed images, so a curve costs no Python loop over steps.
 
-Forward passes are capped by default at :data:`MAX_PIXELS_PER_FORWARD` pixels (voxels): on a 2-core CPU one
-forward of every step at once (336 images of 64x64 through ResNet18) took about 1.7x as long as forwards of
-64 images, whose activations stay in cache. The perturbed images are built one forward pass at a time, so
-memory does not grow with ``steps``. ``scripts/benchmarks/deletion_insertion.py`` times this function
-against a loop of batch-1 forwards.
+Forward passes are capped by default at :data:`MAX_PIXELS_PER_FORWARD` pixels (voxels): on one CPU thread a
+single forward of every step at once (336 images of 64x64 through ResNet18) took about 1.3x as long as
+forwards of 64 to 128 images, whose activations stay in cache. The perturbed images are built one forward
+pass at a time, so memory does not grow with ``steps``. ``scripts/benchmarks/deletion_insertion.py`` times
+this function against a loop of batch-1 forwards.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ __all__ = [
 
 #: Names of the images that deleted pixels are replaced with (and that insertion starts from).
 BASELINES = ("zero", "mean", "blur")
-#: Default cap on the pixels (voxels) per forward pass: images * pixels per image, e.g. 64 images of 64x64.
-MAX_PIXELS_PER_FORWARD = 2**18
+#: Default cap on the pixels (voxels) per forward pass: images * pixels per image, e.g. 128 images of 64x64.
+MAX_PIXELS_PER_FORWARD = 2**19
 
 
 class DeletionInsertionResult(NamedTuple):
