@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
+from monai_xai.data.splits import kfold_splits, limit_splits
 from monai_xai.errors import InputError
 
 __all__ = [
@@ -137,23 +137,8 @@ def coco_splits(
     if split_file == "auto":
         candidate = path.parent / "splits.json"
         split_file = candidate if candidate.is_file() else None
-    if split_file is not None:
-        spec = read_split_file(split_file, items, base_dir=image_dir or path.parent)
-        pool, test, folds = spec["train"], spec["test"], spec["folds"]
-    else:
-        pool, _, test = train_val_test_split(items, val_fraction=0.0, test_fraction=0.2, seed=seed)
-        folds = stratified_kfold(pool, n_folds=n_folds, seed=seed)
-    if not folds:
-        raise InputError(split_file, "split file has no validation folds")
-    train, val = fold_datalists(pool, folds, fold)
-    parts: dict[str, Any] = {"train": train, "val": val, "test": test, "n_folds": len(folds)}
-    if limit is not None:
-        rng = np.random.default_rng(seed)
-        for split in ("train", "val", "test"):
-            if len(parts[split]) > limit:
-                keep = sorted(rng.choice(len(parts[split]), size=limit, replace=False))
-                parts[split] = [parts[split][i] for i in keep]
-    return parts
+    parts = kfold_splits(items, split_file, fold, seed, n_folds, base_dir=image_dir or path.parent)
+    return limit_splits(parts, limit, seed)
 
 
 def clean_detection_datalist(

@@ -6,12 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from monai_xai.data.medmnist import medmnist_datalist
-from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
+from monai_xai.data.splits import kfold_splits, limit_splits
 from monai_xai.data.tabular import csv_datalist, folder_datalist
-from monai_xai.errors import InputError
 
 __all__ = ["dataset_splits", "select_labels"]
 
@@ -20,19 +17,6 @@ def select_labels(datalist: Sequence[dict], labels: Sequence[int]) -> list[dict]
     """Keep items whose label is in ``labels`` and renumber them 0..len(labels)-1 in that order."""
     remap = {int(old): new for new, old in enumerate(labels)}
     return [{**item, "label": remap[int(item["label"])]} for item in datalist if int(item["label"]) in remap]
-
-
-def _tabular_splits(items: list[dict], split_file: Path | None, fold: int, seed: int, n_folds: int) -> dict:
-    if split_file is not None:
-        spec = read_split_file(split_file, items)
-        train_pool, test, folds = spec["train"], spec["test"], spec["folds"]
-    else:
-        train_pool, _, test = train_val_test_split(items, val_fraction=0.0, test_fraction=0.2, seed=seed)
-        folds = stratified_kfold(train_pool, n_folds=n_folds, seed=seed)
-    if not folds:
-        raise InputError(split_file, "split file has no validation folds")
-    train, val = fold_datalists(train_pool, folds, fold)
-    return {"train": train, "val": val, "test": test, "n_folds": len(folds)}
 
 
 def dataset_splits(
@@ -68,16 +52,10 @@ def dataset_splits(
             candidate = (path.parent if source == "csv" else path) / "splits.json"
             split_file = candidate if candidate.is_file() else None
         split_path = Path(split_file) if split_file else None
-        parts = _tabular_splits(items, split_path, fold, seed, n_folds)
+        parts = kfold_splits(items, split_path, fold, seed, n_folds)
     else:
         raise ValueError(f"unknown dataset source {source!r}; expected 'csv', 'folder' or 'medmnist'")
     if labels is not None:
         for split in ("train", "val", "test"):
             parts[split] = select_labels(parts[split], labels)
-    if limit is not None:
-        rng = np.random.default_rng(seed)
-        for split in ("train", "val", "test"):
-            if len(parts[split]) > limit:
-                keep = sorted(rng.choice(len(parts[split]), size=limit, replace=False))
-                parts[split] = [parts[split][i] for i in keep]
-    return parts
+    return limit_splits(parts, limit, seed)

@@ -16,7 +16,14 @@ import numpy as np
 
 from monai_xai.errors import InputError
 
-__all__ = ["stratified_kfold", "train_val_test_split", "read_split_file", "fold_datalists"]
+__all__ = [
+    "stratified_kfold",
+    "train_val_test_split",
+    "read_split_file",
+    "fold_datalists",
+    "kfold_splits",
+    "limit_splits",
+]
 
 
 def _groups(datalist: Sequence[dict], label_key: str, group_key: str) -> tuple[list[list[int]], list[int]]:
@@ -136,3 +143,39 @@ def read_split_file(
         "train": [datalist[i] for i in train_ids],
         "folds": folds,
     }
+
+
+def kfold_splits(
+    items: list[dict],
+    split_file: str | os.PathLike | None,
+    fold: int,
+    seed: int = 0,
+    n_folds: int = 3,
+    base_dir: str | os.PathLike | None = None,
+) -> dict:
+    """``{"train", "val", "test", "n_folds"}`` of ``items``: from a split file if given, else a seeded split.
+
+    Without a file, 20 % of the items (stratified) become the test set and the rest ``n_folds`` folds.
+    """
+    if split_file is not None:
+        spec = read_split_file(split_file, items, base_dir=base_dir)
+        pool, test, folds = spec["train"], spec["test"], spec["folds"]
+    else:
+        pool, _, test = train_val_test_split(items, val_fraction=0.0, test_fraction=0.2, seed=seed)
+        folds = stratified_kfold(pool, n_folds=n_folds, seed=seed)
+    if not folds:
+        raise InputError(split_file, "split file has no validation folds")
+    train, val = fold_datalists(pool, folds, fold)
+    return {"train": train, "val": val, "test": test, "n_folds": len(folds)}
+
+
+def limit_splits(parts: dict, limit: int | None, seed: int = 0) -> dict:
+    """Keep a seeded sample of at most ``limit`` items in each of train/val/test, for smoke runs."""
+    if limit is None:
+        return parts
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val", "test"):
+        if len(parts[split]) > limit:
+            keep = sorted(rng.choice(len(parts[split]), size=limit, replace=False))
+            parts[split] = [parts[split][i] for i in keep]
+    return parts

@@ -7,6 +7,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
+from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device, split_network_output
 
 __all__ = ["AttentionSupervisedTrainer"]
@@ -30,7 +31,6 @@ class AttentionSupervisedTrainer(SupervisedTrainer):
         masks, has_mask = batch.get(MASK), batch.get(HAS_MASK)
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
         engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
 
         def forward_and_loss() -> torch.Tensor:
             raw = engine.network(inputs)
@@ -42,17 +42,5 @@ class AttentionSupervisedTrainer(SupervisedTrainer):
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             return loss
 
-        if engine.amp and engine.scaler is not None:
-            with torch.autocast("cuda", **engine.amp_kwargs):
-                loss = forward_and_loss()
-            engine.scaler.scale(loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            loss = forward_and_loss()
-            loss.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimisation_step(engine, forward_and_loss)
         return engine.state.output

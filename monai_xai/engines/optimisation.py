@@ -1,4 +1,4 @@
-"""The optimiser step shared by the self-supervised and detection trainers."""
+"""The optimiser step shared by the project's trainers (attention-supervised, self-supervised, detection)."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ def test_multi_gpu_config_two_processes_on_cpu(demo_dir, tmp_path):
     """``multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU)."""
     configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", str(demo_dir),
         "--output_dir", str(tmp_path), "--max_epochs", "1", "--batch_size", "4", "--num_workers", "0",
     ]  # fmt: skip

@@ -104,7 +104,7 @@ def test_multi_gpu_config_two_processes_on_cpu(shared_data, tmp_path):
 
     configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", str(shared_data / "busi_256"),
         "--output_dir", str(tmp_path), "--max_epochs", "2", "--batch_size", "2", "--num_workers", "0",
         "--limit", "4", "--spatial_size", "[64, 64]", "--freeze_policy", "progressive_epochs",

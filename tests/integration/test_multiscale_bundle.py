@@ -93,11 +93,11 @@ def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
     ]  # fmt: skip
     train = [ABN / "train.json", MS / "train.json"]
     ddp = [ABN / "multi_gpu_train.json", MS / "multi_gpu_train.json"]
-    for port, configs in ((29535, [*train, *ddp]), (29536, [*train, MS / "finetune.json", *ddp])):
+    for configs in ([*train, *ddp], [*train, MS / "finetune.json", *ddp]):
         config_list = str([str(c) for c in configs])
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-            "--master_port", str(port), "-m", "monai.bundle", "run", "--config_file", config_list, *overrides,
+            "--standalone", "-m", "monai.bundle", "run", "--config_file", config_list, *overrides,
         ]  # fmt: skip
         result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
