@@ -9,7 +9,11 @@ from monai_xai.losses.classifier_loss import CLASSIFIER_MODES
 __all__ = ["ABN_ARCHITECTURES", "get_classifier"]
 
 #: Attention Branch Network variants by name: the class name in ``monai_xai.networks.nets``.
-ABN_ARCHITECTURES = {"abn": "AttentionBranchNetwork", "abn_compact": "CompactAttentionBranchNetwork"}
+ABN_ARCHITECTURES = {
+    "abn": "AttentionBranchNetwork",
+    "abn_narrow": "NarrowAttentionBranchNetwork",
+    "abn_compact": "CompactAttentionBranchNetwork",
+}
 
 
 def get_classifier(

@@ -9,13 +9,13 @@ Two side-by-side measurements in one run, on the same backbone and input size:
 (b) one training step (forward, loss, backward, AdamW step) of ABN in "dynamic" mode with a teacher mask vs a
     plain ResNet with cross-entropy, batch ``--train-batch``.
 
-Each ABN architecture of ``--architectures`` (default: the full ``abn`` and ``abn_compact``, whose attention
-branch is one block at layer3's width) is a contender in the same interleaved rounds. The keys without a
-suffix (``explain_ratio_b1``, ``train_step_ratio``, ...) are the first architecture's; the others' carry the
-architecture name as a suffix (``train_step_ratio_abn_compact``).
+Each ABN architecture of ``--architectures`` (default: the full ``abn``; ``abn_narrow``, whose attention
+branch has layer4's depth at layer3's width; ``abn_compact``, one block at layer3's width) is a contender in
+the same interleaved rounds. The keys without a suffix (``explain_ratio_b1``, ``train_step_ratio``, ...) are
+the first architecture's; the others' carry its name as a suffix (``train_step_ratio_abn_narrow``).
 
-After warm-up the two contenders alternate (A, B, A, B, ...) for ``--repeats`` rounds and the medians are
-compared, so machine noise hits both alike. Ratios are ABN time / baseline time. The last line printed is one
+After warm-up the contenders alternate (A, B, C, A, B, C, ...) for ``--repeats`` rounds and the medians are
+compared, so machine noise hits all alike. Ratios are ABN time / baseline time. The last line printed is one
 JSON object (ratios, medians, settings, targets and whether each target is met).
 
 Grad-CAM++ notes:
@@ -70,7 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", default="resnet18", help="resnet18, resnet34 or resnet50")
     parser.add_argument(
         "--architectures",
-        default="abn,abn_compact",
+        default="abn,abn_narrow,abn_compact",
         help="ABN variants to time, comma separated; the first one gives the unsuffixed keys",
     )
     parser.add_argument("--in-channels", type=int, default=1)

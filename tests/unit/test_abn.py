@@ -10,6 +10,7 @@ from monai_xai.networks import (
     ABNOutput,
     AttentionBranchNetwork,
     CompactAttentionBranchNetwork,
+    NarrowAttentionBranchNetwork,
     ResNetClassifier,
     get_classifier,
     get_resnet_spec,
@@ -106,11 +107,28 @@ def test_compact_abn_keeps_map_resolution_with_a_smaller_branch(backbone: str, s
     assert size(compact.perception_branch) == size(full.perception_branch)
 
 
+def test_narrow_abn_keeps_layer4_depth_at_layer3_width() -> None:
+    full = AttentionBranchNetwork("resnet18", spatial_dims=2, num_classes=3)
+    narrow = NarrowAttentionBranchNetwork("resnet18", spatial_dims=2, num_classes=3)
+    x = torch.rand(SHAPES[2])
+    assert narrow(x).attention_map.shape == full(x).attention_map.shape
+    spec = get_resnet_spec("resnet18")
+    assert len(narrow.attention_branch.layer) == spec.layers[3]
+    assert narrow.attention_branch.norm.num_features == spec.feature_channels
+
+    def size(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    # Half the width: about a quarter of the full branch's weights.
+    assert size(narrow.attention_branch) < size(full.attention_branch) / 3
+
+
 def test_get_classifier_picks_architecture_by_name() -> None:
     assert type(get_classifier("dynamic")) is AttentionBranchNetwork
     assert type(get_classifier("plain", architecture="abn_compact")) is CompactAttentionBranchNetwork
+    assert type(get_classifier("dynamic", architecture="abn_narrow")) is NarrowAttentionBranchNetwork
     assert type(get_classifier("baseline", architecture="abn_compact")) is ResNetClassifier
-    with pytest.raises(ValueError, match="unknown architecture 'abn_tiny'.*abn, abn_compact"):
+    with pytest.raises(ValueError, match="unknown architecture 'abn_tiny'.*abn, abn_narrow, abn_compact"):
         get_classifier("dynamic", architecture="abn_tiny")
     with pytest.raises(ValueError, match="unknown mode 'static'"):
         get_classifier("static")

@@ -43,12 +43,13 @@ def test_quick_run_prints_json_last() -> None:
     assert result["targets"] == {"explain_ratio_max": 0.5, "train_step_ratio_max": 1.3}
     assert result["explain_ratio_b1_met"] == (result["explain_ratio_b1"] <= 0.5)
     assert result["train_step_ratio_met"] == (result["train_step_ratio"] <= 1.3)
-    # Both ABN variants are timed in the same rounds; the compact one's keys carry its name.
-    assert result["settings"]["architectures"] == ["abn", "abn_compact"]
-    for key in REQUIRED:
-        assert result[f"{key}_abn_compact"] > 0, key
-    compact_met = [v for k, v in result.items() if k.endswith("_abn_compact_met")]
-    assert len(compact_met) == 3 and result["all_targets_met"]["abn_compact"] == all(compact_met)
+    # All ABN variants are timed in the same rounds; the others' keys carry their names.
+    assert result["settings"]["architectures"] == ["abn", "abn_narrow", "abn_compact"]
+    for variant in ("abn_narrow", "abn_compact"):
+        for key in REQUIRED:
+            assert result[f"{key}_{variant}"] > 0, key
+        variant_met = [v for k, v in result.items() if k.endswith(f"_{variant}_met")]
+        assert len(variant_met) == 3 and result["all_targets_met"][variant] == all(variant_met)
     assert result["settings"]["batch_sizes"] == [1, 16] and result["settings"]["device"] == "cpu"
 
 

@@ -7,6 +7,7 @@ from .abn import (
     AttentionBranch,
     AttentionBranchNetwork,
     CompactAttentionBranchNetwork,
+    NarrowAttentionBranchNetwork,
     resize_attention,
     upsample_attention,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "NarrowAttentionBranchNetwork",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",
