@@ -4,6 +4,8 @@ and MONAI's RetinaNet (its own matching and losses; box axes swapped to and from
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.engines.utils import IterationEvents
@@ -32,7 +34,7 @@ def _stride(network: torch.nn.Module) -> int:
     return int(getattr(network, "module", network).stride)
 
 
-class DetectionTrainer(SupervisedTrainer):
+class DetectionTrainer(SupervisedTrainer, ABC):
     """Trains a detector from ``image`` and the ``boxes``/``labels`` lists; subclasses make the loss.
 
     ``state.output`` carries ``loss`` and ``loss_parts`` (with ``loss``, for
@@ -42,10 +44,11 @@ class DetectionTrainer(SupervisedTrainer):
     def __init__(self, *args, decollate: bool = False, **kwargs):
         super().__init__(*args, decollate=decollate, **kwargs)
 
+    @abstractmethod
     def compute_loss(
         self, images: torch.Tensor, boxes: list[torch.Tensor], labels: list[torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+        """The detector's training loss and its named parts for one batch."""
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         device = engine.state.device
@@ -97,7 +100,7 @@ class RetinaNetTrainer(DetectionTrainer):
         return sum(losses.values()), parts
 
 
-class DetectionEvaluator(SupervisedEvaluator):
+class DetectionEvaluator(SupervisedEvaluator, ABC):
     """Runs a detector: ``state.output["detections"]`` per image ``{"boxes" xyxy, "scores", "labels"}``.
 
     Ground truth ``boxes``/``labels`` (when the batch has them), ``source`` and ``original_size`` pass
@@ -107,8 +110,9 @@ class DetectionEvaluator(SupervisedEvaluator):
     def __init__(self, *args, decollate: bool = False, **kwargs):
         super().__init__(*args, decollate=decollate, **kwargs)
 
+    @abstractmethod
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        raise NotImplementedError
+        """Detections per image: ``{"boxes" xyxy, "scores", "labels"}``."""
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         images = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)

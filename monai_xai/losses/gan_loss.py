@@ -6,6 +6,8 @@ over every patch.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,11 +15,12 @@ from torch import nn
 __all__ = ["GAN_LOSSES", "BCEGANLoss", "GANLoss", "LeastSquaresGANLoss", "get_gan_loss"]
 
 
-class GANLoss(nn.Module):
+class GANLoss(nn.Module, ABC):
     """Base: ``loss(logits, real)`` compares ``logits`` with an all-``real`` target."""
 
+    @abstractmethod
     def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Mean loss of ``logits`` against the all-real or all-fake ``target``."""
 
     def forward(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
         target = torch.full_like(logits, 1.0 if real else 0.0)

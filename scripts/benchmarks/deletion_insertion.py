@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -188,21 +186,15 @@ def timed_rounds(contenders: dict[str, Callable[[], Any]], repeats: int, warmup:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Time both contenders, check they agree, and return the JSON result."""
-    import monai
     import torch
 
+    from monai_xai.benchmarking import environment, load_average, warn_if_busy
     from monai_xai.networks.nets import ResNetClassifier
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    cores = os.cpu_count() or 1
-    if load > 0.5 * cores:
-        print(
-            f"warning: 1-min load average {load:.1f} on {cores} cores before start: other processes compete "
-            "for the CPU and slow the loop's many small forwards most (OpenMP threads spin-wait)",
-            file=sys.stderr,
-        )
+    load = load_average()
+    warn_if_busy(load, "and slow the loop's many small forwards most (OpenMP threads spin-wait)")
     torch.manual_seed(args.seed)
     model = ResNetClassifier(args.backbone, 2, args.in_channels, args.num_classes).eval()
     images, saliency = make_inputs(args.images, args.size, args.in_channels, args.seed)
@@ -225,7 +217,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     speedup = medians["loop"] / medians["batched"]
     diff = max_abs_diff(results["loop"], results["batched"])
     targets_agree = all(torch.equal(results["loop"][m][2], results["batched"][m][2].cpu()) for m in MODES)
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load_end = load_average()
     forwards = args.images * len(MODES) * (args.steps + 2)
     return {
         "speedup": round(speedup, 3),
@@ -256,13 +248,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "loop_forwards": forwards,
             "repeats": args.repeats,
             "warmup": args.warmup,
-            "threads": torch.get_num_threads(),
-            "cpu_count": cores,
-            "loadavg_1min_at_start": round(load, 2),
-            "loadavg_1min_at_end": round(load_end, 2),
-            "torch": torch.__version__,
-            "monai": monai.__version__,
-            "python": platform.python_version(),
+            **environment(load, load_end),
             "quick": args.quick,
         },
         "elapsed_s": round(time.perf_counter() - t_start, 1),

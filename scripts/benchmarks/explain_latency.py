@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -177,12 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     import copy
-    import os
     import warnings
 
     import monai
     import torch
 
+    from monai_xai.benchmarking import environment, load_average, warn_if_busy
     from monai_xai.losses import get_classifier_loss
     from monai_xai.networks.factory import get_classifier
     from monai_xai.networks.nets.abn import upsample_attention
@@ -198,14 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     # The head-grad baseline's layer4 input needs no gradient: PyTorch notes that the hook fires on outputs.
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    cores = os.cpu_count() or 1
-    if device.type == "cpu" and load > 0.5 * cores:
-        print(
-            f"warning: 1-min load average {load:.1f} on {cores} cores before start: other processes compete "
-            "for the CPU threads and can slow both contenders unevenly (OpenMP threads spin-wait)",
-            file=sys.stderr,
-        )
+    load = load_average()
+    if device.type == "cpu":
+        warn_if_busy(load, "threads and can slow both contenders unevenly (OpenMP threads spin-wait)")
     net_kwargs = {"backbone": args.backbone, "in_channels": args.in_channels, "num_classes": args.num_classes}
     size, n_classes = args.size, args.num_classes
     t_start = time.perf_counter()
@@ -304,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         met_by_architecture[a] = {f"{key}_met": ratios[key] <= target for key, target in targets.items()}
     met = {key: value for arch_met in met_by_architecture.values() for key, value in arch_met.items()}
     elapsed = time.perf_counter() - t_start
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load_end = load_average()
     print(f"total {elapsed:.1f} s; 1-min load average {load:.1f} at start, {load_end:.1f} at end")
     result = {
         **{k: round(v, 4) for k, v in ratios.items()},
@@ -325,13 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup": args.warmup,
             "device": str(device),
             "device_requested": args.device,
-            "threads": torch.get_num_threads(),
-            "cpu_count": cores,
-            "loadavg_1min_at_start": round(load, 2),
-            "loadavg_1min_at_end": round(load_end, 2),
-            "torch": torch.__version__,
-            "monai": monai.__version__,
-            "python": platform.python_version(),
+            **environment(load, load_end),
             "quick": args.quick,
             "abn_loss_mode": "dynamic",
             "optimizer": "AdamW",
