@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from monai_xai.engines.outputs import ATTENTION_MAP, split_network_output
+from monai_xai.engines.outputs import ATTENTION_MAP
 
 __all__ = ["FaithfulnessReport"]
 
@@ -77,9 +77,14 @@ class FaithfulnessReport:
             m: {"deletion": [], "insertion": []} for m in self.methods
         }
         self._seen = 0
+        self._scorer: torch.nn.Module | None = None
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return split_network_output(self.network(x))["pred"]
+    def _build_scorer(self, output: dict, example: torch.Tensor) -> torch.nn.Module:
+        """The network's prediction logits, through a CPU-optimised copy built once per evaluation pass."""
+        from monai_xai.networks import PerceptionLogits, inference_optimised
+
+        logits = PerceptionLogits(self.network) if ATTENTION_MAP in output else self.network
+        return inference_optimised(logits, example)
 
     def _collect(self, engine: Engine) -> None:
         from monai_xai.metrics import deletion_insertion
@@ -93,6 +98,8 @@ class FaithfulnessReport:
         self._seen += keep
         was_training = self.network.training
         self.network.eval()
+        if self._scorer is None:
+            self._scorer = self._build_scorer(out, images[:2])
         for method in self.methods:
             if method == OWN_MAP:
                 if ATTENTION_MAP not in out:
@@ -102,7 +109,7 @@ class FaithfulnessReport:
                 maps = _plain(self.saliency_fns[method](images, predicted)).detach()
             for mode in ("deletion", "insertion"):
                 result = deletion_insertion(
-                    self._logits, images, maps, mode, self.steps, self.baseline, predicted, self.batch_size
+                    self._scorer, images, maps, mode, self.steps, self.baseline, predicted, self.batch_size
                 )
                 self._curves[method][mode].append(result.curves.cpu())
         self.network.train(was_training)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .export import ExportableABN
 from .factory import get_classifier
+from .inference import PerceptionLogits, inference_optimised
 from .nets import (
     RESNET_SPECS,
     RESNET_STEMS,
@@ -47,6 +48,8 @@ __all__ = [
     "CompactAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "ExportableABN",
+    "PerceptionLogits",
+    "inference_optimised",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",

@@ -18,9 +18,11 @@ class LinearEvidence(torch.nn.Module):
         super().__init__()
         self.region = region.float()
         self.calls = 0
+        self.images_seen = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
+        self.images_seen += len(x)
         evidence = (x * self.region).flatten(1).sum(1)
         return torch.stack([torch.zeros_like(evidence), evidence], dim=1)
 
@@ -67,7 +69,7 @@ def test_chunks_and_resized_maps_give_the_same_curves() -> None:
     model.calls = 0
     chunked = deletion_insertion(model, images, small, steps=8, target=torch.tensor([1, 1]), batch_size=5)
     torch.testing.assert_close(whole.curves, chunked.curves)
-    assert model.calls == 4  # 18 images in chunks of 5
+    assert model.calls == 4  # 2 x 7 interior steps + 2 unchanged + 1 shared zero image, in chunks of 5
 
 
 def test_default_chunks_cap_the_pixels_per_forward(monkeypatch) -> None:
@@ -78,10 +80,31 @@ def test_default_chunks_cap_the_pixels_per_forward(monkeypatch) -> None:
     monkeypatch.setattr(module, "MAX_PIXELS_PER_FORWARD", 3 * 64)  # three 8x8 images per forward
     model.calls = 0
     capped = deletion_insertion(model, images, good, steps=4, target=torch.tensor([1, 1]))
-    assert model.calls == 4  # 10 perturbed images in forwards of 3
+    assert model.calls == 3  # 2 x 3 interior steps + 2 unchanged + 1 shared zero image, in forwards of 3
     torch.testing.assert_close(capped.curves, expected.curves)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         deletion_insertion(model, images, good, batch_size=0)
+
+
+@pytest.mark.parametrize(("baseline", "scored"), [("zero", 2 * 3 + 2 + 1), ("mean", 2 * 5), ("blur", 2 * 5)])
+@pytest.mark.parametrize("mode", ["deletion", "insertion"])
+def test_each_distinct_perturbed_image_is_scored_once(baseline: str, scored: int, mode: str) -> None:
+    model, _, good, _ = _setup((8, 8))
+    images = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    result = deletion_insertion(model, images, good, mode, steps=4, baseline=baseline)
+    assert model.images_seen == scored  # zero: one all-zero image for both; others: one baseline each
+    # The same points one image and one step at a time.
+    reference = perturbation_baseline(images, baseline)
+    order = torch.argsort(-good.flatten(1), dim=1, stable=True)
+    for b in range(2):
+        for k, count in enumerate([0, 16, 32, 48, 64]):
+            picked = torch.zeros(64, dtype=torch.bool)
+            picked[order[b, :count]] = True
+            picked = picked.view(1, 8, 8)
+            inside, outside = (reference[b], images[b]) if mode == "deletion" else (images[b], reference[b])
+            logits = model(torch.where(picked, inside, outside)[None])
+            expected = torch.softmax(logits, dim=1)[0, result.target[b]]
+            torch.testing.assert_close(result.curves[b, k], expected)
 
 
 def test_default_target_is_the_predicted_class_and_curve_ends_at_baseline() -> None:

@@ -1,0 +1,97 @@
+"""inference_optimised: a faster copy with the same outputs, or the network itself with the reason logged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import fx
+
+from monai_xai.networks import PerceptionLogits, get_classifier, inference_optimised
+from monai_xai.networks.nets import MultiScaleAttentionBranchNetwork
+
+
+def _batch_norms(module: torch.nn.Module) -> int:
+    return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def _images(*shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize(
+    ("mode", "architecture", "shape"),
+    [
+        ("baseline", "abn", (3, 1, 32, 32)),
+        ("dynamic", "abn", (3, 1, 32, 32)),
+        ("dynamic", "abn_compact", (3, 3, 32, 32)),
+        ("baseline", "abn", (2, 1, 16, 16, 16)),
+    ],
+)
+def test_copy_is_optimised_and_reproduces_the_logits(mode: str, architecture: str, shape: tuple) -> None:
+    torch.manual_seed(0)
+    spatial_dims, channels = len(shape) - 2, shape[1]
+    network = get_classifier(mode, spatial_dims=spatial_dims, in_channels=channels, architecture=architecture)
+    network.train()  # the caller's mode must survive
+    state = {k: v.clone() for k, v in network.state_dict().items()}
+    logits = network if mode == "baseline" else PerceptionLogits(network)
+    images = _images(*shape)
+    optimised = inference_optimised(logits, images[:1])
+    assert isinstance(optimised, fx.GraphModule)
+    assert _batch_norms(optimised) < _batch_norms(logits)  # folded into the convolutions before them
+    assert network.training
+    assert all(torch.equal(state[k], v) for k, v in network.state_dict().items())
+    network.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(optimised(images), logits(images), rtol=1e-4, atol=1e-5)
+
+
+def test_untraceable_or_unsupported_networks_are_returned_with_the_reason(caplog) -> None:
+    multiscale = PerceptionLogits(MultiScaleAttentionBranchNetwork(num_classes=2).eval())
+    with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
+        assert inference_optimised(multiscale, _images(1, 1, 32, 32)) is multiscale
+    assert "using PerceptionLogits as it is (MKL-DNN layout + batch-norm folding:" in caplog.text
+    double = get_classifier("baseline").double().eval()
+    with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
+        assert inference_optimised(double, _images(1, 1, 32, 32).double()) is double
+    assert "its parameters are not float32" in caplog.text
+
+
+def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
+    from ignite.engine import Engine
+
+    from monai_xai.engines.outputs import split_network_output
+    from monai_xai.handlers import FaithfulnessReport
+    from monai_xai.metrics import deletion_insertion
+
+    torch.manual_seed(0)
+    net = get_classifier("dynamic").eval()
+    images = _images(2, 1, 32, 32)
+    with torch.no_grad():
+        output = {"image": images, **split_network_output(net(images))}
+    report = FaithfulnessReport(net, tmp_path, steps=4, baseline="zero")
+    engine = Engine(lambda e, b: output)
+    report.attach(engine)
+    engine.run([0], max_epochs=1)
+    assert isinstance(report._scorer, fx.GraphModule)
+    plain = PerceptionLogits(net)
+    for mode in ("deletion", "insertion"):
+        expected = deletion_insertion(plain, images, output["attention_map"], mode, steps=4).auc.mean()
+        assert report.results["attention"][f"{mode}_auc"] == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_hooks_on_the_network_stay_out_of_the_copy() -> None:
+    network = get_classifier("baseline").eval()
+    calls = []
+    handle = network.layer4.register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    images = _images(2, 1, 32, 32)
+    optimised = inference_optimised(network, images[:1])
+    calls.clear()
+    with torch.no_grad():
+        optimised(images)
+    assert calls == []
+    with torch.no_grad():
+        network(images)
+    assert len(calls) == 1  # the network's own hook still works
+    handle.remove()
