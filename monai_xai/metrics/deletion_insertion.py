@@ -89,9 +89,9 @@ def _distinct_perturbations(
     """The perturbed images to score once each, and where each curve point finds its score.
 
     Returns ``rows`` (R, 2): (image index, number of changed pixels) per distinct perturbed image, and
-    ``curve_rows`` (B, steps + 1): the row of each curve point. One end of every curve is the unchanged
-    image and the other its baseline; with the zero baseline every image's baseline is the same all-zero
-    image, scored once for the whole batch.
+    ``curve_rows`` (B, steps + 1): the row of each curve point. The first B rows are the unchanged images.
+    One end of every curve is the unchanged image and the other its baseline; with the zero baseline every
+    image's baseline is the same all-zero image, scored once for the whole batch.
     """
     steps = len(counts) - 1
     device = counts.device
@@ -129,7 +129,9 @@ def deletion_insertion(
     """Deletion or Insertion curves and their areas for a batch of images and maps.
 
     Args:
-        model: maps (N, C, *spatial) images to (N, num_classes) logits (wrap networks with other outputs).
+        model: maps (N, C, *spatial) images to (N, num_classes) logits; wrap an ABN in
+            :class:`~monai_xai.networks.PerceptionLogits`, and on the CPU pass the network through
+            :func:`~monai_xai.networks.inference_optimised` first.
         images: (B, C, *spatial), 2D or 3D.
         saliency: (B, 1, *any spatial) or (B, *any spatial); resized to the images when needed.
         mode: "deletion" or "insertion".
@@ -137,7 +139,7 @@ def deletion_insertion(
         baseline: one of :data:`BASELINES`.
         target: (B,) classes to score; each image's predicted class when None.
         batch_size: perturbed images per forward pass; when None, as many as hold
-            :data:`MAX_PIXELS_PER_FORWARD` pixels (all ``B * (steps + 1)`` at once for small images).
+            :data:`MAX_PIXELS_PER_FORWARD` pixels (every perturbed image at once for small images).
         blur_sigma: Gaussian sigma (pixels) of the "blur" baseline.
     """
     if mode not in ("deletion", "insertion"):
@@ -165,7 +167,7 @@ def deletion_insertion(
         probs.append(torch.softmax(model(perturbed).float(), dim=1))
     probs = torch.cat(probs)
     if target is None:
-        target = probs[curve_rows[:, 0 if mode == "deletion" else steps]].argmax(dim=1)
+        target = probs[:n_images].argmax(dim=1)  # the unchanged images' predicted classes
     target = torch.as_tensor(target, device=images.device).reshape(-1).long()
     curves = probs[curve_rows].gather(2, target.view(-1, 1, 1).expand(-1, steps + 1, 1))[..., 0]
     auc = torch.trapezoid(curves, dx=1.0 / steps, dim=1)

@@ -58,11 +58,6 @@ for net in $BACKBONES; do
 done
 
 first="${BACKBONES%% *}"
-start=$SECONDS
-python -m monai_xai.active_learning.sweep \
-    --config_file "['$A/train.json','$M/train.json','$D']" --finetune_file "$M/finetune.json" \
-    --evaluate_file "['$A/evaluate.json','$M/evaluate.json']" --output_dir "$OUT/$first/multiscale" \
-    --fractions $FRACTIONS --network "$first" --spatial_size "[$SIZE, $SIZE]" --max_epochs "$FT_EPOCHS" \
-    --faithfulness_methods "[]" >> "$OUT/$first/multiscale/log.txt" 2>&1 || { tail -30 "$OUT/$first/multiscale/log.txt"; exit 1; }
-echo "$first active-learning sweep: $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"
+PRETRAINED="$OUT/$first/multiscale" NETWORK="$first" SIZE="$SIZE" FT_EPOCHS="$FT_EPOCHS" FRACTIONS="$FRACTIONS" \
+    bash scripts/experiments/multiscale_sweep.sh | tee -a "$OUT/runtime.txt"
 python scripts/experiments/multiscale_tables.py "$OUT"
