@@ -20,6 +20,7 @@ FT_EPOCHS="${FT_EPOCHS:-3}"
 MAP_WEIGHTS="${MAP_WEIGHTS:-1.0}"
 FT_LR="${FT_LR:-0.0003}"
 FRACTIONS="${FRACTIONS:-0.1 0.3 0.5 1.0}"
+SEED="${SEED:-0}"  # fine-tuning seed (batch order, augmentation); the random strategy's pick stays fixed
 DATASET="${DATASET:-configs/datasets/busi_binary.json}"
 A=bundles/abn_classification/configs
 M=bundles/multiscale_abn_correction/configs
@@ -38,7 +39,8 @@ python -m monai_xai.active_learning.sweep \
     --config_file "['$A/train.json','$M/train.json','$DATASET']" --finetune_file "$M/finetune.json" \
     --evaluate_file "['$A/evaluate.json','$M/evaluate.json']" --output_dir "$OUT" --fractions $FRACTIONS \
     --network "$NETWORK" --spatial_size "[$SIZE, $SIZE]" --max_epochs "$FT_EPOCHS" --map_weights "$MAP_WEIGHTS" \
-    --learning_rate "$FT_LR" --faithfulness_methods "[]" >> "$OUT/sweep_log.txt" 2>&1 \
+    --learning_rate "$FT_LR" --seed "$SEED" --faithfulness_methods "[]" >> "$OUT/sweep_log.txt" 2>&1 \
     || { tail -30 "$OUT/sweep_log.txt"; exit 1; }
-echo "$NETWORK active-learning sweep (fine-tuning $FT_EPOCHS epochs, map weight $MAP_WEIGHTS, lr $FT_LR): $((SECONDS - start)) s"
+echo "$NETWORK active-learning sweep (fine-tuning $FT_EPOCHS epochs, map weight $MAP_WEIGHTS, lr $FT_LR, seed $SEED):" \
+    "$((SECONDS - start)) s"
 cat "$OUT/sweep/sweep.md"
