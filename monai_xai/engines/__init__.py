@@ -13,7 +13,7 @@ from monai_xai.engines.detection import (
     RetinaNetEvaluator,
     RetinaNetTrainer,
 )
-from monai_xai.engines.optimisation import optimisation_step
+from monai_xai.engines.optimisation import amp_context, optimisation_step
 from monai_xai.engines.outputs import (
     ATTENTION_LOGITS,
     ATTENTION_MAP,
@@ -35,6 +35,7 @@ __all__ = [
     "RetinaNetEvaluator",
     "RetinaNetTrainer",
     "SimSiamTrainer",
+    "amp_context",
     "optimisation_step",
     "AGCycleGANTrainer",
     "CounterfactualEvaluator",

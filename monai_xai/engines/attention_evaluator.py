@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
+from monai_xai.engines.optimisation import amp_context
 from monai_xai.engines.outputs import batch_to_device, split_network_output
 
 __all__ = ["AttentionEvaluator"]
@@ -26,12 +26,8 @@ class AttentionEvaluator(SupervisedEvaluator):
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         engine.state.output = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
         inputs = engine.state.output[Keys.IMAGE]
-        with engine.mode(engine.network):
-            if engine.amp:
-                with torch.autocast("cuda", **engine.amp_kwargs):
-                    raw = engine.network(inputs)
-            else:
-                raw = engine.network(inputs)
+        with engine.mode(engine.network), amp_context(engine):
+            raw = engine.network(inputs)
         engine.state.output.update(split_network_output(raw))
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -13,7 +13,7 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.detection.centernet_codec import decode_centernet, encode_centernet_targets
 from monai_xai.detection.collate import BOXES, LABELS
-from monai_xai.engines.optimisation import optimisation_step
+from monai_xai.engines.optimisation import amp_context, optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
 
 __all__ = [
@@ -116,12 +116,8 @@ class DetectionEvaluator(SupervisedEvaluator, ABC):
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         images = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
-        with engine.mode(engine.network):
-            if engine.amp:
-                with torch.autocast("cuda", **engine.amp_kwargs):
-                    detections = engine.detect(images)
-            else:
-                detections = engine.detect(images)
+        with engine.mode(engine.network), amp_context(engine):
+            detections = engine.detect(images)
         engine.state.output = {
             Keys.IMAGE: images,
             DETECTIONS: [{k: v.detach().float().cpu() if k != "labels" else v.cpu() for k, v in d.items()}

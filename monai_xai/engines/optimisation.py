@@ -1,14 +1,21 @@
-"""The optimiser step shared by the project's trainers (attention-supervised, self-supervised, detection)."""
+"""The optimiser step shared by the project's trainers (attention-supervised, self-supervised, detection),
+and the mixed-precision context their evaluators share."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 
-__all__ = ["optimisation_step"]
+__all__ = ["amp_context", "optimisation_step"]
+
+
+def amp_context(engine) -> contextlib.AbstractContextManager:
+    """CUDA autocast with the engine's AMP settings when ``engine.amp`` is on, else a no-op context."""
+    return torch.autocast("cuda", **engine.amp_kwargs) if engine.amp else contextlib.nullcontext()
 
 
 def optimisation_step(engine: SupervisedTrainer, forward_and_loss: Callable[[], torch.Tensor]) -> None:

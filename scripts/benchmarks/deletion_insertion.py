@@ -18,8 +18,8 @@ Two more contenders separate the two gains: ``loop_optimised`` (the loop on the 
 After warm-up the contenders alternate for ``--repeats`` rounds and the medians are compared. ``speedup`` =
 loop time / batched time (target >= 10); ``speedup_batching_plain`` = loop / batched_plain and
 ``speedup_batching_optimised`` = loop_optimised / batched are what batching alone gives on either network.
-``speedup_ceiling`` = loop / ``forwards_only``, the optimised copy's forward passes of as many random images
-as the batched metric scores and nothing else: no exact batched implementation can beat it on this machine.
+``speedup_ceiling`` = loop / ``forwards_only``, the optimised copy's forward passes of random batches of the
+shapes the batched metric sends, and nothing else: no exact batched implementation beats it on this machine.
 ``max_abs_diff`` is the largest absolute difference between any contender's curves and AUCs and the loop's
 (target <= 1e-5). The last line printed is one JSON object.
 
@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -183,22 +184,31 @@ def max_abs_diff(loop: dict[str, tuple], batched: dict[str, tuple]) -> float:
     return max(diffs)
 
 
-def scored_per_mode(n_images: int, steps: int, baseline: str) -> int:
-    """Perturbed images the batched metric scores per mode: each distinct one once, one zero image."""
-    return n_images * steps + 1 if baseline == "zero" else n_images * (steps + 1)
+def batch_shapes(
+    score: Callable[..., tuple], scorer: Callable[[Any], Any], images: Any, saliency: Any, *common: Any
+) -> list[Any]:
+    """Shapes of the batches ``score`` sends through ``scorer`` in both modes: what the ceiling replays."""
+    shapes = []
+
+    def recording(x: Any) -> Any:
+        shapes.append(x.shape)
+        return scorer(x)
+
+    for mode in MODES:
+        score(recording, images, saliency, mode, *common)
+    return shapes
 
 
-def forwards_only(scorer: Callable[[Any], Any], n_scored: int, like: Any, chunk: int) -> Callable[[], None]:
-    """Both modes' forward passes alone (no perturbation, softmax or bookkeeping), in chunks of ``chunk``."""
+def forwards_only(scorer: Callable[[Any], Any], shapes: Sequence[Any]) -> Callable[[], None]:
+    """Forward passes of random batches of ``shapes`` alone (no perturbation, softmax or bookkeeping)."""
     import torch
 
-    batches = [torch.rand(min(chunk, n_scored - i), *like.shape[1:]) for i in range(0, n_scored, chunk)]
+    batches = [torch.rand(shape) for shape in shapes]
 
     def run() -> None:
         with torch.no_grad():
-            for _ in MODES:
-                for batch in batches:
-                    scorer(batch)
+            for batch in batches:
+                scorer(batch)
 
     return run
 
@@ -220,7 +230,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from monai_xai.benchmarking import environment, load_average, warn_if_busy
-    from monai_xai.metrics.deletion_insertion import MAX_PIXELS_PER_FORWARD
     from monai_xai.networks import inference_optimised
     from monai_xai.networks.nets import ResNetClassifier
 
@@ -239,35 +248,23 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         optimised = inference_optimised(model, images[:2])
         build_times.append(time.perf_counter() - start)
-    scorers = {False: model, True: optimised}
 
-    def loop(name: str, optimise: bool) -> Callable[[], None]:
+    def contender(name: str, score: Callable[..., tuple], scorer: Callable[[Any], Any]) -> Callable[[], None]:
         def run() -> None:
             for mode in MODES:
-                results[name][mode] = loop_deletion_insertion(
-                    scorers[optimise], images, saliency, mode, *common
-                )
+                results[name][mode] = score(scorer, images, saliency, mode, *common)
 
         return run
 
-    def batched(name: str, optimise: bool) -> Callable[[], None]:
-        def run() -> None:
-            for mode in MODES:
-                results[name][mode] = batched_deletion_insertion(
-                    scorers[optimise], images, saliency, mode, *common, batch_size=args.batch_size
-                )
-
-        return run
-
+    batched = functools.partial(batched_deletion_insertion, batch_size=args.batch_size)
+    shapes = batch_shapes(batched, optimised, images, saliency, *common)
     contenders = {
-        "loop": loop("loop", False),
-        "loop_optimised": loop("loop_optimised", True),
-        "batched_plain": batched("batched_plain", False),
-        "batched": batched("batched", True),
+        "loop": contender("loop", loop_deletion_insertion, model),
+        "loop_optimised": contender("loop_optimised", loop_deletion_insertion, optimised),
+        "batched_plain": contender("batched_plain", batched, model),
+        "batched": contender("batched", batched, optimised),
+        "forwards_only": forwards_only(optimised, shapes),
     }
-    n_scored = scored_per_mode(args.images, args.steps, args.baseline)
-    chunk = args.batch_size or max(1, MAX_PIXELS_PER_FORWARD // args.size**2)
-    contenders["forwards_only"] = forwards_only(optimised, n_scored, images, chunk)
     t_start = time.perf_counter()
     times = timed_rounds(contenders, args.repeats, args.warmup)
     medians = {name: statistics.median(values) for name, values in times.items()}
@@ -311,8 +308,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "blur_sigma": args.blur_sigma,
             "batch_size": args.batch_size,
             "loop_forwards": forwards,
-            "batched_scored_images": len(MODES) * n_scored,
-            "batched_chunk": chunk,
+            "batched_scored_images": sum(shape[0] for shape in shapes),
+            "batched_chunk": max(shape[0] for shape in shapes),
             "repeats": args.repeats,
             "warmup": args.warmup,
             **environment(load, load_end),

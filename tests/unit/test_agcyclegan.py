@@ -196,14 +196,8 @@ def test_expect_image_refuses_wrong_dimensionality_and_range() -> None:
         ExpectImaged("image", value_range=(0, 1))(raw)
 
 
-def test_benchmark_baseline_differs_only_in_owning_four_encoders() -> None:
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "agcyclegan_shared_encoder.py"
-    spec = importlib.util.spec_from_file_location("agcyclegan_shared_encoder", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_benchmark_baseline_differs_only_in_owning_four_encoders(load_script) -> None:
+    bench = load_script("benchmarks/agcyclegan_shared_encoder.py")
     _, shared, _ = bench.build("shared", 2, torch.device("cpu"))
     _, separate, _ = bench.build("separate", 2, torch.device("cpu"))
     assert len(separate.encoders) == 4 and not hasattr(separate, "encoder")

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_runs.py"
 
 # (run name, mode, status, test_image_accuracy, test_image_auc or None)
 RUNS = [
@@ -19,13 +14,6 @@ RUNS = [
     ("demo_baseline_resnet18_fold2", "baseline", "RUNNING", 0.2, 0.20),
     ("demo_dynamic_resnet18_crossval", "dynamic", "FINISHED", 0.8, 0.85),
 ]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +40,10 @@ def _rows(table: str) -> dict[str, list[str]]:
     return {row[0]: row for row in rows}
 
 
-def test_finished_runs_per_arm(store, tmp_path, capsys):
+def test_finished_runs_per_arm(store, tmp_path, capsys, load_script):
     out = tmp_path / "cmp" / "compare.md"
     args = ["--tracking_uri", store, "--out", str(out), "--metrics", "test_image_accuracy", "test_image_auc"]
-    table = _load_script().main(args)
+    table = load_script("compare_runs.py").main(args)
     assert table.splitlines()[0] == "| mode | network | dataset | test_image_accuracy | test_image_auc |"
     rows = _rows(table)
     assert sorted(rows) == ["baseline", "dynamic"]  # the unfinished and the _crossval run are left out
@@ -68,8 +56,8 @@ def test_finished_runs_per_arm(store, tmp_path, capsys):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_unfinished_runs_and_coarser_arms(store, tmp_path):
-    module = _load_script()
+def test_unfinished_runs_and_coarser_arms(store, tmp_path, load_script):
+    module = load_script("compare_runs.py")
     runs = module.load_runs(store, "abn_classification", include_unfinished=True)
     assert len(runs) == 6
     summary = module.summarize(runs, ["network"], ["test_image_accuracy", "test_gradcampp_pointing_game"])

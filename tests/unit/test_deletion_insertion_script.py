@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "deletion_insertion.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("deletion_insertion_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -29,10 +18,10 @@ def one_thread():
 
 
 @pytest.mark.parametrize("baseline", ["zero", "mean", "blur"])
-def test_loop_and_batched_give_the_same_curves(one_thread, baseline: str) -> None:
+def test_loop_and_batched_give_the_same_curves(one_thread, baseline: str, load_script) -> None:
     from monai_xai.networks.nets import ResNetClassifier
 
-    bench = _load_script()
+    bench = load_script("benchmarks/deletion_insertion.py")
     torch.manual_seed(0)
     model = ResNetClassifier("resnet18", 2, 3, 3).eval()
     images, saliency = bench.make_inputs(2, 16, 3, seed=1)
@@ -49,8 +38,8 @@ def test_loop_and_batched_give_the_same_curves(one_thread, baseline: str) -> Non
     assert bench.max_abs_diff({"deletion": loop["deletion"]}, {"deletion": batched["insertion"]}) > 1e-3
 
 
-def test_quick_run_prints_table_and_json_last(one_thread, capsys) -> None:
-    bench = _load_script()
+def test_quick_run_prints_table_and_json_last(one_thread, capsys, load_script) -> None:
+    bench = load_script("benchmarks/deletion_insertion.py")
     assert bench.main(["--quick", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("deletion_insertion: resnet18, 2 images of 32x32")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,13 +13,6 @@ import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "explain_latency.py"
 REQUIRED = ("explain_ratio_b1", "explain_ratio_b16", "train_step_ratio")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("explain_latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_quick_run_prints_json_last() -> None:
@@ -64,12 +56,12 @@ def one_thread():
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")
-def test_batched_and_head_grad_gradcampp_match_monai_batch1(one_thread) -> None:
+def test_batched_and_head_grad_gradcampp_match_monai_batch1(one_thread, load_script) -> None:
     from monai.visualize import GradCAMpp
 
     from monai_xai.networks.nets import ResNetClassifier
 
-    bench = _load_script()
+    bench = load_script("benchmarks/explain_latency.py")
     torch.manual_seed(0)
     net = ResNetClassifier("resnet18", in_channels=1, num_classes=2).eval()
     x = torch.randn(3, 1, 64, 64)

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "experiments" / "multiscale_tables.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("multiscale_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(eval_dir: Path, faithfulness: dict, agreement: dict, accuracy: float) -> None:
@@ -24,7 +14,7 @@ def _write(eval_dir: Path, faithfulness: dict, agreement: dict, accuracy: float)
     )
 
 
-def test_tables_put_each_method_in_its_row(tmp_path) -> None:
+def test_tables_put_each_method_in_its_row(tmp_path, load_script) -> None:
     net = tmp_path / "resnet18"
     _write(
         net / "gradcam_resnet" / "eval_test",
@@ -39,7 +29,7 @@ def test_tables_put_each_method_in_its_row(tmp_path) -> None:
         0.8,
     )
     (tmp_path / "runtime.txt").write_text("resnet18 plain ResNet: 12 s\n")
-    text = _load().main([str(tmp_path)])
+    text = load_script("experiments/multiscale_tables.py").main([str(tmp_path)])
     assert "| Grad-CAM (ResNet) | 0.3100 |" in text and "| Grad-CAM++ (ResNet) | 0.3200 |" in text
     assert "| Multi-scale ABN | 0.2500 |" in text and "| ABN | - |" in text  # no single-scale run yet
     assert "| Multi-scale ABN | 0.1000 |" in text and "| Grad-CAM (ResNet) | 0.7000 |" in text

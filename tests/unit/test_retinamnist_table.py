@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "experiments" / "retinamnist_table.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("retinamnist_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(eval_dir: Path, labels: list[int], preds: list[int], accuracy: float, auc: float) -> None:
@@ -26,8 +16,8 @@ def _write(eval_dir: Path, labels: list[int], preds: list[int], accuracy: float,
     (eval_dir / "predictions.csv").write_text(f"source,patient,label,pred,{probs}\n" + "\n".join(rows) + "\n")
 
 
-def test_table_scores_each_arm_from_its_predictions(tmp_path) -> None:
-    table = _load()
+def test_table_scores_each_arm_from_its_predictions(tmp_path, load_script) -> None:
+    table = load_script("experiments/retinamnist_table.py")
     # Confusion [[2, 0], [1, 1]] over grades 0 and 1: kappa 0.5 (worked out in test_deletion_insertion_kappa).
     _write(tmp_path / "baseline" / "eval_test", [0, 0, 1, 1], [0, 0, 0, 1], 0.75, 0.8)
     _write(tmp_path / "multiscale" / "eval_test", [0, 1, 2, 4], [0, 1, 2, 4], 1.0, 1.0)
