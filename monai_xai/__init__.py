@@ -1,12 +1,15 @@
 """monai-xai: MONAI classifiers that explain themselves and accept expert-corrected attention.
 
 Submodules load on first attribute access (``monai_xai.data``, ``monai_xai.networks``, ...), so
-``import monai_xai`` stays cheap and bundle configs need a single ``$import monai_xai``.
+``import monai_xai`` stays cheap and bundle configs need a single ``$import monai_xai``. Importing the
+package also makes an uncaught error end with the bad input behind it (:func:`errors.install_excepthook`).
 """
 
 from __future__ import annotations
 
 import importlib
+
+from monai_xai.errors import install_excepthook
 
 __version__ = "0.1.0"
 
@@ -20,6 +23,7 @@ _SUBMODULES = (
     "editor",
     "engines",
     "errors",
+    "files",
     "handlers",
     "losses",
     "lr_finder",
@@ -31,6 +35,8 @@ _SUBMODULES = (
 )
 
 __all__ = ["__version__", *_SUBMODULES]
+
+install_excepthook()
 
 
 def __getattr__(name: str):

@@ -10,6 +10,7 @@ from monai_xai.data.coco import (
 )
 from monai_xai.data.corrections import CORRECTED_MAP_KEY, CorrectionDatalist, correction_datalist, item_id
 from monai_xai.data.datasets import dataset_splits, select_labels
+from monai_xai.data.loader import DataLoader, exit_with_parent
 from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
 from monai_xai.data.sampler import ClassBalancedSampler
 from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
@@ -29,6 +30,8 @@ __all__ = [
     "load_coco",
     "masks_to_coco",
     "ClassBalancedSampler",
+    "DataLoader",
+    "exit_with_parent",
     "UnpairedDataset",
     "IMAGE_SUFFIXES",
     "MEDMNIST_SPLITS",

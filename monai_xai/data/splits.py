@@ -127,17 +127,23 @@ def read_split_file(
     if "test" not in spec:
         raise InputError(path, "split file has no 'test' list")
     base = Path(base_dir) if base_dir is not None else path.parent
-    index = {os.path.normpath(os.path.relpath(item[key], base)): i for i, item in enumerate(datalist)}
-    missing = [p for p in spec["test"] + sum(spec.get("folds", []), []) if os.path.normpath(p) not in index]
+
+    def real(p: str | os.PathLike) -> str:
+        # both sides resolved, so that symbolic links on either side (the data folder, the split file) match
+        return os.path.realpath(base / p)
+
+    index = {real(item[key]): i for i, item in enumerate(datalist)}
+    listed = spec["test"] + sum(spec.get("folds", []), [])
+    missing = [p for p in listed if real(p) not in index]
     if missing:
         raise InputError(path, f"{len(missing)} listed files are not in the datalist, e.g. {missing[:3]}")
-    test_ids = {index[os.path.normpath(p)] for p in spec["test"]}
+    test_ids = {index[real(p)] for p in spec["test"]}
     train_ids = [i for i in range(len(datalist)) if i not in test_ids]
     for j, fold in enumerate(spec.get("folds", [])):
-        if any(index[os.path.normpath(p)] in test_ids for p in fold):
+        if any(index[real(p)] in test_ids for p in fold):
             raise InputError(path, f"fold {j} shares files with the test set")
     position = {i: j for j, i in enumerate(train_ids)}
-    folds = [[position[index[os.path.normpath(p)]] for p in fold] for fold in spec.get("folds", [])]
+    folds = [[position[index[real(p)]] for p in fold] for fold in spec.get("folds", [])]
     return {
         "test": [datalist[i] for i in sorted(test_ids)],
         "train": [datalist[i] for i in train_ids],

@@ -63,7 +63,8 @@ def csv_datalist(
         if unknown:
             raise InputError(csv_path, f"labels {unknown} are not among the class names {names}")
         labels = [names.index(v) for v in raw_labels]
-    base = csv_path.resolve().parent
+    # absolute, not resolved: a dataset reached through a symbolic link keeps the paths the user gave
+    base = Path(os.path.abspath(csv_path)).parent
     items = []
     for i, (row, label) in enumerate(zip(rows, labels), start=2):  # row 1 is the header
         item = {"image": _resolve(base, row[image_col], csv_path, i, image_col), "label": label}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from monai.transforms import Randomizable
+from monai.data import CacheDataset
+from monai.data import Dataset as MonaiDataset
+from monai.transforms import Compose, Randomizable
 from torch.utils.data import Dataset
 
 from monai_xai.errors import InputError
@@ -17,7 +19,8 @@ class UnpairedDataset(Dataset, Randomizable):
 
     An epoch walks the larger class once and draws the smaller one with replacement, so both domains are
     seen equally often. ``transform`` maps one datalist item to a dict holding ``image_key``.
-    MONAI's ``DataLoader`` reseeds the pairing per worker (it is ``Randomizable``).
+    MONAI's ``DataLoader`` reseeds the pairing per worker (it is ``Randomizable``). With ``cache`` each
+    domain is a MONAI ``CacheDataset``: the transforms up to the first random one run once per item.
     """
 
     def __init__(
@@ -29,6 +32,8 @@ class UnpairedDataset(Dataset, Randomizable):
         label_key: str = "label",
         seed: int = 0,
         source: str | None = None,
+        cache: bool = False,
+        cache_workers: int | None = 1,
     ) -> None:
         self.domains = [[item for item in data if int(item[label_key]) == c] for c in classes]
         empty = [c for c, items in zip(classes, self.domains) if not items]
@@ -37,7 +42,15 @@ class UnpairedDataset(Dataset, Randomizable):
             raise InputError(
                 source, f"no items of class {empty} to translate between (classes present: {found})"
             )
-        self.transform, self.image_key = transform, image_key
+        self.image_key = image_key
+        if cache:
+            transform = transform if isinstance(transform, Compose) else Compose([transform])
+            self.domains = [
+                CacheDataset(items, transform, num_workers=cache_workers, progress=False)
+                for items in self.domains
+            ]
+        else:
+            self.domains = [MonaiDataset(items, transform) for items in self.domains]
         self.longer = int(len(self.domains[1]) > len(self.domains[0]))
         self.set_random_state(seed)
 
@@ -51,5 +64,5 @@ class UnpairedDataset(Dataset, Randomizable):
     def __getitem__(self, index: int) -> dict:
         picks = [0, 0]
         picks[self.longer], picks[1 - self.longer] = index, self.randomize()
-        x, y = (self.transform(dict(domain[i])) for domain, i in zip(self.domains, picks))
+        x, y = (domain[i] for domain, i in zip(self.domains, picks))
         return {"x": x[self.image_key], "y": y[self.image_key]}

@@ -20,26 +20,11 @@ from pathlib import Path
 
 from monai_xai.data.corrections import CORRECTED_MAP_KEY
 from monai_xai.errors import InputError
+from monai_xai.files import atomic_write_text
 
 __all__ = ["CorrectionTable", "atomic_write_text"]
 
 logger = logging.getLogger(__name__)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
-
-    A reader (or a server killed mid-write) sees the old file or the new one, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def _resolve(base: Path, value: str) -> str:

@@ -13,7 +13,7 @@ from monai_xai.engines.detection import (
     RetinaNetEvaluator,
     RetinaNetTrainer,
 )
-from monai_xai.engines.optimisation import amp_context, optimisation_step
+from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import (
     ATTENTION_LOGITS,
     ATTENTION_MAP,
@@ -22,6 +22,7 @@ from monai_xai.engines.outputs import (
     MASK,
     split_network_output,
 )
+from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
 
 __all__ = [
@@ -35,7 +36,10 @@ __all__ = [
     "RetinaNetEvaluator",
     "RetinaNetTrainer",
     "SimSiamTrainer",
-    "amp_context",
+    "FastPath",
+    "FastPathEngine",
+    "cpu_supports_bf16",
+    "to_float32",
     "optimisation_step",
     "AGCycleGANTrainer",
     "CounterfactualEvaluator",

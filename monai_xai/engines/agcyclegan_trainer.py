@@ -11,6 +11,7 @@ from monai.engines.utils import IterationEvents
 from torch import nn
 
 from monai_xai.engines.outputs import LOSS_PARTS
+from monai_xai.engines.precision import FastPath, to_float32
 from monai_xai.losses.gan_loss import GANLoss
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, CycleOutput, Translation, to_gan_range
 
@@ -25,7 +26,9 @@ class AGCycleGANTrainer(Trainer):
     ``lambda_att`` * mean attention (a sparsity prior that keeps the translation local). Discriminator
     ``d_x`` judges class-0 images (real x vs translated y), ``d_y`` class-1 images. Loss components land in
     ``engine.state.output["loss_parts"]``; the last batch's images and translations in the output too, for
-    sample grids. With ``amp`` (CUDA only) both updates run under autocast with their own gradient scaler.
+    sample grids. With ``amp`` the networks run on the device's fast path (see
+    :class:`~monai_xai.engines.precision.FastPath`), losses in float32; on CUDA each update has its own
+    gradient scaler.
     """
 
     def __init__(
@@ -58,20 +61,21 @@ class AGCycleGANTrainer(Trainer):
             additional_metrics=additional_metrics,
             handlers=train_handlers,
             decollate=False,
-            amp=amp,
+            amp=amp and torch.device(device).type == "cuda",
             **kwargs,
         )
         self.network, self.d_x, self.d_y = network, d_x, d_y
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.adversarial_loss = adversarial_loss
         self.lambda_cyc, self.lambda_att, self.n_dis = lambda_cyc, lambda_att, n_dis
-        self.device_type = torch.device(device).type
-        use_scaler = amp and self.device_type == "cuda"
-        self.g_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.d_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.fast_path = FastPath.resolve(amp, device, network, d_x, d_y)
+        self.fast_path.prepare_network(network, d_x, d_y)
+        self.g_scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.d_scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
-    def _autocast(self):
-        return torch.autocast(self.device_type, enabled=self.amp and self.device_type == "cuda")
+    def _forward(self, network: nn.Module, *inputs: torch.Tensor):
+        with self.fast_path.autocast():
+            return to_float32(network(*inputs))
 
     def generator_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[CycleOutput, dict[str, float]]:
         """Update the four decoders; the discriminators only pass gradients through."""
@@ -79,14 +83,13 @@ class AGCycleGANTrainer(Trainer):
         self.d_x.requires_grad_(False)
         self.d_y.requires_grad_(False)
         self.g_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            cycle = self.network(x, y)
-            adv = self.adversarial_loss(self.d_y(cycle.x_to_y.fake), True) + self.adversarial_loss(
-                self.d_x(cycle.y_to_x.fake), True
-            )
-            cyc = F.l1_loss(cycle.rec_x.float(), x) + F.l1_loss(cycle.rec_y.float(), y)
-            att = cycle.x_to_y.attention.float().mean() + cycle.y_to_x.attention.float().mean()
-            loss = adv + self.lambda_cyc * cyc + self.lambda_att * att
+        cycle = self._forward(self.network, x, y)
+        adv = self.adversarial_loss(self._forward(self.d_y, cycle.x_to_y.fake), True) + self.adversarial_loss(
+            self._forward(self.d_x, cycle.y_to_x.fake), True
+        )
+        cyc = F.l1_loss(cycle.rec_x, x) + F.l1_loss(cycle.rec_y, y)
+        att = cycle.x_to_y.attention.mean() + cycle.y_to_x.attention.mean()
+        loss = adv + self.lambda_cyc * cyc + self.lambda_att * att
         self.g_scaler.scale(loss).backward()
         self.g_scaler.step(self.g_optimizer)
         self.g_scaler.update()
@@ -105,13 +108,12 @@ class AGCycleGANTrainer(Trainer):
     ) -> dict[str, float]:
         """Update both discriminators on real images and detached translations."""
         self.d_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            # real and translated images in one call per discriminator
-            real_x, judged_fake_x = self.d_x(torch.cat([x, fake_x])).split([len(x), len(fake_x)])
-            real_y, judged_fake_y = self.d_y(torch.cat([y, fake_y])).split([len(y), len(fake_y)])
-            loss_x = self.adversarial_loss(real_x, True) + self.adversarial_loss(judged_fake_x, False)
-            loss_y = self.adversarial_loss(real_y, True) + self.adversarial_loss(judged_fake_y, False)
-            loss = 0.5 * (loss_x + loss_y)
+        # real and translated images in one call per discriminator
+        real_x, judged_fake_x = self._forward(self.d_x, torch.cat([x, fake_x])).split([len(x), len(fake_x)])
+        real_y, judged_fake_y = self._forward(self.d_y, torch.cat([y, fake_y])).split([len(y), len(fake_y)])
+        loss_x = self.adversarial_loss(real_x, True) + self.adversarial_loss(judged_fake_x, False)
+        loss_y = self.adversarial_loss(real_y, True) + self.adversarial_loss(judged_fake_y, False)
+        loss = 0.5 * (loss_x + loss_y)
         self.d_scaler.scale(loss).backward()
         self.d_scaler.step(self.d_optimizer)
         self.d_scaler.update()
@@ -119,7 +121,7 @@ class AGCycleGANTrainer(Trainer):
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """One generator step, then ``n_dis`` discriminator steps; images in [0, 1]."""
-        x, y = to_gan_range(x.float()), to_gan_range(y.float())
+        x, y = (self.fast_path.prepare_input(to_gan_range(t.float())) for t in (x, y))
         cycle, parts = self.generator_step(x, y)
         fake_x, fake_y = cycle.y_to_x.fake.detach(), cycle.x_to_y.fake.detach()
         for _ in range(self.n_dis):

@@ -6,18 +6,19 @@ from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_xai.engines.optimisation import amp_context
 from monai_xai.engines.outputs import batch_to_device, split_network_output
+from monai_xai.engines.precision import FastPathEngine, to_float32
 
 __all__ = ["AttentionEvaluator"]
 
 
-class AttentionEvaluator(SupervisedEvaluator):
+class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
     """Evaluates a plain or attention branch classifier on whole batches.
 
     ``engine.state.output`` holds ``image``, ``label``, ``pred`` (logits), and when present
     ``attention_map``, ``attention_logits``, ``mask`` and ``has_mask``, so that metrics of the
-    prediction and of the attention map can be computed from one forward pass.
+    prediction and of the attention map can be computed from one forward pass. The forward runs on the
+    device's fast path when ``amp`` is on; every output is float32.
     """
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
@@ -25,9 +26,10 @@ class AttentionEvaluator(SupervisedEvaluator):
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         engine.state.output = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
-        inputs = engine.state.output[Keys.IMAGE]
-        with engine.mode(engine.network), amp_context(engine):
-            raw = engine.network(inputs)
+        inputs = engine.fast_path.prepare_input(engine.state.output[Keys.IMAGE])
+        engine.state.output[Keys.IMAGE] = inputs
+        with engine.mode(engine.network), engine.fast_path.autocast():
+            raw = to_float32(engine.network(inputs))
         engine.state.output.update(split_network_output(raw))
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -9,17 +9,19 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device, split_network_output
+from monai_xai.engines.precision import FastPathEngine, to_float32
 
 __all__ = ["AttentionSupervisedTrainer"]
 
 
-class AttentionSupervisedTrainer(SupervisedTrainer):
+class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
     """Trains a classifier with a loss ``loss_function(output, label, mask, has_mask) -> (loss, parts)``.
 
     ``output`` is whatever the network returns (logits, or an attention branch network's output),
     ``mask``/``has_mask`` come from the batch (zeros/False where an item had no teacher mask).
     The per-component losses land in ``engine.state.output["loss_parts"]`` for logging.
-    Batches stay collated (``decollate=False``) because every consumer works on whole batches.
+    Batches stay collated (``decollate=False``) because every consumer works on whole batches. ``amp``
+    picks the device's fast path (see :class:`~monai_xai.engines.precision.FastPath`).
     """
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
@@ -27,13 +29,14 @@ class AttentionSupervisedTrainer(SupervisedTrainer):
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         batch = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
-        inputs, labels = batch[Keys.IMAGE], batch[Keys.LABEL]
+        inputs, labels = engine.fast_path.prepare_input(batch[Keys.IMAGE]), batch[Keys.LABEL]
         masks, has_mask = batch.get(MASK), batch.get(HAS_MASK)
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
         engine.network.train()
 
         def forward_and_loss() -> torch.Tensor:
-            raw = engine.network(inputs)
+            with engine.fast_path.autocast():
+                raw = to_float32(engine.network(inputs))
             engine.state.output.update(split_network_output(raw))
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss, parts = engine.loss_function(raw, labels, masks, has_mask)

@@ -11,19 +11,21 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 
 from monai_xai.engines.outputs import batch_to_device
+from monai_xai.engines.precision import FastPathEngine, to_float32
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, to_classifier_range, to_gan_range
 
 __all__ = ["CounterfactualEvaluator"]
 
 
-class CounterfactualEvaluator(SupervisedEvaluator):
+class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
     """``network`` is the classifier; ``gan`` translates each image from its source class to the other one.
 
     The source class is the label when the batch has one and ``source="label"``, else the classifier's
     prediction (inference). ``engine.state.output`` holds, in [0, 1]: ``image``, ``attention``,
     ``generated``, ``fake``; ``pred`` / ``pred_after`` (logits before/after translation),
     ``source_class``, ``target_class``, ``name`` (each item's file or source); ``label`` and ``mask``
-    when given; ``cam`` (Grad-CAM++ of the predicted class) when ``saliency_fn`` is set.
+    when given; ``cam`` (Grad-CAM++ of the predicted class) when ``saliency_fn`` is set. Networks run on the
+    device's fast path when ``amp`` is on; every output is float32.
     """
 
     def __init__(
@@ -39,6 +41,11 @@ class CounterfactualEvaluator(SupervisedEvaluator):
             raise ValueError(f"source must be 'label' or 'prediction', got {source!r}")
         super().__init__(*args, decollate=decollate, **kwargs)
         self.gan, self.source, self.saliency_fn = gan, source, saliency_fn
+        self.fast_path.prepare_network(gan)
+
+    def _forward(self, function: Callable, *inputs):
+        with self.fast_path.autocast():
+            return to_float32(function(*inputs))
 
     @torch.no_grad()
     def explain(
@@ -46,21 +53,22 @@ class CounterfactualEvaluator(SupervisedEvaluator):
     ) -> dict:
         """Translations of ``images`` (in [0, 1]) away from ``source`` (default: the predicted class)."""
         self.gan.eval()
-        logits = classifier(images)
+        images = self.fast_path.prepare_input(images)
+        logits = self._forward(classifier, images)
         source = logits.argmax(dim=1) if source is None else source.view(-1).long()
         gan_images = to_gan_range(images.float())
         parts = {name: torch.empty_like(gan_images) for name in ("fake", "attention", "generated")}
         for cls in (0, 1):
             index = source == cls
             if bool(index.any()):
-                translation = self.gan.translate(gan_images[index], cls)
+                translation = self._forward(self.gan.translate, gan_images[index], cls)
                 parts["fake"][index] = translation.fake
                 parts["attention"][index] = translation.attention
                 parts["generated"][index] = translation.generated
         fake = to_classifier_range(parts["fake"])
         return {
             Keys.PRED: logits,
-            "pred_after": classifier(fake),
+            "pred_after": self._forward(classifier, self.fast_path.prepare_input(fake)),
             "source_class": source,
             "target_class": 1 - source,
             "attention": parts["attention"],

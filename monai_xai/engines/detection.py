@@ -13,8 +13,9 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.detection.centernet_codec import decode_centernet, encode_centernet_targets
 from monai_xai.detection.collate import BOXES, LABELS
-from monai_xai.engines.optimisation import amp_context, optimisation_step
+from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
+from monai_xai.engines.precision import FastPathEngine, to_float32
 
 __all__ = [
     "DETECTIONS",
@@ -34,7 +35,7 @@ def _stride(network: torch.nn.Module) -> int:
     return int(getattr(network, "module", network).stride)
 
 
-class DetectionTrainer(SupervisedTrainer, ABC):
+class DetectionTrainer(FastPathEngine, SupervisedTrainer, ABC):
     """Trains a detector from ``image`` and the ``boxes``/``labels`` lists; subclasses make the loss.
 
     ``state.output`` carries ``loss`` and ``loss_parts`` (with ``loss``, for
@@ -52,7 +53,9 @@ class DetectionTrainer(SupervisedTrainer, ABC):
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         device = engine.state.device
-        images = batchdata[Keys.IMAGE].to(device, non_blocking=engine.non_blocking)
+        images = engine.fast_path.prepare_input(
+            batchdata[Keys.IMAGE].to(device, non_blocking=engine.non_blocking)
+        )
         boxes = [b.to(device) for b in batchdata[BOXES]]
         labels = [lab.to(device) for lab in batchdata[LABELS]]
         engine.state.output = {Keys.IMAGE: images}
@@ -74,7 +77,8 @@ class CenterNetTrainer(DetectionTrainer):
     resolution from the batch's boxes."""
 
     def compute_loss(self, images, boxes, labels):
-        output = self.network(images)
+        with self.fast_path.autocast():
+            output = to_float32(self.network(images))
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         heatmap = output["heatmap"]
         targets = encode_centernet_targets(
@@ -94,13 +98,14 @@ class RetinaNetTrainer(DetectionTrainer):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
         targets = [{"boxes": swap_box_axes(b), "labels": lab} for b, lab in zip(boxes, labels)]
-        losses = self.network(images, targets)
+        with self.fast_path.autocast():
+            losses = to_float32(self.network(images, targets))
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         parts = {f"loss_{k}": v.item() for k, v in losses.items()}
         return sum(losses.values()), parts
 
 
-class DetectionEvaluator(SupervisedEvaluator, ABC):
+class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
     """Runs a detector: ``state.output["detections"]`` per image ``{"boxes" xyxy, "scores", "labels"}``.
 
     Ground truth ``boxes``/``labels`` (when the batch has them), ``source`` and ``original_size`` pass
@@ -112,11 +117,13 @@ class DetectionEvaluator(SupervisedEvaluator, ABC):
 
     @abstractmethod
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """Detections per image: ``{"boxes" xyxy, "scores", "labels"}``."""
+        """Detections per image: ``{"boxes" xyxy, "scores", "labels"}``; the network's forward under
+        ``self.fast_path.autocast()``, decoding in float32 where the detector allows it."""
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         images = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
-        with engine.mode(engine.network), amp_context(engine):
+        images = engine.fast_path.prepare_input(images)
+        with engine.mode(engine.network):
             detections = engine.detect(images)
         engine.state.output = {
             Keys.IMAGE: images,
@@ -138,7 +145,8 @@ class CenterNetEvaluator(DetectionEvaluator):
         self.top_k, self.score_threshold = top_k, score_threshold
 
     def detect(self, images):
-        out = self.network(images)
+        with self.fast_path.autocast():
+            out = to_float32(self.network(images))
         return decode_centernet(
             out["heatmap"],
             out["size"],
@@ -160,7 +168,8 @@ class RetinaNetEvaluator(DetectionEvaluator):
     def detect(self, images):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
-        out = self.network(images)
+        with self.fast_path.autocast():
+            out = to_float32(self.network(images))
         return [
             {"boxes": swap_box_axes(d["boxes"])[: self.top_k], "scores": d["labels_scores"][: self.top_k],
              "labels": d["labels"][: self.top_k]}

@@ -10,6 +10,7 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
+from monai_xai.engines.precision import FastPathEngine, to_float32
 
 __all__ = ["EMBEDDING", "SECOND_VIEW", "SimSiamTrainer"]
 
@@ -19,7 +20,7 @@ SECOND_VIEW = "image_2"
 EMBEDDING = "embedding"
 
 
-class SimSiamTrainer(SupervisedTrainer):
+class SimSiamTrainer(FastPathEngine, SupervisedTrainer):
     """Trains a :class:`~monai_xai.networks.SimSiam` with ``loss_function(output) -> loss``.
 
     ``state.output`` holds ``loss``, ``loss_parts`` and the detached, normalised ``z`` of the first view
@@ -31,19 +32,22 @@ class SimSiamTrainer(SupervisedTrainer):
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         device = engine.state.device
-        x1 = batchdata[Keys.IMAGE].to(device, non_blocking=engine.non_blocking)
-        x2 = batchdata[SECOND_VIEW].to(device, non_blocking=engine.non_blocking)
+        x1, x2 = (
+            engine.fast_path.prepare_input(batchdata[key].to(device, non_blocking=engine.non_blocking))
+            for key in (Keys.IMAGE, SECOND_VIEW)
+        )
         engine.state.output = {}
         engine.network.train()
 
         def forward_and_loss() -> torch.Tensor:
-            output = engine.network(x1, x2)
+            with engine.fast_path.autocast():
+                output = to_float32(engine.network(x1, x2))
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(output)
             engine.state.output.update({
                 Keys.LOSS: loss,
                 LOSS_PARTS: {"loss": loss.item()},
-                EMBEDDING: F.normalize(output["z1"].detach().float(), dim=1),
+                EMBEDDING: F.normalize(output["z1"].detach(), dim=1),
             })  # fmt: skip
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             return loss

@@ -13,6 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
+from monai_xai.files import atomic_write_text
 
 __all__ = ["EvaluationReport", "flatten_report"]
 
@@ -25,12 +26,6 @@ def _batch_strings(batch: dict, key: str, n: int) -> list[str]:
     if value is None:
         return [""] * n
     return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] * n
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -140,7 +135,7 @@ class EvaluationReport:
                 for name, maps in self._maps.items()
             }
         self._write_predictions(probs, labels)
-        _atomic_write_text(self.output_dir / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write_text(self.output_dir / "metrics.json", json.dumps(metrics, indent=2))
         self._write_figures(metrics, probs, labels)
         self.results = metrics
         if self.tracking_uri and self.run_name:

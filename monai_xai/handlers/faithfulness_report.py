@@ -115,7 +115,7 @@ class FaithfulnessReport:
         self.network.train(was_training)
 
     def _report(self, engine: Engine) -> None:
-        from monai_xai.handlers.evaluation_report import _atomic_write_text
+        from monai_xai.files import atomic_write_text
         from monai_xai.visualize import deletion_insertion_figure, save_figure
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ class FaithfulnessReport:
                 report[method][f"{mode}_auc"] = float(auc.mean())
                 report[method][f"{mode}_auc_sd"] = float(auc.std()) if len(auc) > 1 else 0.0
                 mean_curves[method][mode] = stacked.mean(0).numpy()
-        _atomic_write_text(self.output_dir / "faithfulness.json", json.dumps(report, indent=2))
+        atomic_write_text(self.output_dir / "faithfulness.json", json.dumps(report, indent=2))
         fig = deletion_insertion_figure(mean_curves)
         figure = save_figure(fig, self.output_dir / "deletion_insertion.png")
         self.results = report

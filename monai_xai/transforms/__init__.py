@@ -18,6 +18,7 @@ from monai_xai.transforms.intensity import (
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd
+from monai_xai.transforms.preflight import check_splits
 from monai_xai.transforms.presets import (
     CT_WINDOWS,
     PRESETS,
@@ -28,7 +29,7 @@ from monai_xai.transforms.presets import (
     ultrasound_preset,
     xray_preset,
 )
-from monai_xai.transforms.validate import ValidateItemd, validate_datalist
+from monai_xai.transforms.validate import ValidateItemd, diagnose_item, validate_datalist
 from monai_xai.transforms.views import TwoViewsd, simsiam_augmentations
 
 __all__ = [
@@ -49,8 +50,10 @@ __all__ = [
     "RemoveColorOverlayd",
     "ToGrayscaled",
     "ValidateItemd",
+    "check_splits",
     "ct_preset",
     "dhash",
+    "diagnose_item",
     "drop_near_duplicates",
     "find_near_duplicates",
     "fundus_preset",

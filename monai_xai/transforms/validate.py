@@ -23,7 +23,7 @@ from monai_xai.transforms.io import SOURCE_KEY
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
-__all__ = ["PROBLEM_KINDS", "ValidateItemd", "validate_datalist"]
+__all__ = ["PROBLEM_KINDS", "ValidateItemd", "diagnose_item", "validate_datalist"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,31 @@ class ValidateItemd(MapTransform):
         return problems
 
 
+def diagnose_item(
+    item: Mapping[Hashable, Any],
+    loader: Callable[[Mapping[Hashable, Any]], Mapping[Hashable, Any]],
+    validator: ValidateItemd,
+) -> tuple[list[str], str] | None:
+    """Load ``item`` and check it: ``None`` when it can be used, else its problem kinds (``"unreadable"``
+    or :data:`PROBLEM_KINDS`) and a message that names the file.
+
+    Loading errors other than :class:`~monai_xai.errors.InputError` (directly or as the cause of a
+    transform error) propagate, as they point at a bug rather than at a bad file.
+    """
+    try:
+        loaded = loader(item)
+    except Exception as e:
+        error = _input_error_in(e)
+        if error is None:
+            raise
+        return ["unreadable"], str(error)
+    problems = validator.find_problems(loaded)
+    if not problems:
+        return None
+    where = _source(loaded, loaded.get(validator.image_key))
+    return [kind for kind, _ in problems], str(InputError(where, "; ".join(text for _, text in problems)))
+
+
 def validate_datalist(
     datalist: Sequence[Mapping[Hashable, Any]],
     loader: Callable[[Mapping[Hashable, Any]], Mapping[Hashable, Any]],
@@ -151,30 +176,23 @@ def validate_datalist(
 
     Returns:
         The items of ``datalist`` that load and pass (as given, not loaded, so that they can go straight
-        into a MONAI ``Dataset``) and the number of failures per kind: ``"unreadable"`` for items whose
-        loading raised :class:`~monai_xai.errors.InputError` (directly or as the cause of a transform
-        error) and each of :data:`PROBLEM_KINDS`. Other exceptions propagate, as they point at a bug
-        rather than at a bad file.
+        into a MONAI ``Dataset``) and the number of failures per kind: ``"unreadable"`` and each of
+        :data:`PROBLEM_KINDS` (see :func:`diagnose_item`; an item with several problems counts under each).
     """
-    validator = ValidateItemd(**checks, on_error="skip")
+    validator = ValidateItemd(**checks)
     show = len(datalist) >= PROGRESS_MIN_ITEMS if progress is None else progress
     items = tqdm(datalist, desc="validating", unit="item") if show and has_tqdm else datalist
     good = []
-    unreadable = 0
+    counts = dict.fromkeys(("unreadable", *PROBLEM_KINDS), 0)
     for item in items:
-        try:
-            loaded = loader(item)
-        except Exception as e:
-            error = _input_error_in(e)
-            if error is None:
-                raise
-            unreadable += 1
-            logger.warning("skipping unreadable item: %s", error)
-            continue
-        if validator(loaded) is not None:
+        diagnosis = diagnose_item(item, loader, validator)
+        if diagnosis is None:
             good.append(item)
-    counts = {"unreadable": unreadable}
-    counts.update({kind: validator.skipped[kind] for kind in PROBLEM_KINDS})
+            continue
+        kinds, message = diagnosis
+        for kind in kinds:
+            counts[kind] += 1
+        logger.warning("skipping %s", message)
     return good, counts
 
 

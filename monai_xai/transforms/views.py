@@ -12,6 +12,7 @@ from monai.transforms import (
     RandFlipd,
     RandGaussianNoised,
     RandGaussianSmoothd,
+    RandomizableTrait,
     RandScaleIntensityd,
     RandShiftIntensityd,
     RandSpatialCropd,
@@ -21,8 +22,11 @@ from monai.transforms import (
 __all__ = ["TwoViewsd", "simsiam_augmentations"]
 
 
-class TwoViewsd(MapTransform):
-    """Apply ``transform`` twice, independently, to ``data[key]``; views go to ``key`` and ``second_key``."""
+class TwoViewsd(MapTransform, RandomizableTrait):
+    """Apply ``transform`` twice, independently, to ``data[key]``; views go to ``key`` and ``second_key``.
+
+    Random (``RandomizableTrait``), so that a ``CacheDataset`` caches what comes before it, never its views.
+    """
 
     def __init__(self, transform: Callable, key: str = "image", second_key: str = "image_2") -> None:
         super().__init__([key])

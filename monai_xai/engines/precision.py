@@ -1,0 +1,106 @@
+"""The fast path a step runs on, resolved per device: reduced-precision autocast and channels-last layout.
+
+``amp=True`` asks for the fastest safe setting the device has: on CUDA float16 autocast with a gradient
+scaler (MONAI's own mixed-precision path), on a CPU whose oneDNN kernels support bfloat16 (AVX-512 BF16
+or AMX) bfloat16 autocast, on other CPUs float32, where emulated bfloat16 would be many times slower.
+2D convolutional networks and their 4D inputs move to channels-last in all three cases. Only network
+forwards run under autocast; :func:`to_float32` brings their outputs back to float32 so that losses,
+attention maps and metrics are computed in full precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["FastPath", "FastPathEngine", "cpu_supports_bf16", "to_float32"]
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions and matrix products natively (oneDNN's own check)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _has_conv2d(networks: Iterable[nn.Module]) -> bool:
+    return any(isinstance(m, nn.Conv2d) for net in networks for m in net.modules())
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """How one device runs a step: ``dtype`` for autocast (None: float32) and whether to use channels-last."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    @classmethod
+    def resolve(cls, amp: bool, device: torch.device | str, *networks: nn.Module) -> FastPath:
+        """The fast path of ``device`` when ``amp`` is on, else plain float32; channels-last when any of
+        ``networks`` has 2D convolutions."""
+        device_type = torch.device(device).type
+        if not amp:
+            return cls(device_type)
+        dtype = None
+        if device_type == "cuda":
+            dtype = torch.float16
+        elif device_type == "cpu" and cpu_supports_bf16():
+            dtype = torch.bfloat16
+        return cls(device_type, dtype, _has_conv2d(networks))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to ``dtype`` on this device, or a no-op context in float32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def prepare_network(self, *networks: nn.Module) -> None:
+        """Move the networks' weights to channels-last, in place, when this path uses it."""
+        if self.channels_last:
+            for network in networks:
+                network.to(memory_format=torch.channels_last)
+
+    def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` in the layout the network's weights are in (channels-last for 4D batches)."""
+        if self.channels_last and images.ndim == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def describe(self) -> str:
+        """e.g. ``"cpu bfloat16 autocast, channels-last"``, for logs and benchmark reports."""
+        precision = "float32" if self.dtype is None else f"{str(self.dtype).removeprefix('torch.')} autocast"
+        return f"{self.device_type} {precision}" + (", channels-last" if self.channels_last else "")
+
+
+def to_float32(output: Any) -> Any:
+    """``output`` (a tensor, or a dict, list or named tuple of them) with floating tensors in float32."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.is_floating_point() and output.dtype != torch.float32 else output
+    if isinstance(output, dict):
+        return {k: to_float32(v) for k, v in output.items()}
+    if isinstance(output, tuple) and hasattr(output, "_fields"):
+        return type(output)(*(to_float32(v) for v in output))
+    if isinstance(output, list | tuple):
+        return type(output)(to_float32(v) for v in output)
+    return output
+
+
+class FastPathEngine:
+    """Mixin for MONAI trainers and evaluators: ``amp`` resolves to the device's :class:`FastPath`.
+
+    MONAI's own ``amp`` (CUDA autocast and gradient scaler) stays on only for CUDA devices; the resolved
+    path is ``engine.fast_path``, and the engine's network is moved to channels-last when it uses it.
+    """
+
+    def __init__(self, device: torch.device | str, *args, amp: bool = False, **kwargs):
+        device = torch.device(device)
+        super().__init__(device, *args, amp=amp and device.type == "cuda", **kwargs)
+        self.fast_path = FastPath.resolve(amp, device, self.network)
+        self.fast_path.prepare_network(self.network)
