@@ -24,6 +24,7 @@ _SUBMODULES = (
     "engines",
     "errors",
     "files",
+    "flags",
     "handlers",
     "losses",
     "lr_finder",

@@ -12,6 +12,7 @@ from torch import nn
 
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPath, to_float32
+from monai_xai.flags import as_bool
 from monai_xai.losses.gan_loss import GANLoss
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, CycleOutput, Translation, to_gan_range
 
@@ -61,7 +62,7 @@ class AGCycleGANTrainer(Trainer):
             additional_metrics=additional_metrics,
             handlers=train_handlers,
             decollate=False,
-            amp=amp and torch.device(device).type == "cuda",
+            amp=as_bool(amp, "amp") and torch.device(device).type == "cuda",
             **kwargs,
         )
         self.network, self.d_x, self.d_y = network, d_x, d_y

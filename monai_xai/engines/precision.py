@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from monai_xai.flags import as_bool
+
 __all__ = ["FastPath", "FastPathEngine", "cpu_supports_bf16", "to_float32"]
 
 
@@ -46,7 +48,7 @@ class FastPath:
         """The fast path of ``device`` when ``amp`` is on, else plain float32; channels-last when any of
         ``networks`` has 2D convolutions."""
         device_type = torch.device(device).type
-        if not amp:
+        if not as_bool(amp, "amp"):
             return cls(device_type)
         dtype = None
         if device_type == "cuda":
@@ -100,7 +102,7 @@ class FastPathEngine:
     """
 
     def __init__(self, device: torch.device | str, *args, amp: bool = False, **kwargs):
-        device = torch.device(device)
+        device, amp = torch.device(device), as_bool(amp, "amp")
         super().__init__(device, *args, amp=amp and device.type == "cuda", **kwargs)
         self.fast_path = FastPath.resolve(amp, device, self.network)
         self.fast_path.prepare_network(self.network)

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from ignite.engine import Engine, Events
 
+from monai_xai.flags import as_bool
+
 __all__ = ["atomic_save", "ResumableCheckpointer", "BestModelSaver"]
 
 logger = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class ResumableCheckpointer:
     def __init__(self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True):
         self.path = Path(checkpoint_dir) / "latest.pt"
         self.objects = dict(objects)
-        self.resume = resume
+        self.resume = as_bool(resume, "resume")
 
     def attach(self, engine: Engine) -> None:
         if self.resume:

@@ -22,6 +22,7 @@ from monai.utils import optional_import
 
 from monai_xai.errors import InputError
 from monai_xai.files import atomic_write_text
+from monai_xai.flags import as_bool
 from monai_xai.transforms.validate import PROGRESS_MIN_ITEMS, ValidateItemd, diagnose_item
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
@@ -68,6 +69,7 @@ def check_splits(
         InputError: some items cannot be used and ``skip_bad_items`` is off; the message lists each file
             and its problem.
     """
+    skip_bad_items = as_bool(skip_bad_items, "skip_bad_items")
     names = [name for name in split_names if name in splits]
     n_items = sum(len(splits[name]) for name in names)
     validator = ValidateItemd(**checks)

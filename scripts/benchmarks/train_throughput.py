@@ -1,0 +1,282 @@
+"""Training throughput on this machine: float32 next to the device's fast path, and the ABN bundle's real
+trainer next to a bare loop, side by side in one run.
+
+Contenders (``--size`` 128, batch 32, AdamW, one training step = forward, loss, backward, optimiser step):
+
+- bare steps on in-memory tensors of every bundle's network, in float32 and on the fast path that
+  ``amp=True`` resolves to (:class:`monai_xai.engines.FastPath`: bfloat16 autocast where the CPU's oneDNN
+  supports it, float32 elsewhere; channels-last for 2D convolutions). The two alternate for ``--repeats``
+  rounds after warm-up and their medians are compared: ``precision_speedup_<network>`` = float32 step time
+  / fast-path step time (targets: ABN >= 1.7, plain ResNet18 >= 1.6).
+- the ABN bundle's own trainer (``--mode dynamic``) over BUSI benign vs malignant epochs (cache warm, data
+  loader and handlers included, no validation), and a bare loop with the same network, loss, batch, fast
+  path and optimiser on in-memory tensors for as many steps: ``pipeline_efficiency`` = trainer images/s
+  / bare images/s (target >= 0.9).
+
+The last line printed is one JSON object. Usage::
+
+    python scripts/benchmarks/train_throughput.py                     # needs ../shared/data
+    python scripts/benchmarks/train_throughput.py --quick             # tiny sizes, seconds (for tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+TARGETS = {"pipeline_efficiency": 0.9, "precision_speedup_abn": 1.7, "precision_speedup_resnet": 1.6}
+QUICK = {"size": 32, "batch": 4, "repeats": 1, "warmup": 1, "epochs": 1, "limit": 16}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=128, help="square input size of the bare steps and BUSI")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per bare contender")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per bare contender")
+    parser.add_argument("--epochs", type=int, default=2, help="timed trainer epochs after one warm-up epoch")
+    parser.add_argument("--num-workers", type=int, default=2, help="the bundle's DataLoader workers")
+    parser.add_argument("--limit", type=int, default=None, help="BUSI items per split (None: all)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "busi_256")
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report to this JSON file")
+    parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+# ---- bare steps of each bundle's network ---------------------------------------------------------------
+
+
+def _classifier(mode: str, architecture: str = "abn"):
+    from monai_xai.networks import get_classifier
+
+    return get_classifier(mode, "resnet18", 2, 1, 2, stem="standard", architecture=architecture)
+
+
+def _multiscale():
+    from monai_xai.networks import MultiScaleAttentionBranchNetwork
+
+    return MultiScaleAttentionBranchNetwork(backbone="resnet18", spatial_dims=2, in_channels=1, num_classes=2)
+
+
+def _logits_loss(output, labels):
+    logits = output if isinstance(output, torch.Tensor) else output[0]
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
+def _centernet():
+    from monai_xai.networks import CenterNet
+
+    return CenterNet(num_classes=2, backbone="resnet18", in_channels=1)
+
+
+def _dense_loss(output, labels):
+    return sum(v.float().square().mean() for v in output.values())
+
+
+def _simsiam():
+    from monai_xai.networks import SimSiam
+
+    return SimSiam(backbone="resnet18", in_channels=1)
+
+
+#: name -> (network factory, loss(output, labels), number of image inputs per forward)
+NETWORKS: dict[str, tuple[Callable, Callable, int]] = {
+    "abn": (lambda: _classifier("dynamic"), _logits_loss, 1),
+    "resnet": (lambda: _classifier("baseline"), _logits_loss, 1),
+    "multiscale_abn": (_multiscale, _logits_loss, 1),
+    "centernet": (_centernet, _dense_loss, 1),
+    "simsiam": (_simsiam, lambda output, labels: -output["p1"].mean(), 2),
+}
+
+
+class BareStep:
+    """One optimiser step of ``network`` on fixed in-memory tensors, on float32 or on the fast path."""
+
+    def __init__(self, network, loss_fn, n_inputs: int, fast: bool, size: int, batch: int, device):
+        from monai_xai.engines import FastPath, to_float32
+
+        self.path = FastPath.resolve(fast, device, network)
+        self.network = network.to(device).train()
+        self.path.prepare_network(self.network)
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=1e-4)
+        generator = torch.Generator().manual_seed(0)
+        images = [torch.rand(batch, 1, size, size, generator=generator) for _ in range(n_inputs)]
+        self.inputs = [self.path.prepare_input(x.to(device)) for x in images]
+        self.labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
+        self.loss_fn, self.to_float32 = loss_fn, to_float32
+
+    def __call__(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.path.autocast():
+            output = self.to_float32(self.network(*self.inputs))
+        self.loss_fn(output, self.labels).backward()
+        self.optimizer.step()
+
+
+def alternate(contenders: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each contender, timed in alternation after ``warmup`` calls each."""
+    for step in contenders.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, step in contenders.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bare_precision(args) -> dict:
+    """float32 vs fast-path step times of each network in ``args.networks``."""
+    results = {}
+    for name in args.networks:
+        factory, loss_fn, n_inputs = NETWORKS[name]
+        torch.manual_seed(0)
+        contenders = {
+            precision: BareStep(
+                factory(), loss_fn, n_inputs, precision == "fast", args.size, args.batch, args.device
+            )
+            for precision in ("fp32", "fast")
+        }
+        seconds = alternate(contenders, args.repeats, args.warmup)
+        results[name] = {
+            "fast_path": contenders["fast"].path.describe(),
+            "fp32_images_per_s": round(args.batch / seconds["fp32"], 2),
+            "fast_images_per_s": round(args.batch / seconds["fast"], 2),
+            "speedup": round(seconds["fp32"] / seconds["fast"], 3),
+        }
+        print(f"[bare] {name:15s} {json.dumps(results[name])}", file=sys.stderr, flush=True)
+    return results
+
+
+# ---- the ABN bundle's trainer against a bare loop --------------------------------------------------------
+
+
+def bundle_parser(args, output_dir: Path):
+    from monai.bundle import ConfigParser
+
+    configs = REPO / "bundles" / "abn_classification" / "configs"
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.json"), str(REPO / "configs" / "datasets" / "busi_binary.json")])
+    parser.update({
+        "dataset_dir": str(args.data), "output_dir": str(output_dir), "mode": "dynamic",
+        "spatial_size": [args.size, args.size], "batch_size": args.batch, "num_workers": args.num_workers,
+        "max_epochs": 1 + args.epochs, "val_interval": 10**6, "resume": False, "limit": args.limit,
+        "device": f"$torch.device('{args.device}')", "amp": True,
+    })  # fmt: skip
+    return parser
+
+
+def trainer_epochs(parser) -> tuple[float, int, object]:
+    """Images/s of the bundle's trainer over all epochs after the first; also its iterations per epoch."""
+    from ignite.engine import Events
+
+    parser.get_parsed_content("set_seed")
+    trainer = parser.get_parsed_content("train#trainer")
+    marks: list[float] = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda: marks.append(time.perf_counter()))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda: marks.append(time.perf_counter()))
+    trainer.run()
+    iterations = trainer.state.epoch_length
+    timed = [marks[i + 1] - marks[i] for i in range(2, len(marks), 2)]
+    images = iterations * parser.get_parsed_content("batch_size") * len(timed)
+    return images / sum(timed), iterations, trainer
+
+
+def bare_loop(parser, iterations: int, epochs: int, device) -> tuple[float, str]:
+    """Images/s of the bundle's network, loss, batch, fast path and optimiser on in-memory tensors."""
+    from monai_xai.engines import FastPath, to_float32
+
+    network = parser.get_parsed_content("network_def", instantiate=True).to(device).train()
+    loss = parser.get_parsed_content("loss", instantiate=True)
+    batch, size = parser.get_parsed_content("batch_size"), parser.get_parsed_content("spatial_size")
+    path = FastPath.resolve(True, device, network)
+    path.prepare_network(network)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=parser.get_parsed_content("learning_rate"))
+    generator = torch.Generator().manual_seed(0)
+    images = path.prepare_input(torch.rand(batch, 1, *size, generator=generator).to(device))
+    masks = (torch.rand(batch, 1, *size, generator=generator) > 0.8).float().to(device)
+    labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
+    has_mask = torch.ones(batch, dtype=torch.bool, device=device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with path.autocast():
+            output = to_float32(network(images))
+        loss(output, labels, masks, has_mask)[0].backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(iterations * epochs):
+        step()
+    return iterations * epochs * batch / (time.perf_counter() - start), path.describe()
+
+
+def pipeline(args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        parser = bundle_parser(args, Path(tmp))
+        trainer_rate, iterations, trainer = trainer_epochs(parser)
+        bare_rate, described = bare_loop(parser, iterations, args.epochs, torch.device(args.device))
+    result = {
+        "fast_path": described,
+        "iterations_per_epoch": iterations,
+        "num_workers": args.num_workers,
+        "trainer_images_per_s": round(trainer_rate, 2),
+        "bare_images_per_s": round(bare_rate, 2),
+        "pipeline_efficiency": round(trainer_rate / bare_rate, 3),
+    }
+    print(f"[pipeline] {json.dumps(result)}", file=sys.stderr, flush=True)
+    return result
+
+
+def main(argv=None) -> dict:
+    from monai_xai.benchmarking import environment, load_average, warn_if_busy
+    from monai_xai.engines import cpu_supports_bf16
+
+    args = parse_args(argv)
+    load_start = load_average()
+    warn_if_busy(load_start, "and the ratios are unreliable")
+    bare = bare_precision(args)
+    report: dict = {"size": args.size, "batch": args.batch, "cpu_supports_bf16": cpu_supports_bf16()}
+    if args.data.is_dir():
+        flow = pipeline(args)
+        report["pipeline_efficiency"] = flow["pipeline_efficiency"]
+        report["pipeline"] = flow
+    else:
+        print(f"skipping the bundle trainer: BUSI not found at {args.data}", file=sys.stderr)
+    for name, figures in bare.items():
+        report[f"precision_speedup_{name}"] = figures["speedup"]
+    report["bare_steps"] = bare
+    report["targets"] = TARGETS
+    report["met"] = {key: report[key] >= target for key, target in TARGETS.items() if key in report}
+    report["environment"] = environment(load_start, load_average())
+    if args.out is not None:
+        from monai_xai.files import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Regenerate the measured-results tables of the bundle docs from the JSON files experiments wrote.
+
+A table lives in a README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; NAME picks a
+renderer below, which reads ``<bundle>/docs/results/NAME.json``. Tables are never typed by hand.
+
+Usage::
+
+    python scripts/render_results.py                 # every bundle README
+    python scripts/render_results.py --check         # exit 1 when a README is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
+
+
+def train_throughput(report: dict) -> str:
+    step = f"bare step, {report['size']}x{report['size']}, batch {report['batch']}"
+    rows = [
+        f"| network ({step}) | float32 images/s | fast path images/s | speed-up | target |",
+        "|---|---|---|---|---|",
+    ]
+    targets = report["targets"]
+    for name, figures in report["bare_steps"].items():
+        target = targets.get(f"precision_speedup_{name}")
+        rows.append(
+            f"| {name} | {_fmt(figures['fp32_images_per_s'])} | {_fmt(figures['fast_images_per_s'])} | "
+            f"{_fmt(figures['speedup'], 3)} | {'≥ ' + str(target) if target else '-'} |"
+        )
+    pipeline = report.get("pipeline")
+    lines = [*rows, ""]
+    if pipeline:
+        lines += [
+            "| ABN bundle trainer, BUSI epoch (cache warm) | bare loop, same network/loss/batch/optimiser | "
+            "pipeline_efficiency | target |",
+            "|---|---|---|---|",
+            f"| {_fmt(pipeline['trainer_images_per_s'])} images/s ({pipeline['iterations_per_epoch']} steps, "
+            f"{pipeline['num_workers']} workers) | {_fmt(pipeline['bare_images_per_s'])} images/s | "
+            f"{_fmt(pipeline['pipeline_efficiency'], 3)} | ≥ {targets['pipeline_efficiency']} |",
+            "",
+        ]
+    env = report["environment"]
+    fast = next(iter(report["bare_steps"].values()))["fast_path"]
+    lines.append(
+        f"Fast path resolved here: {fast}; CPU supports bfloat16: {report['cpu_supports_bf16']}; "
+        f"{env['threads']} threads, load {env['loadavg_1min_at_start']} at start and "
+        f"{env['loadavg_1min_at_end']} at end; torch {env['torch']}, MONAI {env['monai']}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def precision_busi(report: dict) -> str:
+    rows = [
+        "| arm | fast path | best val AUC | last val AUC | val AUC per epoch | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in report["arms"].values():
+        per_epoch = ", ".join(_fmt(v, 3) for v in arm["val_auc_per_epoch"])
+        rows.append(
+            f"| `--amp {str(arm['amp']).lower()}` | {arm['fast_path']} | {_fmt(arm['best_val_auc'], 3)} | "
+            f"{_fmt(arm['last_val_auc'], 3)} | {per_epoch} | {arm['wall_seconds']:.0f} s |"
+        )
+    rows += [
+        "",
+        f"{report['task']}, fold {report['fold']}, seed {report['seed']}, {report['epochs']} epochs, "
+        f"{report['size']}x{report['size']}; best-AUC difference {report['best_val_auc_difference']:+.4f}, "
+        f"wall-time ratio float32 / fast path {report['wall_time_ratio']}.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "train_throughput": train_throughput,
+    "precision_busi": precision_busi,
+}
+
+
+def render(readme: Path) -> str:
+    """``readme``'s text with every results block regenerated from its bundle's ``docs/results``."""
+    text = readme.read_text()
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        source = readme.parent / "results" / f"{name}.json"
+        if name not in RENDERERS:
+            raise SystemExit(
+                f"{readme}: no renderer for results block {name!r} (known: {', '.join(RENDERERS)})"
+            )
+        if not source.is_file():
+            raise SystemExit(f"{readme}: results block {name!r} needs {source}, which does not exist")
+        return match.group(1) + RENDERERS[name](json.loads(source.read_text())) + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="report out-of-date READMEs instead of writing")
+    args = parser.parse_args(argv)
+    stale = []
+    for readme in sorted(REPO.glob("bundles/*/docs/README.md")):
+        new = render(readme)
+        if new != readme.read_text():
+            stale.append(readme)
+            if not args.check:
+                readme.write_text(new)
+    for readme in stale:
+        print(f"{'out of date' if args.check else 'updated'}: {readme.relative_to(REPO)}")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
