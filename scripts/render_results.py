@@ -1,7 +1,8 @@
 """Regenerate the measured-results tables of the bundle docs from the JSON files experiments wrote.
 
 A table lives in a README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; NAME picks a
-renderer below, which reads ``<bundle>/docs/results/NAME.json``. Tables are never typed by hand.
+renderer below and the results file it reads (a bundle's ``docs/results/*.json``). Tables are never typed
+by hand.
 
 Usage::
 
@@ -81,9 +82,36 @@ def precision_busi(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {
-    "train_throughput": train_throughput,
-    "precision_busi": precision_busi,
+#: The networks of train_throughput.py's bare steps that each bundle trains.
+BUNDLE_NETWORKS = {
+    "abn_classification": ["abn", "resnet"],
+    "multiscale_abn_correction": ["multiscale_abn"],
+    "agcyclegan_explainer": ["resnet", "agcyclegan"],
+    "centernet_detection": ["simsiam", "centernet"],
+}
+THROUGHPUT = REPO / "bundles" / "abn_classification" / "docs" / "results" / "train_throughput.json"
+
+
+def fast_path_speedups(report: dict, bundle: str) -> str:
+    """One line per network this bundle trains: its fast-path speed-up from the shared benchmark run."""
+    steps = report["bare_steps"]
+    lines = [
+        f"- `{name}`: {steps[name]['fp32_images_per_s']:.2f} images/s in float32, "
+        f"{steps[name]['fast_images_per_s']:.2f} on the fast path ({steps[name]['fast_path']}): "
+        f"x{steps[name]['speedup']:.3f}"
+        for name in BUNDLE_NETWORKS[bundle]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+#: block name -> (renderer(report, bundle), the results file it reads for a README)
+RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
+    "train_throughput": (lambda report, bundle: train_throughput(report), lambda readme: THROUGHPUT),
+    "precision_busi": (
+        lambda report, bundle: precision_busi(report),
+        lambda readme: readme.parent / "results" / "precision_busi.json",
+    ),
+    "fast_path_speedups": (fast_path_speedups, lambda readme: THROUGHPUT),
 }
 
 
@@ -93,14 +121,16 @@ def render(readme: Path) -> str:
 
     def replace(match: re.Match) -> str:
         name = match["name"]
-        source = readme.parent / "results" / f"{name}.json"
         if name not in RENDERERS:
             raise SystemExit(
                 f"{readme}: no renderer for results block {name!r} (known: {', '.join(RENDERERS)})"
             )
+        renderer, source_of = RENDERERS[name]
+        source = source_of(readme)
         if not source.is_file():
             raise SystemExit(f"{readme}: results block {name!r} needs {source}, which does not exist")
-        return match.group(1) + RENDERERS[name](json.loads(source.read_text())) + match.group(4)
+        table = renderer(json.loads(source.read_text()), readme.parent.parent.name)
+        return match.group(1) + table + match.group(4)
 
     return BLOCK.sub(replace, text)
 

@@ -3,7 +3,8 @@ trainer next to a bare loop, side by side in one run.
 
 Contenders (``--size`` 128, batch 32, AdamW, one training step = forward, loss, backward, optimiser step):
 
-- bare steps on in-memory tensors of every bundle's network, in float32 and on the fast path that
+- bare steps on in-memory tensors of every bundle's network (AG-CycleGAN: the generator step, both
+  directions and cycles over the frozen classifier encoder), in float32 and on the fast path that
   ``amp=True`` resolves to (:class:`monai_xai.engines.FastPath`: bfloat16 autocast where the CPU's oneDNN
   supports it, float32 elsewhere; channels-last for 2D convolutions). The two alternate for ``--repeats``
   rounds after warm-up and their medians are compared: ``precision_speedup_<network>`` = float32 step time
@@ -76,8 +77,16 @@ def _multiscale():
 
 
 def _logits_loss(output, labels):
-    logits = output if isinstance(output, torch.Tensor) else output[0]
-    return torch.nn.functional.cross_entropy(logits, labels)
+    """Cross-entropy of a plain classifier; for an ABN both branches' and the map's, so that the backward
+    pass runs through the whole network as in training."""
+    cross_entropy = torch.nn.functional.cross_entropy
+    if isinstance(output, torch.Tensor):
+        return cross_entropy(output, labels)
+    return (
+        cross_entropy(output.perception_logits, labels)
+        + cross_entropy(output.attention_logits, labels)
+        + output.attention_map.mean()
+    )
 
 
 def _centernet():
@@ -96,6 +105,19 @@ def _simsiam():
     return SimSiam(backbone="resnet18", in_channels=1)
 
 
+def _agcyclegan():
+    from monai_xai.networks.nets import RESNET_CLASSIFIERS, AGCycleGAN
+
+    classifier = RESNET_CLASSIFIERS["leakyrelu"](
+        backbone="resnet18", spatial_dims=2, in_channels=1, num_classes=2
+    )
+    return AGCycleGAN(classifier, spatial_dims=2, in_channels=1)
+
+
+def _cycle_loss(output, labels):
+    return output.rec_x.abs().mean() + output.rec_y.abs().mean() + output.x_to_y.attention.mean()
+
+
 #: name -> (network factory, loss(output, labels), number of image inputs per forward)
 NETWORKS: dict[str, tuple[Callable, Callable, int]] = {
     "abn": (lambda: _classifier("dynamic"), _logits_loss, 1),
@@ -103,6 +125,7 @@ NETWORKS: dict[str, tuple[Callable, Callable, int]] = {
     "multiscale_abn": (_multiscale, _logits_loss, 1),
     "centernet": (_centernet, _dense_loss, 1),
     "simsiam": (_simsiam, lambda output, labels: -output["p1"].mean(), 2),
+    "agcyclegan": (_agcyclegan, _cycle_loss, 2),
 }
 
 

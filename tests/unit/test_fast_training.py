@@ -40,6 +40,9 @@ def test_fast_path_resolves_per_device_and_network():
     x = torch.zeros(2, 1, 8, 8)
     assert fast.prepare_input(x).is_contiguous(memory_format=torch.channels_last)
     assert FastPath("cpu").prepare_input(x) is x
+    from monai.data import MetaTensor
+
+    assert type(FastPath("cpu").prepare_input(MetaTensor(x))) is torch.Tensor
     assert "channels-last" in fast.describe() and FastPath("cpu").describe() == "cpu float32"
 
 
@@ -138,14 +141,15 @@ def test_input_error_behind_wrappers_and_worker_tracebacks():
     assert input_error_behind(ValueError("unrelated")) is None
 
 
-def test_trainers_have_no_higher_is_better_loss_as_key_metric():
-    """A loss as a trainer's key metric made MONAI log its *highest* value as the best one."""
+def test_trainers_whose_key_metric_is_a_loss_call_the_lowest_value_best():
+    """MONAI compares key metrics higher-is-better unless told: a loss's *highest* value was logged as best."""
     offenders = []
 
     def visit(node, where):
         if isinstance(node, dict):
             if str(node.get("_target_", "")).endswith("Trainer") and "key_train_metric" in node:
-                offenders.append(where)
+                if "current < best" not in node.get("metric_cmp_fn", ""):
+                    offenders.append(where)
             for key, value in node.items():
                 visit(value, f"{where}#{key}")
 
@@ -208,4 +212,6 @@ def test_on_off_settings_from_the_command_line_mean_what_they_say():
     assert [as_bool(v) for v in ("true", "1", True, 1)] == [True] * 4
     with pytest.raises(ValueError, match="amp must be true or false, got 'fast'"):
         as_bool("fast", "amp")
-    assert FastPath.resolve("false", "cpu", get_classifier("baseline", "resnet18", 2, 1, 2)) == FastPath("cpu")
+    assert FastPath.resolve("false", "cpu", get_classifier("baseline", "resnet18", 2, 1, 2)) == FastPath(
+        "cpu"
+    )
