@@ -142,7 +142,7 @@ def test_input_error_behind_wrappers_and_worker_tracebacks():
 
 
 def test_trainers_whose_key_metric_is_a_loss_call_the_lowest_value_best():
-    """MONAI compares key metrics higher-is-better unless told: a loss's *highest* value was logged as best."""
+    """MONAI compares key metrics higher-is-better unless told: the *highest* loss was logged as best."""
     offenders = []
 
     def visit(node, where):
