@@ -77,4 +77,3 @@ class DataLoader(monai.data.DataLoader):
             kwargs.setdefault("persistent_workers", True)
             kwargs.setdefault("worker_init_fn", _WorkerInit(os.getpid()))
         super().__init__(dataset, num_workers=num_workers, **kwargs)
-        self.split = split

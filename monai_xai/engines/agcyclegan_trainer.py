@@ -11,7 +11,7 @@ from monai.engines.utils import IterationEvents
 from torch import nn
 
 from monai_xai.engines.outputs import LOSS_PARTS
-from monai_xai.engines.precision import FastPath, to_float32
+from monai_xai.engines.precision import FastPath
 from monai_xai.flags import as_bool
 from monai_xai.losses.gan_loss import GANLoss
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, CycleOutput, Translation, to_gan_range
@@ -74,20 +74,16 @@ class AGCycleGANTrainer(Trainer):
         self.g_scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.d_scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
-    def _forward(self, network: nn.Module, *inputs: torch.Tensor):
-        with self.fast_path.autocast():
-            return to_float32(network(*inputs))
-
     def generator_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[CycleOutput, dict[str, float]]:
         """Update the four decoders; the discriminators only pass gradients through."""
         self.network.train()
         self.d_x.requires_grad_(False)
         self.d_y.requires_grad_(False)
         self.g_optimizer.zero_grad(set_to_none=True)
-        cycle = self._forward(self.network, x, y)
-        adv = self.adversarial_loss(self._forward(self.d_y, cycle.x_to_y.fake), True) + self.adversarial_loss(
-            self._forward(self.d_x, cycle.y_to_x.fake), True
-        )
+        cycle = self.fast_path.forward(self.network, x, y)
+        adv = self.adversarial_loss(
+            self.fast_path.forward(self.d_y, cycle.x_to_y.fake), True
+        ) + self.adversarial_loss(self.fast_path.forward(self.d_x, cycle.y_to_x.fake), True)
         cyc = F.l1_loss(cycle.rec_x, x) + F.l1_loss(cycle.rec_y, y)
         att = cycle.x_to_y.attention.mean() + cycle.y_to_x.attention.mean()
         loss = adv + self.lambda_cyc * cyc + self.lambda_att * att
@@ -110,8 +106,12 @@ class AGCycleGANTrainer(Trainer):
         """Update both discriminators on real images and detached translations."""
         self.d_optimizer.zero_grad(set_to_none=True)
         # real and translated images in one call per discriminator
-        real_x, judged_fake_x = self._forward(self.d_x, torch.cat([x, fake_x])).split([len(x), len(fake_x)])
-        real_y, judged_fake_y = self._forward(self.d_y, torch.cat([y, fake_y])).split([len(y), len(fake_y)])
+        real_x, judged_fake_x = self.fast_path.forward(self.d_x, torch.cat([x, fake_x])).split(
+            [len(x), len(fake_x)]
+        )
+        real_y, judged_fake_y = self.fast_path.forward(self.d_y, torch.cat([y, fake_y])).split(
+            [len(y), len(fake_y)]
+        )
         loss_x = self.adversarial_loss(real_x, True) + self.adversarial_loss(judged_fake_x, False)
         loss_y = self.adversarial_loss(real_y, True) + self.adversarial_loss(judged_fake_y, False)
         loss = 0.5 * (loss_x + loss_y)

@@ -7,7 +7,7 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.outputs import batch_to_device, split_network_output
-from monai_xai.engines.precision import FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPathEngine
 
 __all__ = ["AttentionEvaluator"]
 
@@ -28,8 +28,8 @@ class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
         engine.state.output = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
         inputs = engine.fast_path.prepare_input(engine.state.output[Keys.IMAGE])
         engine.state.output[Keys.IMAGE] = inputs
-        with engine.mode(engine.network), engine.fast_path.autocast():
-            raw = to_float32(engine.network(inputs))
+        with engine.mode(engine.network):
+            raw = engine.fast_path.forward(engine.network, inputs)
         engine.state.output.update(split_network_output(raw))
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

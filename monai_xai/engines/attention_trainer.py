@@ -9,7 +9,7 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device, split_network_output
-from monai_xai.engines.precision import FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPathEngine
 
 __all__ = ["AttentionSupervisedTrainer"]
 
@@ -35,8 +35,7 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
         engine.network.train()
 
         def forward_and_loss() -> torch.Tensor:
-            with engine.fast_path.autocast():
-                raw = to_float32(engine.network(inputs))
+            raw = engine.fast_path.forward(engine.network, inputs)
             engine.state.output.update(split_network_output(raw))
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss, parts = engine.loss_function(raw, labels, masks, has_mask)

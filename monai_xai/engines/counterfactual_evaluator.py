@@ -11,7 +11,7 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 
 from monai_xai.engines.outputs import batch_to_device
-from monai_xai.engines.precision import FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPathEngine
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, to_classifier_range, to_gan_range
 
 __all__ = ["CounterfactualEvaluator"]
@@ -43,10 +43,6 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         self.gan, self.source, self.saliency_fn = gan, source, saliency_fn
         self.fast_path.prepare_network(gan)
 
-    def _forward(self, function: Callable, *inputs):
-        with self.fast_path.autocast():
-            return to_float32(function(*inputs))
-
     @torch.no_grad()
     def explain(
         self, classifier: nn.Module, images: torch.Tensor, source: torch.Tensor | None = None
@@ -54,21 +50,21 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         """Translations of ``images`` (in [0, 1]) away from ``source`` (default: the predicted class)."""
         self.gan.eval()
         images = self.fast_path.prepare_input(images)
-        logits = self._forward(classifier, images)
+        logits = self.fast_path.forward(classifier, images)
         source = logits.argmax(dim=1) if source is None else source.view(-1).long()
         gan_images = to_gan_range(images.float())
         parts = {name: torch.empty_like(gan_images) for name in ("fake", "attention", "generated")}
         for cls in (0, 1):
             index = source == cls
             if bool(index.any()):
-                translation = self._forward(self.gan.translate, gan_images[index], cls)
+                translation = self.fast_path.forward(self.gan.translate, gan_images[index], cls)
                 parts["fake"][index] = translation.fake
                 parts["attention"][index] = translation.attention
                 parts["generated"][index] = translation.generated
         fake = to_classifier_range(parts["fake"])
         return {
             Keys.PRED: logits,
-            "pred_after": self._forward(classifier, self.fast_path.prepare_input(fake)),
+            "pred_after": self.fast_path.forward(classifier, self.fast_path.prepare_input(fake)),
             "source_class": source,
             "target_class": 1 - source,
             "attention": parts["attention"],

@@ -15,7 +15,7 @@ from monai_xai.detection.centernet_codec import decode_centernet, encode_centern
 from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
-from monai_xai.engines.precision import FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPathEngine
 
 __all__ = [
     "DETECTIONS",
@@ -77,8 +77,7 @@ class CenterNetTrainer(DetectionTrainer):
     resolution from the batch's boxes."""
 
     def compute_loss(self, images, boxes, labels):
-        with self.fast_path.autocast():
-            output = to_float32(self.network(images))
+        output = self.fast_path.forward(self.network, images)
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         heatmap = output["heatmap"]
         targets = encode_centernet_targets(
@@ -98,8 +97,7 @@ class RetinaNetTrainer(DetectionTrainer):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
         targets = [{"boxes": swap_box_axes(b), "labels": lab} for b, lab in zip(boxes, labels)]
-        with self.fast_path.autocast():
-            losses = to_float32(self.network(images, targets))
+        losses = self.fast_path.forward(self.network, images, targets)
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         parts = {f"loss_{k}": v.item() for k, v in losses.items()}
         return sum(losses.values()), parts
@@ -118,7 +116,7 @@ class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
     @abstractmethod
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Detections per image: ``{"boxes" xyxy, "scores", "labels"}``; the network's forward under
-        ``self.fast_path.autocast()``, decoding in float32 where the detector allows it."""
+        ``self.fast_path.forward``, decoding in float32 where the detector allows it."""
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         images = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
@@ -145,8 +143,7 @@ class CenterNetEvaluator(DetectionEvaluator):
         self.top_k, self.score_threshold = top_k, score_threshold
 
     def detect(self, images):
-        with self.fast_path.autocast():
-            out = to_float32(self.network(images))
+        out = self.fast_path.forward(self.network, images)
         return decode_centernet(
             out["heatmap"],
             out["size"],
@@ -168,8 +165,7 @@ class RetinaNetEvaluator(DetectionEvaluator):
     def detect(self, images):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
-        with self.fast_path.autocast():
-            out = to_float32(self.network(images))
+        out = self.fast_path.forward(self.network, images)
         return [
             {"boxes": swap_box_axes(d["boxes"])[: self.top_k], "scores": d["labels_scores"][: self.top_k],
              "labels": d["labels"][: self.top_k]}

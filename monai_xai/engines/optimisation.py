@@ -14,7 +14,7 @@ __all__ = ["optimisation_step"]
 def optimisation_step(engine: SupervisedTrainer, forward_and_loss: Callable[[], torch.Tensor]) -> None:
     """Backward and optimiser step after ``forward_and_loss``, with MONAI's iteration events.
 
-    ``forward_and_loss`` runs the network under ``engine.fast_path.autocast()`` and its loss in float32;
+    ``forward_and_loss`` runs the network through ``engine.fast_path.forward`` and its loss in float32;
     on CUDA with ``amp`` the loss is scaled by MONAI's gradient scaler.
     """
     engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

@@ -4,14 +4,14 @@
 scaler (MONAI's own mixed-precision path), on a CPU whose oneDNN kernels support bfloat16 (AVX-512 BF16
 or AMX) bfloat16 autocast, on other CPUs float32, where emulated bfloat16 would be many times slower.
 2D convolutional networks and their 4D inputs move to channels-last in all three cases. Only network
-forwards run under autocast; :func:`to_float32` brings their outputs back to float32 so that losses,
+forwards run under autocast (:meth:`FastPath.forward`); their outputs come back in float32 so that losses,
 attention maps and metrics are computed in full precision.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,11 @@ class FastPath:
         elif device_type == "cpu" and cpu_supports_bf16():
             dtype = torch.bfloat16
         return cls(device_type, dtype, _has_conv2d(networks))
+
+    def forward(self, function: Callable[..., Any], *inputs: Any) -> Any:
+        """``function(*inputs)`` (a network's forward) under :meth:`autocast`, its outputs in float32."""
+        with self.autocast():
+            return to_float32(function(*inputs))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to ``dtype`` on this device, or a no-op context in float32."""

@@ -10,7 +10,7 @@ from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
-from monai_xai.engines.precision import FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPathEngine
 
 __all__ = ["EMBEDDING", "SECOND_VIEW", "SimSiamTrainer"]
 
@@ -40,8 +40,7 @@ class SimSiamTrainer(FastPathEngine, SupervisedTrainer):
         engine.network.train()
 
         def forward_and_loss() -> torch.Tensor:
-            with engine.fast_path.autocast():
-                output = to_float32(engine.network(x1, x2))
+            output = engine.fast_path.forward(engine.network, x1, x2)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(output)
             engine.state.output.update({

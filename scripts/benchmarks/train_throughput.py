@@ -132,23 +132,24 @@ NETWORKS: dict[str, tuple[Callable, Callable, int]] = {
 class BareStep:
     """One optimiser step of ``network`` on fixed in-memory tensors, on float32 or on the fast path."""
 
-    def __init__(self, network, loss_fn, n_inputs: int, fast: bool, size: int, batch: int, device):
-        from monai_xai.engines import FastPath, to_float32
+    def __init__(
+        self, network, loss_fn, n_inputs: int, fast: bool, spatial_size, batch: int, device, lr=1e-4
+    ):
+        from monai_xai.engines import FastPath
 
         self.path = FastPath.resolve(fast, device, network)
         self.network = network.to(device).train()
         self.path.prepare_network(self.network)
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=1e-4)
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=lr)
         generator = torch.Generator().manual_seed(0)
-        images = [torch.rand(batch, 1, size, size, generator=generator) for _ in range(n_inputs)]
+        images = [torch.rand(batch, 1, *spatial_size, generator=generator) for _ in range(n_inputs)]
         self.inputs = [self.path.prepare_input(x.to(device)) for x in images]
         self.labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
-        self.loss_fn, self.to_float32 = loss_fn, to_float32
+        self.loss_fn = loss_fn
 
     def __call__(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        with self.path.autocast():
-            output = self.to_float32(self.network(*self.inputs))
+        output = self.path.forward(self.network, *self.inputs)
         self.loss_fn(output, self.labels).backward()
         self.optimizer.step()
 
@@ -175,7 +176,13 @@ def bare_precision(args) -> dict:
         torch.manual_seed(0)
         contenders = {
             precision: BareStep(
-                factory(), loss_fn, n_inputs, precision == "fast", args.size, args.batch, args.device
+                factory(),
+                loss_fn,
+                n_inputs,
+                precision == "fast",
+                (args.size, args.size),
+                args.batch,
+                args.device,
             )
             for precision in ("fp32", "fast")
         }
@@ -208,7 +215,7 @@ def bundle_parser(args, output_dir: Path):
     return parser
 
 
-def trainer_epochs(parser) -> tuple[float, int, object]:
+def trainer_epochs(parser) -> tuple[float, int]:
     """Images/s of the bundle's trainer over all epochs after the first; also its iterations per epoch."""
     from ignite.engine import Events
 
@@ -221,44 +228,32 @@ def trainer_epochs(parser) -> tuple[float, int, object]:
     iterations = trainer.state.epoch_length
     timed = [marks[i + 1] - marks[i] for i in range(2, len(marks), 2)]
     images = iterations * parser.get_parsed_content("batch_size") * len(timed)
-    return images / sum(timed), iterations, trainer
+    return images / sum(timed), iterations
 
 
 def bare_loop(parser, iterations: int, epochs: int, device) -> tuple[float, str]:
     """Images/s of the bundle's network, loss, batch, fast path and optimiser on in-memory tensors."""
-    from monai_xai.engines import FastPath, to_float32
-
-    network = parser.get_parsed_content("network_def", instantiate=True).to(device).train()
     loss = parser.get_parsed_content("loss", instantiate=True)
     batch, size = parser.get_parsed_content("batch_size"), parser.get_parsed_content("spatial_size")
-    path = FastPath.resolve(True, device, network)
-    path.prepare_network(network)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=parser.get_parsed_content("learning_rate"))
-    generator = torch.Generator().manual_seed(0)
-    images = path.prepare_input(torch.rand(batch, 1, *size, generator=generator).to(device))
-    masks = (torch.rand(batch, 1, *size, generator=generator) > 0.8).float().to(device)
-    labels = torch.randint(0, 2, (batch,), generator=generator).to(device)
+    masks = (torch.rand(batch, 1, *size, generator=torch.Generator().manual_seed(1)) > 0.8).float().to(device)
     has_mask = torch.ones(batch, dtype=torch.bool, device=device)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with path.autocast():
-            output = to_float32(network(images))
-        loss(output, labels, masks, has_mask)[0].backward()
-        optimizer.step()
-
+    step = BareStep(
+        parser.get_parsed_content("network_def", instantiate=True),
+        lambda output, labels: loss(output, labels, masks, has_mask)[0],
+        1, True, size, batch, device, lr=parser.get_parsed_content("learning_rate"),
+    )  # fmt: skip
     for _ in range(2):
         step()
     start = time.perf_counter()
     for _ in range(iterations * epochs):
         step()
-    return iterations * epochs * batch / (time.perf_counter() - start), path.describe()
+    return iterations * epochs * batch / (time.perf_counter() - start), step.path.describe()
 
 
 def pipeline(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         parser = bundle_parser(args, Path(tmp))
-        trainer_rate, iterations, trainer = trainer_epochs(parser)
+        trainer_rate, iterations = trainer_epochs(parser)
         bare_rate, described = bare_loop(parser, iterations, args.epochs, torch.device(args.device))
     result = {
         "fast_path": described,
