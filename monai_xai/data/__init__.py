@@ -1,4 +1,4 @@
-"""Datalists, splits and built-in demo data."""
+"""Datalists, splits (near-duplicate-aware on request) and built-in demo data."""
 
 from monai_xai.data.coco import (
     clean_detection_datalist,
@@ -10,10 +10,25 @@ from monai_xai.data.coco import (
 )
 from monai_xai.data.corrections import CORRECTED_MAP_KEY, CorrectionDatalist, correction_datalist, item_id
 from monai_xai.data.datasets import dataset_splits, select_labels
+from monai_xai.data.dedup import (
+    SplitGroups,
+    dhash,
+    drop_near_duplicates,
+    find_near_duplicates,
+    group_near_duplicates,
+    hamming_distance,
+    phash,
+)
 from monai_xai.data.loader import DataLoader, exit_with_parent
 from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
 from monai_xai.data.sampler import ClassBalancedSampler
-from monai_xai.data.splits import fold_datalists, read_split_file, stratified_kfold, train_val_test_split
+from monai_xai.data.splits import (
+    fold_datalists,
+    read_split_file,
+    split_indices,
+    stratified_kfold,
+    train_val_test_split,
+)
 from monai_xai.data.synthetic import PhantomSet, make_phantoms, write_demo_dataset
 from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist
 from monai_xai.data.unpaired import UnpairedDataset
@@ -38,12 +53,20 @@ __all__ = [
     "PhantomSet",
     "csv_datalist",
     "dataset_splits",
+    "SplitGroups",
+    "dhash",
+    "drop_near_duplicates",
+    "find_near_duplicates",
+    "group_near_duplicates",
+    "hamming_distance",
+    "phash",
     "fold_datalists",
     "folder_datalist",
     "make_phantoms",
     "medmnist_datalist",
     "read_split_file",
     "select_labels",
+    "split_indices",
     "stratified_kfold",
     "train_val_test_split",
     "write_demo_dataset",

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_xai.data.dedup import drop_near_duplicates
 from monai_xai.data.splits import kfold_splits, limit_splits
 from monai_xai.errors import InputError
 
@@ -126,7 +127,7 @@ def coco_splits(
     limit: int | None = None,
     image_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """``{"train", "val", "test", "n_folds"}`` datalists of a COCO file.
+    """``{"train", "val", "test", "n_folds", "excluded"}`` datalists of a COCO file.
 
     ``split_file="auto"`` uses a ``splits.json`` beside the COCO file when present (the BUSI convention:
     ``{"test": [...], "folds": [[...], ...]}`` of relative image paths), else a seeded stratified split.
@@ -149,12 +150,10 @@ def clean_detection_datalist(
 ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
     """Drop images smaller than ``min_size`` (height, width of ``item["size"]``) and near-duplicates.
 
-    Near-duplicates are found by perceptual hash (:func:`~monai_xai.transforms.find_near_duplicates`,
+    Near-duplicates are found by perceptual hash (:func:`~monai_xai.data.find_near_duplicates`,
     ``max_distance`` bits; ``None`` skips it); the first of each group is kept. Returns the kept items
     and ``{"too_small": [sources], "duplicate_groups": [{"kept", "dropped", "sources"}]}``.
     """
-    from monai_xai.transforms.dedup import drop_near_duplicates
-
     kept, too_small = list(items), []
     if min_size is not None:
         fits = [i["size"][0] >= min_size[0] and i["size"][1] >= min_size[1] for i in kept]

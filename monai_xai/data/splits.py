@@ -1,7 +1,8 @@
 """Deterministic splits: stratified k-fold and train/val/test, grouped by patient, or read from a file.
 
 When items carry a ``patient`` key, all images of one patient land on the same side of every
-split, so that patient-level leakage cannot inflate validation figures.
+split, so that patient-level leakage cannot inflate validation figures. Any other grouping (e.g.
+near-duplicate images, :func:`monai_xai.data.group_near_duplicates`) can be given as group ids.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +24,24 @@ __all__ = [
     "fold_datalists",
     "kfold_splits",
     "limit_splits",
+    "split_indices",
 ]
 
 
 def _groups(datalist: Sequence[dict], label_key: str, group_key: str) -> tuple[list[list[int]], list[int]]:
     """Item indices per group (a patient, or the item alone) and each group's label."""
-    members: dict[object, list[int]] = defaultdict(list)
-    for i, item in enumerate(datalist):
-        members[item.get(group_key, ("item", i))].append(i)
+    ids = [item.get(group_key, ("item", i)) for i, item in enumerate(datalist)]
+    return _grouped([int(item[label_key]) for item in datalist], ids)
+
+
+def _grouped(labels: Sequence[int], ids: Sequence[Hashable]) -> tuple[list[list[int]], list[int]]:
+    """Item indices per group id, in order of first appearance, and each group's label."""
+    members: dict[Hashable, list[int]] = defaultdict(list)
+    for i, group in enumerate(ids):
+        members[group].append(i)
     groups = list(members.values())
-    labels = []
-    for idx in groups:
-        group_labels = {int(datalist[i][label_key]) for i in idx}
-        # a patient with mixed labels is stratified by its most severe (largest) label
-        labels.append(max(group_labels))
-    return groups, labels
+    # a patient with mixed labels is stratified by its most severe (largest) label
+    return groups, [max(labels[i] for i in idx) for idx in groups]
 
 
 def _assign_groups(
@@ -94,6 +98,32 @@ def train_val_test_split(
     return tuple([datalist[i] for i in idx] for idx in parts)  # type: ignore[return-value]
 
 
+def split_indices(
+    labels: Sequence[int],
+    group_ids: Sequence[Hashable],
+    test_fraction: float = 0.2,
+    n_folds: int = 3,
+    seed: int = 0,
+) -> tuple[list[int], list[list[int]]]:
+    """Indices of a stratified test part and of ``n_folds`` validation folds over the other items.
+
+    Items sharing a group id never straddle the test set or two folds. This is the seeded split of
+    :func:`kfold_splits`, for callers that work with indices (e.g. to write a split file).
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    labels = [int(label) for label in labels]
+    pool, _, test = _assign_groups(
+        *_grouped(labels, group_ids), [1.0 - test_fraction, 0.0, test_fraction], seed
+    )
+    folds = _assign_groups(
+        *_grouped([labels[i] for i in pool], [group_ids[i] for i in pool]), [1.0] * n_folds, seed
+    )
+    return test, [[pool[j] for j in fold] for fold in folds]
+
+
 def fold_datalists(
     datalist: Sequence[dict], folds: Sequence[Sequence[int]], fold: int
 ) -> tuple[list[dict], list[dict]]:
@@ -114,7 +144,9 @@ def read_split_file(
 ) -> dict:
     """Map a split file ``{"test": [...], "folds": [[...], ...]}`` of relative paths onto ``datalist``.
 
-    Returns ``{"test": [items], "train": [items not in test], "folds": [[indices into train]]}``.
+    Returns ``{"test": [items], "train": [items not in test], "folds": [[indices into train]],
+    "excluded": [items]}``: an optional ``"excluded"`` list in the file (e.g. near-duplicates with
+    conflicting labels) names items left out of every part. Other keys of the file (a report) are ignored.
     Paths in the file are relative to ``base_dir`` (default: the split file's folder).
     """
     path = Path(path)
@@ -132,22 +164,29 @@ def read_split_file(
         # both sides resolved, so that symbolic links on either side (the data folder, the split file) match
         return os.path.realpath(base / p)
 
-    index = {real(item[key]): i for i, item in enumerate(datalist)}
-    listed = spec["test"] + sum(spec.get("folds", []), [])
+    # items name files as the loaders open them: absolute, or relative to the working directory
+    index = {os.path.realpath(item[key]): i for i, item in enumerate(datalist)}
+    listed = spec["test"] + sum(spec.get("folds", []), []) + spec.get("excluded", [])
     missing = [p for p in listed if real(p) not in index]
     if missing:
         raise InputError(path, f"{len(missing)} listed files are not in the datalist, e.g. {missing[:3]}")
     test_ids = {index[real(p)] for p in spec["test"]}
-    train_ids = [i for i in range(len(datalist)) if i not in test_ids]
+    excluded_ids = {index[real(p)] for p in spec.get("excluded", [])}
+    if excluded_ids & test_ids:
+        raise InputError(path, "the test set lists excluded files")
+    train_ids = [i for i in range(len(datalist)) if i not in test_ids and i not in excluded_ids]
     for j, fold in enumerate(spec.get("folds", [])):
         if any(index[real(p)] in test_ids for p in fold):
             raise InputError(path, f"fold {j} shares files with the test set")
+        if any(index[real(p)] in excluded_ids for p in fold):
+            raise InputError(path, f"fold {j} lists excluded files")
     position = {i: j for j, i in enumerate(train_ids)}
     folds = [[position[index[real(p)]] for p in fold] for fold in spec.get("folds", [])]
     return {
         "test": [datalist[i] for i in sorted(test_ids)],
         "train": [datalist[i] for i in train_ids],
         "folds": folds,
+        "excluded": [datalist[i] for i in sorted(excluded_ids)],
     }
 
 
@@ -158,21 +197,31 @@ def kfold_splits(
     seed: int = 0,
     n_folds: int = 3,
     base_dir: str | os.PathLike | None = None,
+    groups: Sequence[Hashable] | None = None,
 ) -> dict:
-    """``{"train", "val", "test", "n_folds"}`` of ``items``: from a split file if given, else a seeded split.
+    """``{"train", "val", "test", "n_folds", "excluded"}`` of ``items``: from a split file, else seeded.
 
-    Without a file, 20 % of the items (stratified) become the test set and the rest ``n_folds`` folds.
+    Without a file, 20 % of the items (stratified) become the test set and the rest ``n_folds`` folds,
+    grouped by ``groups`` (one id per item) when given, else by each item's ``patient``. ``excluded``
+    lists the items a split file leaves out (none for a seeded split).
     """
+    excluded: list[dict] = []
     if split_file is not None:
         spec = read_split_file(split_file, items, base_dir=base_dir)
-        pool, test, folds = spec["train"], spec["test"], spec["folds"]
+        pool, test, folds, excluded = spec["train"], spec["test"], spec["folds"], spec["excluded"]
     else:
-        pool, _, test = train_val_test_split(items, val_fraction=0.0, test_fraction=0.2, seed=seed)
-        folds = stratified_kfold(pool, n_folds=n_folds, seed=seed)
+        if groups is None:
+            groups = [item.get("patient", ("item", i)) for i, item in enumerate(items)]
+        test_ids, fold_ids = split_indices([item["label"] for item in items], groups, 0.2, n_folds, seed)
+        in_test = set(test_ids)
+        pool_ids = [i for i in range(len(items)) if i not in in_test]
+        position = {i: j for j, i in enumerate(pool_ids)}
+        pool, test = [items[i] for i in pool_ids], [items[i] for i in sorted(test_ids)]
+        folds = [[position[i] for i in f] for f in fold_ids]
     if not folds:
         raise InputError(split_file, "split file has no validation folds")
     train, val = fold_datalists(pool, folds, fold)
-    return {"train": train, "val": val, "test": test, "n_folds": len(folds)}
+    return {"train": train, "val": val, "test": test, "n_folds": len(folds), "excluded": excluded}
 
 
 def limit_splits(parts: dict, limit: int | None, seed: int = 0) -> dict:

@@ -144,4 +144,6 @@ class CorrectionTable:
         spec["test"] = moved(spec.get("test", []))
         if "folds" in spec:
             spec["folds"] = [moved(fold) for fold in spec["folds"]]
+        if "excluded" in spec:
+            spec["excluded"] = moved(spec["excluded"])
         atomic_write_text(target, json.dumps(spec, indent=1))

@@ -11,6 +11,7 @@ transforms: they binarise it and require it to have the size of the image file.
 from __future__ import annotations
 
 import functools
+import inspect
 import io
 import logging
 import os
@@ -338,7 +339,7 @@ def load_session(
     """
     from monai.bundle import ConfigParser
 
-    from monai_xai.data import csv_datalist, select_labels
+    from monai_xai.data import csv_datalist, dataset_splits, select_labels
     from monai_xai.networks import load_weights
 
     if split not in SPLITS:
@@ -356,7 +357,9 @@ def load_session(
     source_csv = parser.get_parsed_content("dataset_path")
     datalist_args = dict(parser.get_parsed_content("datalist_args"))
     if split == "all":
-        items = csv_datalist(source_csv, **datalist_args)
+        # datalist_args may also carry options of the split (split_file, dedup, ...): not the reader's
+        split_options = inspect.signature(dataset_splits).parameters
+        items = csv_datalist(source_csv, **{k: v for k, v in datalist_args.items() if k not in split_options})
         labels = parser.get_parsed_content("labels")
         items = items if labels is None else select_labels(items, labels)
     else:

@@ -1,13 +1,6 @@
-"""Loading, validation, teacher masks, modality presets and near-duplicate detection."""
+"""Loading, validation, teacher masks and modality presets."""
 
 from monai_xai.transforms.boxes import ResizeWithBoxesd, SwapBoxAxesd, detection_preset
-from monai_xai.transforms.dedup import (
-    dhash,
-    drop_near_duplicates,
-    find_near_duplicates,
-    hamming_distance,
-    phash,
-)
 from monai_xai.transforms.expect import ExpectImaged
 from monai_xai.transforms.intensity import (
     ExtractSliced,
@@ -52,15 +45,10 @@ __all__ = [
     "ValidateItemd",
     "check_splits",
     "ct_preset",
-    "dhash",
     "diagnose_item",
-    "drop_near_duplicates",
-    "find_near_duplicates",
     "fundus_preset",
     "get_preset",
-    "hamming_distance",
     "mri_preset",
-    "phash",
     "ultrasound_preset",
     "validate_datalist",
     "xray_preset",

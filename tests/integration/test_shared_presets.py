@@ -12,7 +12,7 @@ import torch
 from monai.data import MetaTensor
 from PIL import Image
 
-from monai_xai.transforms.dedup import drop_near_duplicates, find_near_duplicates
+from monai_xai.data.dedup import drop_near_duplicates, find_near_duplicates
 from monai_xai.transforms.presets import mri_preset, ultrasound_preset
 
 pytestmark = pytest.mark.integration

@@ -143,6 +143,33 @@ def test_read_split_file_maps_paths(tmp_path):
         read_split_file(tmp_path / "splits.json", items)
 
 
+def test_read_split_file_leaves_excluded_files_out_of_every_part(tmp_path):
+    items = [{"image": str(tmp_path / f"im{i}.png"), "label": i % 2} for i in range(6)]
+    spec = {"test": ["im0.png"], "folds": [["im2.png"], ["im3.png"]], "excluded": ["im1.png", "im5.png"]}
+    (tmp_path / "splits.json").write_text(json.dumps(spec))
+    parts = read_split_file(tmp_path / "splits.json", items)
+    assert [i["image"][-7:] for i in parts["excluded"]] == ["im1.png", "im5.png"]
+    assert [i["image"][-7:] for i in parts["train"]] == ["im2.png", "im3.png", "im4.png"]
+    assert parts["folds"] == [[0], [1]]
+    for clash, problem in (
+        (["im0.png"], "the test set lists excluded files"),
+        (["im3.png"], "fold 1 lists excluded"),
+    ):
+        (tmp_path / "splits.json").write_text(json.dumps({**spec, "excluded": clash}))
+        with pytest.raises(InputError, match=problem):
+            read_split_file(tmp_path / "splits.json", items)
+
+
+def test_read_split_file_matches_items_named_relative_to_the_working_directory(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "splits.json").write_text(json.dumps({"test": ["a.png"], "folds": [["b.png"], ["c.png"]]}))
+    monkeypatch.chdir(tmp_path)
+    items = [{"image": f"data/{name}.png", "label": 0} for name in "abc"]  # as coco_datalist("data/...")
+    parts = read_split_file("data/splits.json", items)
+    assert parts["test"] == items[:1] and parts["folds"] == [[0], [1]]
+
+
 def test_select_labels_renumbers():
     items = [{"label": 0}, {"label": 2}, {"label": 1}]
     assert [i["label"] for i in select_labels(items, [1, 2])] == [1, 0]

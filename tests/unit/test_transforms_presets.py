@@ -1,22 +1,13 @@
-"""Modality presets, their custom transforms and near-duplicate hashing, on tiny synthetic images."""
+"""Modality presets and their custom transforms, on tiny synthetic images."""
 
 from __future__ import annotations
 
 import nibabel as nib
-import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
-from PIL import Image
 
-from monai_xai.transforms.dedup import (
-    dhash,
-    drop_near_duplicates,
-    find_near_duplicates,
-    hamming_distance,
-    phash,
-)
 from monai_xai.transforms.intensity import (
     ExtractSliced,
     FieldOfViewCropd,
@@ -280,37 +271,3 @@ def test_get_preset_lists_valid_names():
     with pytest.raises(ValueError, match="ct, fundus, mri, ultrasound, xray"):
         get_preset("pet")
     assert isinstance(fundus_preset(fov_crop=False), Compose) and isinstance(ultrasound_preset(), Compose)
-
-
-# --- near-duplicate hashing -------------------------------------------------------------------------------
-
-
-def _smooth_image(seed: int, size: int = 96) -> np.ndarray:
-    """Random structure at a coarse scale, upsampled: a stand-in for anatomy, distinct for each seed."""
-    coarse = np.random.default_rng(seed).uniform(0, 255, (6, 6)).astype(np.float32)
-    return np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)).clip(0, 255)
-
-
-@pytest.mark.parametrize("method", ["phash", "dhash"])
-def test_near_duplicates_grouped_and_distinct_images_not(method):
-    rng = np.random.default_rng(100)
-    originals = [_smooth_image(s) for s in range(6)]
-    noisy = originals[1] + rng.normal(0, 4, originals[1].shape) + 12  # noise and a brightness shift
-    brighter = originals[4] * 1.1
-    images = [*originals, noisy, torch.from_numpy(brighter)[None]]  # a channel-first tensor too
-    groups = find_near_duplicates(images, method=method, progress=False)
-    assert groups == [[1, 6], [4, 7]]
-
-
-def test_hashes_and_drop_near_duplicates(tmp_path):
-    img = _smooth_image(7)
-    path = tmp_path / "a.png"
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(path)
-    assert phash(img).shape == dhash(img).shape == (64,)
-    assert hamming_distance(phash(path), phash(img)) <= 2
-    datalist = [{"image": str(path)}, {"image": _smooth_image(8)}, {"image": img + 5}]
-    kept, report = drop_near_duplicates(datalist, progress=False)
-    assert kept == datalist[:2]
-    assert report == [{"kept": 0, "dropped": [2], "sources": [str(path), "ndarray"]}]
-    with pytest.raises(ValueError, match="dhash, phash"):
-        find_near_duplicates(datalist, method="ahash")

@@ -1,4 +1,4 @@
-"""Perceptual hashing to find near-duplicate images before splitting a data set.
+"""Perceptual hashing to find near-duplicate images, and the groups a split must keep together.
 
 Public medical collections often hold the same image twice (re-exports, crops, brightness changes);
 a copy on each side of a train/test split inflates test scores and lets a model be rewarded for
@@ -7,7 +7,9 @@ memorising. Only numpy and Pillow are used, so this runs wherever the data loade
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
@@ -16,7 +18,19 @@ from monai.utils import optional_import
 from numpy.typing import ArrayLike
 from PIL import Image
 
-__all__ = ["dhash", "drop_near_duplicates", "find_near_duplicates", "hamming_distance", "phash"]
+from monai_xai.errors import InputError
+
+__all__ = [
+    "SplitGroups",
+    "dhash",
+    "drop_near_duplicates",
+    "find_near_duplicates",
+    "group_near_duplicates",
+    "hamming_distance",
+    "phash",
+]
+
+logger = logging.getLogger(__name__)
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
@@ -33,8 +47,11 @@ _BLOCK_ROWS = 1024
 def _to_gray(image: ImageSource) -> np.ndarray:
     """Load or convert to a float32 2D array."""
     if isinstance(image, str | PathLike):
-        with Image.open(image) as pil:
-            return np.asarray(pil.convert("F"), dtype=np.float32)
+        try:
+            with Image.open(image) as pil:
+                return np.asarray(pil.convert("F"), dtype=np.float32)
+        except OSError as err:  # missing, unreadable or not an image Pillow knows
+            raise InputError(image, f"cannot be read as an image ({err})") from err
     arr = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float32)
     if arr.ndim == 3:
         channel_axis = 0 if arr.shape[0] <= 4 else -1
@@ -89,6 +106,11 @@ _HASHES = {"dhash": dhash, "phash": phash}
 def _progress(items: Sequence[Any], progress: bool | None, desc: str) -> Any:
     show = len(items) >= _PROGRESS_MIN_ITEMS if progress is None else progress
     return tqdm(items, desc=desc) if show and has_tqdm else items
+
+
+def _describe(value: Any) -> str:
+    """A path as text; an array as its type name."""
+    return str(value) if isinstance(value, str | PathLike) else type(value).__name__
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -159,11 +181,82 @@ def drop_near_duplicates(
     )
     dropped = {i for g in groups for i in g[1:]}
     kept = [item for i, item in enumerate(datalist) if i not in dropped]
-
-    def describe(value: Any) -> str:
-        return str(value) if isinstance(value, str | PathLike) else type(value).__name__
-
     report = [
-        {"kept": g[0], "dropped": g[1:], "sources": [describe(datalist[i][key]) for i in g]} for g in groups
+        {"kept": g[0], "dropped": g[1:], "sources": [_describe(datalist[i][key]) for i in g]} for g in groups
     ]
     return kept, report
+
+
+@dataclass(frozen=True)
+class SplitGroups:
+    """How a datalist must be grouped so that no near-duplicate or patient straddles a split.
+
+    Attributes:
+        ids: one group id per item; items sharing an id must land on the same side of every split.
+        duplicates: the near-duplicate groups (indices into the datalist, as :func:`find_near_duplicates`).
+        conflicting: the near-duplicate groups whose members carry different labels.
+        excluded: indices to leave out of every split: the members of conflicting groups, unless kept.
+    """
+
+    ids: list[int]
+    duplicates: list[list[int]]
+    conflicting: list[list[int]]
+    excluded: list[int]
+
+    @property
+    def kept(self) -> list[int]:
+        """Indices of the items a split draws from, in datalist order."""
+        excluded = set(self.excluded)
+        return [i for i in range(len(self.ids)) if i not in excluded]
+
+
+def group_near_duplicates(
+    datalist: Sequence[Mapping[Hashable, Any]],
+    key: str = "image",
+    label_key: str = "label",
+    patient_key: str = "patient",
+    method: str = "dhash",
+    max_distance: int = 5,
+    hash_size: int = 8,
+    keep_conflicting: bool = False,
+    progress: bool | None = None,
+) -> SplitGroups:
+    """Group ids that treat near-duplicate images like images of one patient, for grouped splits.
+
+    Two items share a group when their ``item[key]`` hashes are within ``max_distance`` bits (transitively),
+    or when they share ``item[patient_key]``, or through any chain of both. Near-duplicates carrying
+    different ``item[label_key]`` are the same image labelled twice, so one of the labels is wrong: such
+    groups are logged with their sources and excluded unless ``keep_conflicting``. A patient with several
+    labels is not a conflict (different images of one person may differ).
+    """
+    duplicates = find_near_duplicates(
+        [item[key] for item in datalist], max_distance, method, hash_size, progress=progress
+    )
+    parent = list(range(len(datalist)))
+    for group in duplicates:
+        for i in group[1:]:
+            parent[_find(parent, i)] = _find(parent, group[0])
+    first_of_patient: dict[Any, int] = {}
+    for i, item in enumerate(datalist):
+        if patient_key in item:
+            parent[_find(parent, i)] = _find(parent, first_of_patient.setdefault(item[patient_key], i))
+    number: dict[int, int] = {}
+    ids = [number.setdefault(_find(parent, i), len(number)) for i in range(len(datalist))]
+    conflicting = [g for g in duplicates if len({datalist[i][label_key] for i in g}) > 1]
+    for group in conflicting:
+        logger.warning(
+            "near-duplicate images with different labels (%s): %s",
+            "kept" if keep_conflicting else "excluded",
+            ", ".join(f"{_describe(datalist[i][key])} ({label_key} {datalist[i][label_key]})" for i in group),
+        )
+    excluded = [] if keep_conflicting else sorted(i for g in conflicting for i in g)
+    logger.info(
+        "%d near-duplicate groups (%s, <= %d bits) among %d items, %d with conflicting labels; %d excluded",
+        len(duplicates),
+        method,
+        max_distance,
+        len(datalist),
+        len(conflicting),
+        len(excluded),
+    )
+    return SplitGroups(ids, duplicates, conflicting, excluded)
