@@ -82,6 +82,26 @@ def precision_busi(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def demo_shortcut(report: dict) -> str:
+    """The built-in demo's arms on the shortcut-free test set (``scripts/experiments/demo_shortcut.sh``)."""
+    rows = [
+        "| arm | what it is | test accuracy | test AUC | map pointing game | map energy on the marker "
+        "| map |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, arm in report["arms"].items():
+        figures = [arm[key] for key in ("test_accuracy", "test_auc", "map_pointing_game", "marker_energy")]
+        cells = " | ".join(_fmt(value, 3) for value in figures)
+        rows.append(f"| `{name}` | {arm['description']} | {cells} | {arm['explanation']} |")
+    rows += [
+        "",
+        f"{report['epochs']} epochs per arm, {report['torch_threads']} threads; the whole run took "
+        f"{report['elapsed_s']:.0f} s. Marker energy: share of the map's energy in the marker's corner, "
+        "over the test images that carry the marker.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 #: The networks of train_throughput.py's bare steps that each bundle trains.
 BUNDLE_NETWORKS = {
     "abn_classification": ["abn", "resnet"],
@@ -112,6 +132,10 @@ RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
         lambda readme: readme.parent / "results" / "precision_busi.json",
     ),
     "fast_path_speedups": (fast_path_speedups, lambda readme: THROUGHPUT),
+    "demo_shortcut": (
+        lambda report, bundle: demo_shortcut(report),
+        lambda readme: readme.parent / "results" / "demo_shortcut.json",
+    ),
 }
 
 

@@ -1,12 +1,12 @@
-"""Seeded phantom images with a lesion, its mask and a planted shortcut, for demos and tests.
-
-The label is a property of the lesion: class 0 lesions are smooth ovals, class 1 lesions have
-lobulated, irregular margins. A bright marker in a corner, far from the lesion, stands in for
-a site- or device-specific mark: in the training and validation parts it is present exactly when
-the label is 1 in ``shortcut_agreement`` of the images, in the test part it is random. Presence
-rather than position carries the shortcut, so flips and shifts in augmentation keep it. A
-classifier that learns the marker instead of the lesion loses accuracy on the test part; one
-whose attention is trained toward the lesion mask should not.
+"""Seeded phantom images with a lesion, its mask and a planted shortcut, for demos and tests. The label is a
+property of the lesion: class 0 lesions are smooth ovals, class 1 lesions have lobulated, irregular
+margins (three to six lobes). Lesions are hypoechoic, darker than the tissue around them as most breast
+lesions are in ultrasound, clear enough at 64x64 for a classifier to learn the margins. A bright marker
+in a corner, far from the lesion, stands in for a site- or device-specific mark: in the training and
+validation parts it is present exactly when the label is 1 in ``shortcut_agreement`` of the images, in
+the test part it is random. Presence rather than position carries the shortcut, so flips and shifts in
+augmentation keep it. A classifier that learns the marker instead of the lesion loses accuracy on the
+test part; one whose attention is trained toward the lesion mask should not.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PhantomSet", "make_phantoms", "write_demo_dataset"]
+__all__ = ["PhantomSet", "make_phantoms", "marker_region", "write_demo_dataset"]
 
 _MARKER = 5  # marker edge in pixels (voxels)
 
@@ -35,6 +35,11 @@ class PhantomSet:
     masks: np.ndarray
     labels: np.ndarray
     marker_agrees: np.ndarray
+
+    @property
+    def has_marker(self) -> np.ndarray:
+        """(N,) bool: the marker is drawn when the label is 1 and it agrees, or the label is 0 and it lies."""
+        return self.labels.astype(bool) == self.marker_agrees.astype(bool)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_waves: int = 6) -> np.ndarray:
@@ -59,8 +64,8 @@ def _lesion_mask(rng: np.random.Generator, shape: tuple[int, ...], label: int) -
     dist = np.sqrt(sum((o / a) ** 2 for o, a in zip(offsets, axes)))
     theta = np.arctan2(offsets[1], offsets[0])
     if label == 1:
-        lobes = rng.integers(5, 9)
-        wobble = 0.2 * np.cos(lobes * theta + rng.uniform(0, 2 * np.pi))
+        lobes = rng.integers(3, 7)
+        wobble = 0.35 * np.cos(lobes * theta + rng.uniform(0, 2 * np.pi))
         if len(shape) == 3:
             phi = np.arctan2(offsets[2], np.hypot(offsets[0], offsets[1]))
             wobble = wobble + 0.25 * np.cos(3 * phi)
@@ -73,6 +78,13 @@ def _lesion_mask(rng: np.random.Generator, shape: tuple[int, ...], label: int) -
 def _marker_slices(shape: tuple[int, ...]) -> tuple[slice, ...]:
     """The marker block in the first corner."""
     return tuple(slice(2, 2 + _MARKER) for _ in shape)
+
+
+def marker_region(size: int = 64, spatial_dims: int = 2) -> np.ndarray:
+    """(1, 1, *spatial) uint8 mask of where the marker sits (when drawn) in phantoms as generated."""
+    region = np.zeros((1, 1, *(size,) * spatial_dims), dtype=np.uint8)
+    region[(0, 0, *_marker_slices((size,) * spatial_dims))] = 1
+    return region
 
 
 def make_phantoms(
@@ -92,9 +104,9 @@ def make_phantoms(
     images = np.empty((n, 1, *shape), dtype=np.float32)
     masks = np.empty((n, 1, *shape), dtype=np.uint8)
     for i, label in enumerate(labels):
-        tissue = 0.25 + 0.2 * _smooth_field(rng, shape)
+        tissue = 0.45 + 0.2 * _smooth_field(rng, shape)
         lesion = _lesion_mask(rng, shape, int(label))
-        image = tissue + lesion * rng.uniform(0.15, 0.3)
+        image = tissue * (1.0 - lesion * rng.uniform(0.5, 0.7))
         if bool(label) == bool(agrees[i]):  # present for label 1 when agreeing, for label 0 otherwise
             image[_marker_slices(shape)] = 0.95
         image *= rng.gamma(16.0, 1 / 16.0, size=shape)  # multiplicative speckle
@@ -147,12 +159,14 @@ def write_demo_dataset(
             image, mask = f"images/{split}_{i:05d}.{ext}", f"masks/{split}_{i:05d}.{ext}"
             _write_image(out / image, data.images[i, 0])
             _write_image(out / mask, data.masks[i, 0])
-            rows.append([image, mask, int(data.labels[i]), split, int(data.marker_agrees[i])])
+            rows.append(
+                [image, mask, int(data.labels[i]), split, int(data.marker_agrees[i]), int(data.has_marker[i])]
+            )
             split_lists[split].append(image)
     csv_path = out / "labels.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["image", "mask", "label", "split", "marker_agrees"])
+        writer.writerow(["image", "mask", "label", "split", "marker_agrees", "marker"])
         writer.writerows(rows)
     splits = {"seed": seed, "test": split_lists["test"], "folds": [split_lists["val"]]}
     (out / "splits.json").write_text(json.dumps(splits, indent=1))

@@ -19,7 +19,10 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
 
     ``output`` is whatever the network returns (logits, or an attention branch network's output),
     ``mask``/``has_mask`` come from the batch (zeros/False where an item had no teacher mask).
-    The per-component losses land in ``engine.state.output["loss_parts"]`` for logging.
+    The per-component losses land in ``engine.state.output["loss_parts"]`` for logging. A loss with a true
+    ``needs_inputs`` attribute (input-gradient penalties such as
+    :class:`~monai_xai.losses.RightForRightReasonsLoss`) also gets the input tensor, made to require
+    gradients, as ``inputs``.
     Batches stay collated (``decollate=False``) because every consumer works on whole batches. ``amp``
     picks the device's fast path (see :class:`~monai_xai.engines.precision.FastPath`).
     """
@@ -33,12 +36,16 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
         masks, has_mask = batch.get(MASK), batch.get(HAS_MASK)
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
         engine.network.train()
+        extra = {}
+        if getattr(engine.loss_function, "needs_inputs", False):
+            inputs = inputs.detach().requires_grad_(True)
+            extra["inputs"] = inputs
 
         def forward_and_loss() -> torch.Tensor:
             raw = engine.fast_path.forward(engine.network, inputs)
             engine.state.output.update(split_network_output(raw))
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            loss, parts = engine.loss_function(raw, labels, masks, has_mask)
+            loss, parts = engine.loss_function(raw, labels, masks, has_mask, **extra)
             engine.state.output[Keys.LOSS] = loss
             engine.state.output[LOSS_PARTS] = parts
             engine.fire_event(IterationEvents.LOSS_COMPLETED)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .abn_loss import ABN_LOSS_MODES, ABNLoss, AttentionMapLoss
 from .centernet_loss import CenterNetLoss, penalty_reduced_focal_loss
-from .classifier_loss import CLASSIFIER_MODES, ClassifierLoss, get_classifier_loss
+from .classifier_loss import CLASSIFIER_MODES, RESNET_MODES, ClassifierLoss, get_classifier_loss
 from .gan_loss import GAN_LOSSES, BCEGANLoss, GANLoss, LeastSquaresGANLoss, get_gan_loss
 from .multiscale_abn_loss import MultiScaleABNLoss
+from .rrr_loss import RightForRightReasonsLoss
 from .simsiam_loss import SimSiamLoss
 
 __all__ = [
@@ -24,5 +25,7 @@ __all__ = [
     "CLASSIFIER_MODES",
     "ClassifierLoss",
     "MultiScaleABNLoss",
+    "RESNET_MODES",
+    "RightForRightReasonsLoss",
     "get_classifier_loss",
 ]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassifierLoss", "CLASSIFIER_MODES", "get_classifier_loss"]
+__all__ = ["ClassifierLoss", "CLASSIFIER_MODES", "RESNET_MODES", "get_classifier_loss"]
 
-CLASSIFIER_MODES = ("baseline", "plain", "conventional", "dynamic")
+CLASSIFIER_MODES = ("baseline", "rrr", "plain", "conventional", "dynamic")
+
+#: Modes whose network is a plain ResNet (the others train an Attention Branch Network).
+RESNET_MODES = ("baseline", "rrr")
 
 
 class ClassifierLoss(nn.Module):
@@ -32,10 +35,17 @@ class ClassifierLoss(nn.Module):
         return loss, {"loss": loss.item()}
 
 
-def get_classifier_loss(mode: str, gamma: float = 1.0, alpha: float = 0.9) -> nn.Module:
-    """``baseline`` -> :class:`ClassifierLoss`; an ABN mode -> :class:`ABNLoss` in that mode."""
+def get_classifier_loss(
+    mode: str, gamma: float = 1.0, alpha: float = 0.9, rrr_lambda: float = 10.0
+) -> nn.Module:
+    """``baseline`` -> :class:`ClassifierLoss`; ``rrr`` -> :class:`RightForRightReasonsLoss` with weight
+    ``rrr_lambda``; an ABN mode -> :class:`ABNLoss` in that mode."""
     if mode == "baseline":
         return ClassifierLoss()
+    if mode == "rrr":
+        from monai_xai.losses.rrr_loss import RightForRightReasonsLoss
+
+        return RightForRightReasonsLoss(rrr_lambda)
     if mode not in CLASSIFIER_MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
     from monai_xai.losses.abn_loss import ABNLoss

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .attention import attention_agreement, energy_inside_mask, map_iou, map_mse, pointing_game
+from .attention import attention_agreement, energy_inside_mask, map_iou, map_mse, pointing_game, region_energy
 from .classification import (
     aggregate_by_patient,
     binary_auc,
@@ -43,6 +43,7 @@ __all__ = [
     "topk_iou",
     "aggregate_by_patient",
     "attention_agreement",
+    "region_energy",
     "binary_auc",
     "classification_metrics",
     "confusion_matrix",

@@ -14,7 +14,14 @@ import torch
 
 from monai_xai.networks.nets.abn import upsample_attention
 
-__all__ = ["attention_agreement", "energy_inside_mask", "map_iou", "map_mse", "pointing_game"]
+__all__ = [
+    "attention_agreement",
+    "energy_inside_mask",
+    "map_iou",
+    "map_mse",
+    "pointing_game",
+    "region_energy",
+]
 
 
 def _prepare(maps: Any, masks: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,6 +71,21 @@ def energy_inside_mask(maps: Any, masks: Any) -> torch.Tensor:
     energy = flat_maps.clamp_min(0.0)
     inside = (energy * (flat_masks > 0.5)).sum(dim=1)
     return inside / energy.sum(dim=1)
+
+
+def region_energy(maps: Any, region: Any) -> torch.Tensor:
+    """Share of each map's sum inside one fixed ``region`` (1, 1, *spatial) shared by all maps, shape (B,).
+
+    For a known shortcut's location (the demo's corner marker, a scanner's text label): a classifier that uses
+    the shortcut puts its explanation there. NaN for a map that is zero everywhere.
+    """
+    region = torch.as_tensor(region)
+    maps = torch.as_tensor(maps)
+    if region.ndim != maps.ndim or region.shape[:2] != (1, 1):
+        raise ValueError(
+            f"region must be (1, 1, *spatial) for maps {tuple(maps.shape)}, got {tuple(region.shape)}"
+        )
+    return energy_inside_mask(maps, region.expand(maps.shape[0], *region.shape[1:]))
 
 
 def map_iou(maps: Any, masks: Any, threshold: float = 0.5) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from monai_xai.losses.classifier_loss import CLASSIFIER_MODES
+from monai_xai.losses.classifier_loss import CLASSIFIER_MODES, RESNET_MODES
 
 __all__ = ["ABN_ARCHITECTURES", "get_classifier"]
 
@@ -13,6 +13,7 @@ ABN_ARCHITECTURES = {
     "abn": "AttentionBranchNetwork",
     "abn_narrow": "NarrowAttentionBranchNetwork",
     "abn_compact": "CompactAttentionBranchNetwork",
+    "abn_gated": "GatedAttentionBranchNetwork",
 }
 
 
@@ -25,10 +26,11 @@ def get_classifier(
     stem: str = "standard",
     architecture: str = "abn",
 ) -> nn.Module:
-    """``baseline`` -> plain ResNet; ``plain``/``conventional``/``dynamic`` -> the ABN ``architecture``.
+    """``baseline``/``rrr`` -> plain ResNet; ``plain``/``conventional``/``dynamic`` -> the ABN
+    ``architecture``.
 
     The three ABN modes share one architecture and differ only in their loss; ``architecture`` picks the
-    variant (see :data:`ABN_ARCHITECTURES`) and is ignored by ``baseline``.
+    variant (see :data:`ABN_ARCHITECTURES`) and is ignored by the plain-ResNet modes.
     """
     from monai_xai.networks import nets
 
@@ -39,7 +41,7 @@ def get_classifier(
             f"unknown architecture {architecture!r}; valid architectures: {', '.join(ABN_ARCHITECTURES)}"
         )
     abn_type = getattr(nets, ABN_ARCHITECTURES[architecture])
-    network_type = nets.ResNetClassifier if mode == "baseline" else abn_type
+    network_type = nets.ResNetClassifier if mode in RESNET_MODES else abn_type
     return network_type(
         backbone=backbone,
         spatial_dims=spatial_dims,

@@ -12,11 +12,19 @@ from monai_xai.visualize.figures import (
     confusion_matrix_figure,
     curves_figure,
     deletion_insertion_figure,
+    explanation_grid_figure,
     middle_slice,
     roc_curve_figure,
     save_figure,
 )
-from monai_xai.visualize.saliency import CAM_METHODS, CAMSaliency, batch_score_hooks
+from monai_xai.visualize.input_gradient import InputGradientSaliency
+from monai_xai.visualize.saliency import (
+    CAM_METHODS,
+    SALIENCY_METHODS,
+    CAMSaliency,
+    batch_score_hooks,
+    get_saliency,
+)
 
 __all__ = [
     "CLASS_COLOURS",
@@ -30,11 +38,15 @@ __all__ = [
     "save_counterfactual_nifti",
     "CAM_METHODS",
     "CAMSaliency",
+    "InputGradientSaliency",
+    "SALIENCY_METHODS",
+    "get_saliency",
     "batch_score_hooks",
     "attention_overlay_figure",
     "confusion_matrix_figure",
     "curves_figure",
     "deletion_insertion_figure",
+    "explanation_grid_figure",
     "middle_slice",
     "roc_curve_figure",
     "save_figure",

@@ -79,6 +79,45 @@ def attention_overlay_figure(
     return fig
 
 
+def explanation_grid_figure(
+    images: Sequence,
+    columns: dict[str, Sequence],
+    masks: Sequence | None = None,
+    row_titles: Sequence[str] | None = None,
+    alpha: float = 0.5,
+):
+    """One row per image: the image with its mask outline, then each method's map over it (one column each).
+
+    ``columns`` maps a column title (e.g. "baseline: Grad-CAM++") to one map per image, at any resolution;
+    maps are resized to the image and shown on a common [0, 1] scale after per-map min-max scaling.
+    """
+    plt = _plt()
+    n, m = len(images), len(columns)
+    fig, axes = plt.subplots(n, m + 1, figsize=(2.0 * (m + 1), 2.0 * n + 0.4), squeeze=False)
+    for i in range(n):
+        image = _normalise(middle_slice(images[i]))
+        mask = middle_slice(masks[i]) > 0 if masks is not None else None
+        for j, (title, maps) in enumerate([("input", None), *columns.items()]):
+            ax = axes[i, j]
+            ax.imshow(image, cmap="gray")
+            if maps is not None:
+                att = torch.as_tensor(middle_slice(maps[i]), dtype=torch.float32)[None, None]
+                att = torch.nn.functional.interpolate(
+                    att, size=image.shape, mode="bilinear", align_corners=False
+                )
+                ax.imshow(_normalise(att[0, 0].numpy()), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+            if mask is not None and mask.any():
+                ax.contour(mask, levels=[0.5], colors="lime", linewidths=0.7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+            if j == 0 and row_titles is not None:
+                ax.set_ylabel(row_titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
     """Counts with row-normalised shading: rows are true classes, columns predictions."""
     plt = _plt()

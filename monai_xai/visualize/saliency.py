@@ -7,9 +7,12 @@ from torch import nn
 
 from monai_xai.engines.outputs import split_network_output
 
-__all__ = ["CAMSaliency", "CAM_METHODS", "batch_score_hooks"]
+__all__ = ["CAMSaliency", "CAM_METHODS", "SALIENCY_METHODS", "batch_score_hooks", "get_saliency"]
 
 CAM_METHODS = ("gradcam", "gradcampp")
+
+#: Saliency baselines by name: the CAM methods and the input gradient.
+SALIENCY_METHODS = (*CAM_METHODS, "input_gradient")
 
 
 class _Logits(nn.Module):
@@ -78,3 +81,15 @@ class CAMSaliency:
             class_idx = torch.as_tensor(class_idx).view(-1)
         with eval_mode(self.network), torch.enable_grad():
             return self.cam(images, class_idx=class_idx)
+
+
+def get_saliency(network: nn.Module, method: str, target_layer: str | None = None):
+    """The saliency baseline ``method`` of :data:`SALIENCY_METHODS` on ``network``; ``target_layer`` (CAM
+    methods only) defaults to the last ``layer4``."""
+    if method == "input_gradient":
+        from monai_xai.visualize.input_gradient import InputGradientSaliency
+
+        return InputGradientSaliency(network)
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(SALIENCY_METHODS)}")
+    return CAMSaliency(network, method, target_layer)

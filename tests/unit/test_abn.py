@@ -64,11 +64,20 @@ def test_resnet_classifier_returns_logits(spatial_dims: int) -> None:
 
 def test_feature_stages_share_modules_and_channels() -> None:
     net = resnet_backbone("resnet50")
-    features, layer4 = resnet_feature_stages(net)
-    assert features.layer3 is net.layer3 and layer4 is net.layer4
+    features, later = resnet_feature_stages(net)
+    assert features.layer3 is net.layer3 and later.layer4 is net.layer4 and len(later) == 1
     out = features(torch.rand(2, 1, 32, 32))
     assert out.shape == (2, get_resnet_spec("resnet50").feature_channels, 2, 2)
-    assert layer4(out).shape[1] == get_resnet_spec("resnet50").out_channels
+    assert later(out).shape[1] == get_resnet_spec("resnet50").out_channels
+
+
+def test_feature_stages_split_after_layer1() -> None:
+    net = resnet_backbone("resnet18")
+    features, later = resnet_feature_stages(net, stage=1)
+    assert list(dict(later.named_children())) == ["layer2", "layer3", "layer4"]
+    assert features(torch.rand(2, 1, 32, 32)).shape == (2, 64, 8, 8)
+    with pytest.raises(ValueError, match="stage must be 1, 2 or 3"):
+        resnet_feature_stages(net, stage=4)
 
 
 @pytest.mark.parametrize(

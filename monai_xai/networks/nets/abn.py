@@ -31,6 +31,7 @@ __all__ = [
     "AttentionBranch",
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
+    "GatedAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "external_attention_map",
     "resize_attention",
@@ -156,7 +157,14 @@ class AttentionBranchNetwork(nn.Module):
     clipped to [0, 1] and resized to the feature size with :func:`resize_attention`, instead of M(x) in the
     perception branch. In training mode batch norm cancels any spatially constant scaling of the features, so
     compare external maps in ``eval()`` mode.
+
+    Variants subclass it and override :attr:`attention_stage`, :meth:`make_attention_branch` or
+    :meth:`weight_features`.
     """
+
+    #: The ResNet stage whose output g(x) the attention branch reads and M(x) weights; the perception branch
+    #: runs the later stages.
+    attention_stage = 3
 
     def __init__(
         self,
@@ -171,22 +179,29 @@ class AttentionBranchNetwork(nn.Module):
         net = resnet_backbone(backbone, spatial_dims, in_channels, num_classes, stem)
         self.backbone = backbone
         self.spatial_dims = spatial_dims
-        self.features, layer4 = resnet_feature_stages(net)
+        self.features, later_stages = resnet_feature_stages(net, self.attention_stage)
         self.attention_branch = self.make_attention_branch(spec, spatial_dims, num_classes)
         self.perception_branch = nn.Sequential(
-            OrderedDict(layer4=layer4, pool=net.avgpool, flatten=nn.Flatten(1), fc=net.fc)
+            OrderedDict(
+                **dict(later_stages.named_children()), pool=net.avgpool, flatten=nn.Flatten(1), fc=net.fc
+            )
         )
 
     def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
         """The attention branch of Fukui et al.: a full stride-1 copy of ``layer4``."""
         return AttentionBranch(spec, spatial_dims, num_classes)
 
+    def weight_features(self, features: torch.Tensor, attention_map: torch.Tensor) -> torch.Tensor:
+        """The perception branch's input, g(x) * (1 + M(x)) as in Fukui et al.: attention amplifies features
+        but never removes them."""
+        return features * (1.0 + attention_map)
+
     def forward(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> ABNOutput:
         """Classify ``x``; an ``attention_map`` given here replaces M(x) in the perception branch."""
         features = self.features(x)
         attention_logits, own_map = self.attention_branch(features)
         used_map = own_map if attention_map is None else external_attention_map(attention_map, features)
-        perception_logits = self.perception_branch(features * (1.0 + used_map))
+        perception_logits = self.perception_branch(self.weight_features(features, used_map))
         return ABNOutput(attention_logits, perception_logits, own_map)
 
 
@@ -213,3 +228,39 @@ class NarrowAttentionBranchNetwork(AttentionBranchNetwork):
     def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
         """``layer4``'s block count at ``layer3``'s width."""
         return AttentionBranch(spec, spatial_dims, num_classes, width=STAGE_WIDTHS[2])
+
+
+class GatedAttentionBranchNetwork(AttentionBranchNetwork):
+    """ABN whose map gates ``layer1``'s features: perception on g(x) * M(x), M(x) at input size / 4.
+
+    With g(x) * (1 + M(x)) after ``layer3`` the perception branch still sees every feature, and each
+    ``layer3`` cell already sees most of the image: a classifier can keep using a shortcut outside the lesion
+    while its map points at the lesion. Three things keep the map in charge of what the classifier may use:
+
+    - the gate multiplies by M(x), so features where the map is zero do not reach the classifier;
+    - it acts on the stride-4 ``layer1`` features, whose receptive fields are still small, so little of what
+      lies outside the map has mixed into what lies inside; the map is also four times finer than the
+      ``layer3`` one, fine enough to point inside small lesions;
+    - the gate uses M(x) without its gradient: the perception loss cannot reopen the map where a shortcut
+      lies, only the attention branch's own losses (map supervision, attention cross-entropy) move it.
+
+    The branch is two residual blocks at ``layer2``'s width at stride 1: a quarter of the ``layer4`` copy's
+    width on sixteen times its positions, about its cost.
+    """
+
+    attention_stage = 1
+
+    def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
+        """Two blocks at ``layer2``'s width on ``layer1``'s output."""
+        return AttentionBranch(
+            spec,
+            spatial_dims,
+            num_classes,
+            width=STAGE_WIDTHS[1],
+            num_blocks=2,
+            in_channels=STAGE_WIDTHS[0] * spec.block.expansion,
+        )
+
+    def weight_features(self, features: torch.Tensor, attention_map: torch.Tensor) -> torch.Tensor:
+        """g(x) * M(x), with M(x) detached from the perception loss."""
+        return features * attention_map.detach()

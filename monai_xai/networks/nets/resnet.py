@@ -116,16 +116,19 @@ class ResNetClassifier(ResNet):
         self.backbone = backbone
 
 
-def resnet_feature_stages(net: ResNet) -> tuple[nn.Sequential, nn.Sequential]:
-    """Split ``net`` into the feature extractor (stem + layer1..layer3) and ``layer4``.
+def resnet_feature_stages(net: ResNet, stage: int = 3) -> tuple[nn.Sequential, nn.Sequential]:
+    """Split ``net`` after ``layer{stage}``: the feature extractor (stem + layer1..layer{stage}) and the later
+    stages (``layer{stage+1}``..``layer4``, under their own names).
 
     The returned modules are ``net``'s own (shared, not copied), so weights loaded into ``net`` carry over.
     """
+    if stage not in (1, 2, 3):
+        raise ValueError(f"stage must be 1, 2 or 3 (the features end before layer4), got {stage}")
     stem: list[tuple[str, nn.Module]] = [("conv1", net.conv1), ("bn1", net.bn1), ("act", net.act)]
     if not net.no_max_pool:
         stem.append(("maxpool", net.maxpool))
-    stages = [("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3)]
-    return nn.Sequential(OrderedDict(stem + stages)), net.layer4
+    stages = [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
+    return nn.Sequential(OrderedDict(stem + stages[:stage])), nn.Sequential(OrderedDict(stages[stage:]))
 
 
 def make_resnet_stage(

@@ -1,0 +1,72 @@
+"""Right for the Right Reasons (RRR; Ross, Hughes and Doshi-Velez, IJCAI 2017): cross-entropy plus a
+penalty on the input gradients outside an annotation mask, the reference for attention supervision."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["RightForRightReasonsLoss"]
+
+
+class RightForRightReasonsLoss(nn.Module):
+    """CE + ``lam`` * mean over samples of sum over pixels of ((1 - mask) * d log p(y|x) / dx)^2.
+
+    The penalty needs the gradient of the log-probability of the true class with respect to the input, so
+    :attr:`needs_inputs` asks the trainer to make the inputs require gradients and to pass them as
+    ``inputs``; the penalty is differentiated again (double back-propagation). Samples without a mask
+    (``has_mask`` False) get no penalty: nothing says where their right reasons are.
+
+    Args:
+        lam: weight of the gradient penalty (lambda in the paper).
+    """
+
+    #: The trainer passes the network's input tensor (with ``requires_grad``) as ``inputs``.
+    needs_inputs = True
+
+    def __init__(self, lam: float = 10.0) -> None:
+        super().__init__()
+        if lam < 0:
+            raise ValueError(f"lam must be non-negative, got {lam}")
+        self.lam = float(lam)
+
+    def forward(
+        self,
+        output: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        has_mask: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """
+        Args:
+            output: (B, num_classes) logits computed from ``inputs``.
+            target: (B,) or (B, 1) class indices.
+            mask: (B, 1, *spatial) annotation, 1 where the right reasons are, at the input's size.
+            has_mask: (B,) bool marking samples whose mask is real; all when None.
+            inputs: the (B, C, *spatial) network input, with ``requires_grad``.
+        """
+        if mask is None or inputs is None:
+            raise ValueError("the RRR loss needs the annotation masks and the network inputs")
+        if not inputs.requires_grad:
+            raise ValueError("the RRR loss needs inputs that require gradients (inputs.requires_grad_())")
+        labels = torch.as_tensor(target, device=output.device).reshape(-1).long()
+        cross_entropy = F.cross_entropy(output, labels)
+        log_p = F.log_softmax(output, dim=1).gather(1, labels[:, None]).sum()
+        (gradient,) = torch.autograd.grad(log_p, inputs, create_graph=True)
+        outside = 1.0 - torch.as_tensor(mask, device=inputs.device).to(gradient.dtype)
+        if outside.shape[2:] != gradient.shape[2:]:
+            raise ValueError(
+                f"mask of spatial size {tuple(outside.shape[2:])} does not match the input's "
+                f"{tuple(gradient.shape[2:])}"
+            )
+        per_sample = (outside * gradient).pow(2).flatten(1).sum(dim=1)
+        if has_mask is not None:
+            per_sample = per_sample * torch.as_tensor(has_mask, device=inputs.device).reshape(-1).to(
+                gradient.dtype
+            )
+        penalty = per_sample.mean()
+        total = cross_entropy + self.lam * penalty
+        parts = {"loss": total, "loss_ce": cross_entropy, "loss_rrr": penalty}
+        return total, {name: float(value.detach()) for name, value in parts.items()}

@@ -1,0 +1,258 @@
+"""The built-in demo: does a classifier take the planted shortcut, and does its explanation show it?
+
+Trains each arm with the ABN bundle on the phantoms (``scripts/make_demo_data.py``), evaluates it on the
+shortcut-free test set, then explains every test image with the arm's own map (Grad-CAM++ for the plain
+ResNet, the input gradient for RRR, M(x) for an ABN) and measures where that map points: the pointing game
+against the lesion masks and the share of its energy on the marker, over the test images that carry one.
+Writes ``<out>/summary.json``, a figure with one row per shown test image, and the same metrics to each
+arm's MLflow run; prints a table.
+
+python scripts/quickstart.py --data demo_data/phantom2d --out runs/quickstart --epochs 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BUNDLE = Path("bundles/abn_classification/configs")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One classifier of the comparison: bundle overrides and the explanation it is judged by."""
+
+    description: str
+    overrides: dict = field(default_factory=dict)
+    #: "attention" (the network's own M(x)) or a saliency method of ``monai_xai.visualize.get_saliency``.
+    explanation: str = "attention"
+    #: layer of a CAM explanation: ``layer2`` has 8x8 cells at 64x64 (``layer4`` only 2x2).
+    cam_layer: str | None = None
+
+
+ARMS: dict[str, Arm] = {
+    "baseline": Arm(
+        "ResNet18, cross-entropy",
+        {"mode": "baseline"},
+        explanation="gradcampp",
+        cam_layer="network.layer2",
+    ),
+    "rrr": Arm(
+        "ResNet18, cross-entropy + lambda * |(1 - mask) * d log p(y|x) / dx|^2 (Ross et al. 2017)",
+        {"mode": "rrr"},
+        explanation="input_gradient",
+    ),
+    "abn": Arm(
+        "gated ABN: perception on layer1 features * M(x), dynamic alpha (abn_gated)",
+        {"mode": "dynamic", "architecture": "abn_gated"},
+    ),
+    "abn_study": Arm(
+        "the study's ABN: perception on layer3 features * (1 + M(x)), dynamic alpha (abn)",
+        {"mode": "dynamic", "architecture": "abn"},
+    ),
+}
+DEFAULT_ARMS = ("baseline", "rrr", "abn")
+
+
+def _bundle_args(overrides: dict) -> list[str]:
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
+    return args
+
+
+def run_arm(name: str, arm: Arm, overrides: dict) -> None:
+    """Train (resuming from a checkpoint when there is one) and evaluate one arm with the bundle."""
+    arm_dir = Path(overrides["output_dir"])
+    arm_dir.mkdir(parents=True, exist_ok=True)
+    log = arm_dir / "quickstart.log"
+    configs = f"['{BUNDLE / 'train.json'}','{BUNDLE / 'evaluate.json'}']"
+    eval_overrides = {
+        **overrides,
+        "saliency_baselines": [] if arm.explanation == "attention" else [arm.explanation],
+    }
+    if arm.cam_layer:
+        eval_overrides["cam_layer"] = arm.cam_layer
+    steps = {
+        "training": ["--config_file", str(BUNDLE / "train.json"), *_bundle_args(overrides)],
+        "evaluating on the test set": ["--config_file", configs, *_bundle_args(eval_overrides)],
+    }
+    print(f"=== {name}: {arm.description}\n    log: {log}", flush=True)
+    with open(log, "w") as f:
+        for step, args in steps.items():
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "monai.bundle", "run", *args], stdout=f, stderr=subprocess.STDOUT
+            )
+            if done.returncode != 0:
+                sys.stdout.write("".join(log.read_text().splitlines(keepends=True)[-40:]))
+                raise SystemExit(f"{name}: {step} failed (exit {done.returncode}); full log in {log}")
+            print(f"    {step}: {time.perf_counter() - started:.0f} s", flush=True)
+    for line in log.read_text().splitlines():
+        found = re.search(r"Epoch\[(\d+)\] Metrics -- (val.*)", line)
+        if found:
+            print(f"    epoch {found.group(1)}: {found.group(2)[:120]}")
+
+
+def _markers(data_dir: Path) -> dict[str, bool]:
+    """Image file name -> whether the phantom carries the shortcut marker (labels.csv's ``marker``)."""
+    with open(data_dir / "labels.csv", newline="") as f:
+        return {Path(row["image"]).name: row["marker"] == "1" for row in csv.DictReader(f)}
+
+
+def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
+    """The arm's explanation of every test image and where it points; also its test metrics and MLflow run."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    from monai_xai.data.synthetic import marker_region
+    from monai_xai.metrics import pointing_game, region_energy
+    from monai_xai.visualize import get_saliency
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "train.json"), str(BUNDLE / "evaluate.json")])
+    parser.update({**overrides, "num_workers": 0})
+    model = parser.get_parsed_content("model")
+    parser.get_parsed_content("load_weights")
+    model.eval()
+    explain = None if arm.explanation == "attention" else get_saliency(model, arm.explanation, arm.cam_layer)
+    images, maps, masks, marked = [], [], [], []
+    for batch in parser.get_parsed_content("evaluate#dataloader"):
+        x = batch["image"].as_tensor() if hasattr(batch["image"], "as_tensor") else batch["image"]
+        if explain is None:
+            with torch.no_grad():
+                maps.append(model(x).attention_map.float())
+        else:
+            maps.append(explain(x).float())
+        images.append(x)
+        masks.append(torch.as_tensor(batch["mask"]).float())
+        marked += [markers[Path(str(s)).name] for s in batch["image"].meta["filename_or_obj"]]
+    images, maps, masks = torch.cat(images), torch.cat(maps), torch.cat(masks)
+    marked = torch.tensor(marked)
+    size = images.shape[-1]
+    region = torch.as_tensor(marker_region(size, images.ndim - 2)).float()
+    metrics = json.loads((Path(overrides["output_dir"]) / "eval_test" / "metrics.json").read_text())
+    return {
+        "test_accuracy": metrics["image"]["accuracy"],
+        "test_auc": metrics["image"]["auc"],
+        "map_pointing_game": float(pointing_game(maps, masks).mean()),
+        "marker_energy": float(region_energy(maps[marked], region).nanmean()),
+        "explanation": arm.explanation if arm.cam_layer is None else f"{arm.explanation} at {arm.cam_layer}",
+        "description": arm.description,
+        "_views": (images, maps, masks, marked),
+        "_run": tuple(
+            parser.get_parsed_content(key) for key in ("tracking_uri", "experiment_name", "run_name")
+        ),
+    }
+
+
+def _shown_rows(labels: list[int], marked: list[bool], per_case: int = 2) -> list[int]:
+    """Test images to show: ``per_case`` of each (class, marker present) combination, in test order."""
+    rows = []
+    for label in (0, 1):
+        for has_marker in (True, False):
+            case = [i for i, (y, m) in enumerate(zip(labels, marked)) if y == label and m == has_marker]
+            rows += case[:per_case]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("demo_data/phantom2d"))
+    parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument(
+        "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, of {', '.join(ARMS)}"
+    )
+    parser.add_argument(
+        "--rrr-lambda", type=float, default=None, help="RRR penalty weight (bundle default if unset)"
+    )
+    args = parser.parse_args()
+    started = float(os.environ.get("QUICKSTART_T0", time.time()))
+    names = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {unknown}; valid: {', '.join(ARMS)}")
+
+    import torch
+
+    from monai_xai.files import atomic_write_text
+    from monai_xai.tracking import log_to_run
+    from monai_xai.visualize import explanation_grid_figure, save_figure
+
+    common = {"dataset_dir": str(args.data), "max_epochs": args.epochs}
+    if args.rrr_lambda is not None:
+        common["rrr_lambda"] = args.rrr_lambda
+    markers = _markers(args.data)
+    overrides = {
+        name: {**common, **ARMS[name].overrides, "output_dir": str(args.out / name)} for name in names
+    }
+    results = {}
+    for name in names:
+        run_arm(name, ARMS[name], overrides[name])
+        results[name] = explain_arm(ARMS[name], overrides[name], markers)
+
+    first = results[names[0]]["_views"]
+    labels = [int(row) for row in _test_labels(args.data)]
+    rows = _shown_rows(labels, first[3].tolist())
+    class_names = ("smooth", "irregular")
+    figure = explanation_grid_figure(
+        first[0][rows],
+        {f"{name}: {results[name]['explanation']}": results[name]["_views"][1][rows] for name in names},
+        first[2][rows],
+        row_titles=[f"{class_names[labels[i]]}, {'marker' if first[3][i] else 'no marker'}" for i in rows],
+    )
+    figure_path = args.out / "explanations.png"
+    save_figure(figure, figure_path)
+    for name in names:
+        tracking_uri, experiment, run_name = results[name].pop("_run")
+        results[name].pop("_views")
+        log_to_run(
+            tracking_uri,
+            experiment,
+            run_name,
+            metrics={f"test_{k}": v for k, v in results[name].items() if isinstance(v, float)},
+            artifacts=[figure_path],
+            artifact_path="quickstart",
+        )
+    summary = {
+        "arms": results,
+        "epochs": args.epochs,
+        "data": str(args.data),
+        "torch_threads": torch.get_num_threads(),
+        "elapsed_s": round(time.time() - started, 1),
+    }
+    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
+
+    print(f"\nShortcut-free test set ({len(labels)} images; the marker is random there)")
+    print("| arm | accuracy | AUC | map pointing game | map energy on the marker | map |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | {r['map_pointing_game']:.3f} | "
+            f"{r['marker_energy']:.3f} | {r['explanation']} |"
+        )
+    print(f"\nFigure (a row per test image, a column per arm's explanation): {figure_path}")
+    print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, ROC, overlays),")
+    store = (args.out / names[0]).resolve() / "mlruns.db"
+    print(f"MLflow: mlflow ui --backend-store-uri sqlite:///{store} (one store per arm)")
+    print(f"Elapsed: {summary['elapsed_s']:.0f} s")
+
+
+def _test_labels(data_dir: Path) -> list[str]:
+    with open(data_dir / "labels.csv", newline="") as f:
+        return [row["label"] for row in csv.DictReader(f) if row["split"] == "test"]
+
+
+if __name__ == "__main__":
+    main()
