@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=600)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--shortcut-agreement", type=float, default=0.95)
+    parser.add_argument("--shortcut-agreement", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

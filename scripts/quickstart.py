@@ -172,6 +172,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument(
+        "--batch-size", type=int, default=None, help="training batch (bundle default if unset)"
+    )
+    parser.add_argument(
         "--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, of {', '.join(ARMS)}"
     )
     parser.add_argument(
@@ -193,6 +196,8 @@ def main() -> None:
     common = {"dataset_dir": str(args.data), "max_epochs": args.epochs}
     if args.rrr_lambda is not None:
         common["rrr_lambda"] = args.rrr_lambda
+    if args.batch_size is not None:
+        common["batch_size"] = args.batch_size
     markers = _markers(args.data)
     overrides = {
         name: {**common, **ARMS[name].overrides, "output_dir": str(args.out / name)} for name in names

@@ -124,6 +124,96 @@ def fast_path_speedups(report: dict, bundle: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Column labels of the BUSI cross-validation tables by the names of ``scripts/experiments/busi_results.py``.
+BUSI_COLUMNS = {
+    "auc": "AUC",
+    "accuracy": "accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "map_pointing_game": "M(x) pointing game",
+    "map_energy_inside_mask": "M(x) energy inside mask",
+    "map_iou": "M(x) IoU",
+    "gradcampp_pointing_game": "Grad-CAM++ pointing game",
+    "gradcampp_energy_inside_mask": "Grad-CAM++ energy inside mask",
+    "gradcampp_iou": "Grad-CAM++ IoU",
+}
+#: What each arm of ``scripts/experiments/abn_busi.sh`` trains.
+BUSI_ARMS = {
+    "baseline": "plain ResNet18 (`baseline`)",
+    "rrr": "ResNet18, right for the right reasons (`rrr`)",
+    "plain": "ABN, no map supervision (`plain`)",
+    "conventional": "ABN, conventional γ (`conventional`)",
+    "dynamic": "ABN, dynamic α step 0.9 → 0.1 (`dynamic`)",
+    "abn_narrow": "`abn_narrow`, dynamic α",
+    "abn_compact": "`abn_compact`, dynamic α",
+    "abn_gated": "`abn_gated`, dynamic α",
+}
+
+
+def _mean_sd(stats: dict | None, sign: str = "") -> str:
+    if stats is None or stats["mean"] is None:
+        return "-"
+    return f"{stats['mean']:{sign}.3f} ± {stats['sd']:.3f}"
+
+
+def _runtime(record: dict | None) -> str:
+    if record is None:
+        return "-"
+    return f"{record['seconds']:.0f} s" + (" (resumed: last part only)" if record["resumed"] else "")
+
+
+def _per_fold(stats: dict | None) -> str:
+    if stats is None:
+        return "-"
+    return ", ".join("-" if value is None else f"{value:+.3f}" for value in stats["values"])
+
+
+def busi_crossval(report: dict) -> str:
+    """Arm x metric as mean ± sd over the folds, then the paired per-fold differences
+    (``scripts/experiments/abn_busi.sh``; one renderer for both BUSI tasks)."""
+    names = [name for name in BUSI_COLUMNS if any(name in arm for arm in report["arms"].values())]
+    rows = [
+        f"| arm | {' | '.join(BUSI_COLUMNS[name] for name in names)} | runtime, {report['folds']} folds |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for arm, metrics in report["arms"].items():
+        cells = " | ".join(_mean_sd(metrics.get(name)) for name in names)
+        rows.append(
+            f"| {BUSI_ARMS.get(arm, f'`{arm}`')} | {cells} | {_runtime(report['runtime_s'].get(arm))} |"
+        )
+    size = "x".join(str(s) for s in report["spatial_size"])
+    rows += [
+        "",
+        f"BUSI {report['task']} on `{report['split']}`, {size}, {report['epochs']} epochs, "
+        f"{report['folds']} folds; test set, mean ± sd over the folds. AUC, sensitivity and specificity: "
+        f"{report['class_metrics']}. "
+        f"M(x): the ABN's own map; Grad-CAM++ at `{report['gradcampp_layer']}`. Runtime: wall time of all "
+        "folds, training and evaluation on the validation part and the test set.",
+    ]
+    differences = report["paired_differences"]
+    if differences:
+        pairs = list(differences)
+        diff_names = [name for name in BUSI_COLUMNS if any(name in differences[p] for p in pairs)]
+        labels = [pair.replace("_minus_", " − ") for pair in pairs]
+        rows += [
+            "",
+            f"| metric | {' | '.join(f'{label} | per fold' for label in labels)} |",
+            "|---" * (2 * len(pairs) + 1) + "|",
+        ]
+        for name in diff_names:
+            cells = []
+            for pair in pairs:
+                stats = differences[pair].get(name)
+                cells += [_mean_sd(stats, "+"), _per_fold(stats)]
+            rows.append(f"| {BUSI_COLUMNS[name]} | {' | '.join(cells)} |")
+        rows += [
+            "",
+            "Paired differences: arm minus reference on the same fold, mean ± sd over the folds, then each "
+            "fold's value in fold order.",
+        ]
+    return "\n".join(rows) + "\n"
+
+
 #: block name -> (renderer(report, bundle), the results file it reads for a README)
 RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
     "train_throughput": (lambda report, bundle: train_throughput(report), lambda readme: THROUGHPUT),
@@ -132,6 +222,14 @@ RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
         lambda readme: readme.parent / "results" / "precision_busi.json",
     ),
     "fast_path_speedups": (fast_path_speedups, lambda readme: THROUGHPUT),
+    "busi_binary": (
+        lambda report, bundle: busi_crossval(report),
+        lambda readme: readme.parent / "results" / "busi_binary.json",
+    ),
+    "busi_3class": (
+        lambda report, bundle: busi_crossval(report),
+        lambda readme: readme.parent / "results" / "busi_3class.json",
+    ),
     "demo_shortcut": (
         lambda report, bundle: demo_shortcut(report),
         lambda readme: readme.parent / "results" / "demo_shortcut.json",

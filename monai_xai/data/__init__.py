@@ -29,7 +29,7 @@ from monai_xai.data.splits import (
     stratified_kfold,
     train_val_test_split,
 )
-from monai_xai.data.synthetic import PhantomSet, make_phantoms, write_demo_dataset
+from monai_xai.data.synthetic import PhantomSet, make_phantoms, marker_region, write_demo_dataset
 from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist
 from monai_xai.data.unpaired import UnpairedDataset
 
@@ -63,6 +63,7 @@ __all__ = [
     "fold_datalists",
     "folder_datalist",
     "make_phantoms",
+    "marker_region",
     "medmnist_datalist",
     "read_split_file",
     "select_labels",

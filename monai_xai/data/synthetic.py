@@ -88,7 +88,7 @@ def marker_region(size: int = 64, spatial_dims: int = 2) -> np.ndarray:
 
 
 def make_phantoms(
-    n: int, size: int = 64, spatial_dims: int = 2, shortcut_agreement: float = 0.95, seed: int = 0
+    n: int, size: int = 64, spatial_dims: int = 2, shortcut_agreement: float = 1.0, seed: int = 0
 ) -> PhantomSet:
     """Generate ``n`` phantoms with balanced labels; ``shortcut_agreement=0.5`` makes the marker random."""
     if spatial_dims not in (2, 3):
@@ -136,7 +136,7 @@ def write_demo_dataset(
     n_test: int = 600,
     size: int = 64,
     spatial_dims: int = 2,
-    shortcut_agreement: float = 0.95,
+    shortcut_agreement: float = 1.0,
     seed: int = 0,
 ) -> Path:
     """Write images, masks, ``labels.csv`` and ``splits.json`` in the layout of a user's own dataset.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
@@ -29,6 +31,11 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
         super().__init__(*args, decollate=decollate, **kwargs)
+        if getattr(self.loss_function, "needs_inputs", False) and self.fast_path.channels_last:
+            # double back-propagation is slower through oneDNN's channels-last convolutions than through
+            # contiguous ones: an input-gradient loss trains in the default layout
+            self.fast_path = dataclasses.replace(self.fast_path, channels_last=False)
+            self.network.to(memory_format=torch.contiguous_format)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         batch = batch_to_device(batchdata, engine.state.device, engine.non_blocking)

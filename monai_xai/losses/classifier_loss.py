@@ -36,7 +36,7 @@ class ClassifierLoss(nn.Module):
 
 
 def get_classifier_loss(
-    mode: str, gamma: float = 1.0, alpha: float = 0.9, rrr_lambda: float = 10.0
+    mode: str, gamma: float = 1.0, alpha: float = 0.9, rrr_lambda: float = 0.1
 ) -> nn.Module:
     """``baseline`` -> :class:`ClassifierLoss`; ``rrr`` -> :class:`RightForRightReasonsLoss` with weight
     ``rrr_lambda``; an ABN mode -> :class:`ABNLoss` in that mode."""

@@ -25,7 +25,7 @@ class RightForRightReasonsLoss(nn.Module):
     #: The trainer passes the network's input tensor (with ``requires_grad``) as ``inputs``.
     needs_inputs = True
 
-    def __init__(self, lam: float = 10.0) -> None:
+    def __init__(self, lam: float = 0.1) -> None:
         super().__init__()
         if lam < 0:
             raise ValueError(f"lam must be non-negative, got {lam}")

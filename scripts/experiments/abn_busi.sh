@@ -1,32 +1,102 @@
 #!/usr/bin/env bash
-# BUSI (../shared/data/busi_256, fixed splits.json): 3-fold CV of four arms, each evaluated on its
-# fold's validation part and on the fixed test set; then a side-by-side table from MLflow.
-#   TASK=busi_binary|busi  EPOCHS=6  SIZE=64  [MODES="plain dynamic"]  [ARCH=abn_compact]  bash scripts/experiments/abn_busi.sh
-# ARCH picks the ABN variant (monai_xai.networks.factory.ABN_ARCHITECTURES); a non-default one gets its own
-# output folder and MLflow store, so its arms never mix with the default architecture's.
-# A fold whose evaluation is already there is reused, so an interrupted experiment picks up where it stopped.
+# BUSI on the leak-free split (configs/datasets/busi_splits_dedup.json): 3-fold cross-validation of every arm
+# (python -m monai_xai.crossval: train on two folds, validate on the third, test on the fixed test set), then
+# the results file the bundle README's tables are rendered from (scripts/experiments/busi_results.py).
+#   [TASK="busi_binary_dedup busi_dedup"] [EPOCHS=40] [SIZE=128] [ARMS="..."] bash scripts/experiments/abn_busi.sh
+# The full run, in the background, with a log (a second launch refuses while one runs: one job at a time):
+#   mkdir -p runs/experiments && nohup bash scripts/experiments/abn_busi.sh >> runs/experiments/abn_busi.log 2>&1 &
+# Smoke test of the whole chain, all arms on 40 images per split (~20 min; results stay in the run folder):
+#   TASK=busi_binary_dedup EPOCHS=1 SIZE=64 EXTRA="--limit 40" OUT=runs/experiments/busi_smoke bash scripts/experiments/abn_busi.sh
+#
+# An arm is a mode and an ABN architecture (monai_xai.networks.factory); each gets its own folder
+# $OUT/<task>/<arm> and log $OUT/<task>/<arm>.log, all runs log to one MLflow store, $OUT/mlruns.db.
+# ARMS defaults to the six the results need; the extras abn_gated (dynamic α) and rrr are added with e.g.
+# ARMS="abn_gated rrr" and join the results file once all their folds are evaluated.
+#
+# Resumable: crossval reuses a fold whose val and test evaluations are newer than its best.pt, and a fold
+# killed mid-training resumes from checkpoints/latest.pt (ResumableCheckpointer: model, optimiser, LR
+# schedule and epoch; best.json keeps the best validation score, the MLflow run is continued). Rerun the
+# same command after an interruption.
+#
+# Runtime estimate (read from the code, not measured), per arm and fold at 128 px, 40 epochs:
+#   docs/results/train_throughput.json: the ABN bundle trainer (dynamic, ResNet18, 128x128, batch 32, 2 workers,
+#   cache warm) ran 10.82 images/s on the older 2-core machine in float32 (no bf16 there): an upper bound here.
+#   Training epoch, drop_last batches of 32: binary 340 -> 320 images = 30 s; 3 classes 405 -> 384 = 36 s.
+#   Validation every epoch (forward only, ~3x a training step's rate, + overlay figure): 170 -> 7 s; 204 -> 8 s.
+#   40 epochs: binary ~1450 s, 3 classes ~1720 s; then val + test evaluation with Grad-CAM++ (a forward and a
+#   backward per image, ~0.12 s): 296 -> 36 s, 356 -> 43 s; process starts, input check, caching: ~60 s.
+#   One arm-fold: binary ~1550 s (26 min), 3 classes ~1820 s (30 min).
+#   6 arms x 3 folds x 2 tasks, every arm priced as the full ABN: 18 x (1550 + 1820) s = ~60,700 s = ~17 h.
+#   Cheaper arms (bare-step/README ratios: ResNet18 baseline ~0.58, abn_narrow ~0.7, abn_compact ~0.67 of
+#   the ABN) bring it to ~14 h; the bf16 fast path (AMX) could cut that towards ~8-9 h if it reaches the
+#   1.7x ABN target. Extras: abn_gated ~ +2.8 h, rrr (a second backward) ~ +3 h. SIZE=224 costs ~3x.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
 
-TASK="${TASK:-busi_binary}"
-EPOCHS="${EPOCHS:-6}"
-SIZE="${SIZE:-64}"
-ARCH="${ARCH:-abn}"
-OUT="${OUT:-runs/experiments/$TASK-${SIZE}px-${EPOCHS}ep$([ "$ARCH" = abn ] || echo "-$ARCH")}"
+TASK="${TASK:-busi_binary_dedup busi_dedup}"
+EPOCHS="${EPOCHS:-40}"
+SIZE="${SIZE:-128}"
+REQUIRED="baseline plain conventional dynamic abn_narrow abn_compact"
+OPTIONAL="abn_gated rrr"
+ARMS="${ARMS:-$REQUIRED}"
+OUT="${OUT:-runs/experiments/abn_busi-${SIZE}px-${EPOCHS}ep}"
 B=bundles/abn_classification/configs
-STORE="sqlite:///$(pwd)/$OUT/mlruns.db"
-mkdir -p "$OUT"
-for mode in ${MODES:-baseline plain conventional dynamic}; do
-    start=$SECONDS
-    python -m monai_xai.crossval --config_file "['$B/train.json','configs/datasets/$TASK.json']" \
-        --evaluate_file "$B/evaluate.json" --output_dir "$OUT/$mode" --mode "$mode" --architecture "$ARCH" \
-        --max_epochs "$EPOCHS" --spatial_size "[$SIZE, $SIZE]" --tracking_uri "$STORE" > "$OUT/$mode.log" 2>&1 \
-        || { tail -30 "$OUT/$mode.log"; exit 1; }
-    echo "$mode: 3 folds trained and evaluated in $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"
+ALPHA="--alpha_schedule step --alpha_high 0.9 --alpha_low 0.1"
+
+# crossval arguments of an arm. Grad-CAM++ reads layer3 (size/16 cells: 8x8 at 128 px; layer4 has 4x4), named
+# as CAMSaliency sees the network (wrapped as `network`): the ResNet's own layer3; the ABN's features end with
+# layer3; abn_gated's features end at layer1, so its layer3 is in the perception branch.
+arm_args() {
+    case "$1" in
+        baseline | rrr) echo "--mode $1 --cam_layer network.layer3" ;;
+        plain | conventional) echo "--mode $1 --architecture abn --cam_layer network.features.layer3" ;;
+        dynamic) echo "--mode dynamic --architecture abn $ALPHA --cam_layer network.features.layer3" ;;
+        abn_narrow | abn_compact) echo "--mode dynamic --architecture $1 $ALPHA --cam_layer network.features.layer3" ;;
+        abn_gated) echo "--mode dynamic --architecture abn_gated $ALPHA --cam_layer network.perception_branch.layer3" ;;
+        *) echo "unknown arm '$1' (known: $REQUIRED $OPTIONAL)" >&2; return 1 ;;
+    esac
+}
+for arm in $ARMS; do arm_args "$arm" > /dev/null; done
+
+mkdir -p "$OUT" runs/experiments
+exec 9> runs/experiments/.abn_busi.lock
+flock -n 9 || { echo "abn_busi.sh is already running (runs/experiments/.abn_busi.lock): one job at a time" >&2; exit 1; }
+STORE="sqlite:///$(cd "$OUT" && pwd)/mlruns.db"
+
+for task in $TASK; do
+    case "$task" in
+        busi_binary_dedup) name=busi_binary ;;
+        busi_dedup) name=busi_3class ;;
+        *) name="" ;;
+    esac
+    mkdir -p "$OUT/$task"
+    # Only the dedup tasks at the issue's budget (>= 40 epochs, >= 128 px, all images) replace the docs' results.
+    dest="$OUT/$task/results.json"
+    if [ -n "$name" ] && [ "$EPOCHS" -ge 40 ] && [ "$SIZE" -ge 128 ] && [ -z "${EXTRA:-}" ]; then
+        dest="bundles/abn_classification/docs/results/$name.json"
+    fi
+    for arm in $ARMS; do
+        dir="$OUT/$task/$arm"
+        # wall_s.json: the wall time of the invocation that completed the arm; "resumed" when it continued an
+        # interrupted one, whose earlier part is not counted. An arm complete before is only re-read.
+        if [ -f "$dir/crossval_summary.json" ]; then resumed=""; elif [ -d "$dir" ]; then resumed=true; else resumed=false; fi
+        echo "$(date '+%F %T') $task/$arm: start"
+        start=$SECONDS
+        # shellcheck disable=SC2046,SC2086  # arm_args and EXTRA are word lists
+        python -m monai_xai.crossval --config_file "['$B/train.json','configs/datasets/$task.json']" \
+            --evaluate_file "$B/evaluate.json" --output_dir "$dir" $(arm_args "$arm") \
+            --saliency_baselines '["gradcampp"]' --max_epochs "$EPOCHS" --spatial_size "[$SIZE, $SIZE]" \
+            --tracking_uri "$STORE" ${EXTRA:-} >> "$dir.log" 2>&1 || { tail -30 "$dir.log"; exit 1; }
+        if [ -n "$resumed" ]; then
+            printf '{"seconds": %d, "resumed": %s}\n' $((SECONDS - start)) "$resumed" > "$dir/wall_s.json"
+        fi
+        echo "$(date '+%F %T') $task/$arm: done in $((SECONDS - start)) s"
+    done
+    # shellcheck disable=SC2086  # REQUIRED and OPTIONAL are word lists
+    python scripts/experiments/busi_results.py --runs "$OUT/$task" --dataset_config "configs/datasets/$task.json" \
+        --arms $REQUIRED --optional_arms $OPTIONAL --epochs "$EPOCHS" --spatial_size "$SIZE" "$SIZE" \
+        --gradcampp_layer layer3 --out "$dest"
 done
-python scripts/compare_runs.py --tracking_uri "$STORE" --experiment abn_classification --out "$OUT/compare.md" \
-    --metrics test_image_accuracy test_image_auc test_image_sensitivity test_image_specificity \
-    test_attention_pointing_game test_attention_energy_inside_mask test_attention_map_iou \
-    test_gradcampp_pointing_game test_gradcampp_energy_inside_mask test_gradcampp_map_iou
+echo "tables: paste the results blocks into bundles/abn_classification/docs/README.md, then python scripts/render_results.py"

@@ -14,6 +14,7 @@ from monai_xai.data import (
     fold_datalists,
     folder_datalist,
     make_phantoms,
+    marker_region,
     medmnist_datalist,
     read_split_file,
     select_labels,
@@ -183,8 +184,13 @@ def test_phantoms_shortcut_and_masks():
     assert 0.8 < data.marker_agrees.mean() < 0.97
     assert (data.masks.reshape(200, -1).sum(1) > 0).all()
     # the marker (a bright corner block) is present exactly when it agrees with label 1 or lies about label 0
-    present = data.images[:, 0, 2:7, 2:7].mean(axis=(1, 2)) > 0.6
+    present = data.images[:, 0, 2:7, 2:7].mean(axis=(1, 2)) > 0.8
     assert np.array_equal(present, data.labels.astype(bool) == data.marker_agrees)
+    assert np.array_equal(present, data.has_marker)
+    region = marker_region(32)
+    assert region.shape == (1, 1, 32, 32) and region[0, 0, 2:7, 2:7].all() and region.sum() == 25
+    # by default (as in DecoyMNIST) the marker always tells the truth
+    assert make_phantoms(20, size=32).marker_agrees.all()
     again = make_phantoms(200, size=32, shortcut_agreement=0.9, seed=3)
     assert np.array_equal(again.images, data.images)
     vol = make_phantoms(4, size=24, spatial_dims=3)

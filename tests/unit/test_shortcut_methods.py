@@ -100,8 +100,11 @@ def test_trainer_passes_inputs_to_rrr_loss() -> None:
         network=network,
         optimizer=torch.optim.SGD(network.parameters(), lr=0.01),
         loss_function=RightForRightReasonsLoss(1.0),
-        amp=False,
+        amp=True,
     )
+    # double back-propagation trains in the default layout, whatever the fast path picks for 2D networks
+    assert not trainer.fast_path.channels_last
+    assert network.conv1.weight.is_contiguous()
     trainer.run()
     parts = trainer.state.output["loss_parts"]
     assert parts["loss_rrr"] > 0 and parts["loss"] > parts["loss_ce"]
