@@ -36,6 +36,8 @@ class Arm:
     explanation: str = "attention"
     #: layer of a CAM explanation: ``layer2`` has 8x8 cells at 64x64 (``layer4`` only 2x2).
     cam_layer: str | None = None
+    #: other explanations of the same network to report and show beside its own.
+    also: tuple[str, ...] = ()
 
 
 ARMS: dict[str, Arm] = {
@@ -44,6 +46,7 @@ ARMS: dict[str, Arm] = {
         {"mode": "baseline"},
         explanation="gradcampp",
         cam_layer="network.layer2",
+        also=("input_gradient",),
     ),
     "rrr": Arm(
         "ResNet18, cross-entropy + lambda * |(1 - mask) * d log p(y|x) / dx|^2 (Ross et al. 2017)",
@@ -108,8 +111,16 @@ def _markers(data_dir: Path) -> dict[str, bool]:
         return {Path(row["image"]).name: row["marker"] == "1" for row in csv.DictReader(f)}
 
 
+def _method_name(method: str, cam_layer: str | None) -> str:
+    return method if cam_layer is None or method == "input_gradient" else f"{method} at {cam_layer}"
+
+
 def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
-    """The arm's explanation of every test image and where it points; also its test metrics and MLflow run."""
+    """The arm's explanations of every test image and where they point; also its test metrics and MLflow run.
+
+    The arm's own explanation gives ``map_pointing_game`` and ``marker_energy``; each of ``arm.also`` is
+    reported under ``other_maps``.
+    """
     import torch
     from monai.bundle import ConfigParser
 
@@ -123,35 +134,46 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
     model = parser.get_parsed_content("model")
     parser.get_parsed_content("load_weights")
     model.eval()
-    explain = None if arm.explanation == "attention" else get_saliency(model, arm.explanation, arm.cam_layer)
-    images, maps, masks, marked = [], [], [], []
+    methods = [arm.explanation, *arm.also]
+    explainers = {m: None if m == "attention" else get_saliency(model, m, arm.cam_layer) for m in methods}
+    images, masks, marked = [], [], []
+    maps: dict[str, list] = {m: [] for m in methods}
     for batch in parser.get_parsed_content("evaluate#dataloader"):
         x = batch["image"].as_tensor() if hasattr(batch["image"], "as_tensor") else batch["image"]
-        if explain is None:
-            with torch.no_grad():
-                maps.append(model(x).attention_map.float())
-        else:
-            maps.append(explain(x).float())
+        for method, explain in explainers.items():
+            if explain is None:
+                with torch.no_grad():
+                    maps[method].append(model(x).attention_map.float())
+            else:
+                maps[method].append(explain(x).float())
         images.append(x)
         masks.append(torch.as_tensor(batch["mask"]).float())
         marked += [markers[Path(str(s)).name] for s in batch["image"].meta["filename_or_obj"]]
-    images, maps, masks = torch.cat(images), torch.cat(maps), torch.cat(masks)
-    marked = torch.tensor(marked)
-    size = images.shape[-1]
-    region = torch.as_tensor(marker_region(size, images.ndim - 2)).float()
+    images, masks, marked = torch.cat(images), torch.cat(masks), torch.tensor(marked)
+    region = torch.as_tensor(marker_region(images.shape[-1], images.ndim - 2)).float()
+    scores = {}
+    for method in methods:
+        stacked = torch.cat(maps[method])
+        maps[method] = stacked
+        scores[method] = {
+            "map_pointing_game": float(pointing_game(stacked, masks).mean()),
+            "marker_energy": float(region_energy(stacked[marked], region).nanmean()),
+        }
     metrics = json.loads((Path(overrides["output_dir"]) / "eval_test" / "metrics.json").read_text())
-    return {
+    result = {
         "test_accuracy": metrics["image"]["accuracy"],
         "test_auc": metrics["image"]["auc"],
-        "map_pointing_game": float(pointing_game(maps, masks).mean()),
-        "marker_energy": float(region_energy(maps[marked], region).nanmean()),
-        "explanation": arm.explanation if arm.cam_layer is None else f"{arm.explanation} at {arm.cam_layer}",
+        **scores[arm.explanation],
+        "explanation": _method_name(arm.explanation, arm.cam_layer),
         "description": arm.description,
-        "_views": (images, maps, masks, marked),
-        "_run": tuple(
-            parser.get_parsed_content(key) for key in ("tracking_uri", "experiment_name", "run_name")
-        ),
     }
+    if arm.also:
+        result["other_maps"] = {_method_name(m, arm.cam_layer): scores[m] for m in arm.also}
+    result["_views"] = (images, {_method_name(m, arm.cam_layer): maps[m] for m in methods}, masks, marked)
+    result["_run"] = tuple(
+        parser.get_parsed_content(k) for k in ("tracking_uri", "experiment_name", "run_name")
+    )
+    return result
 
 
 def _shown_rows(labels: list[int], marked: list[bool], per_case: int = 2) -> list[int]:
@@ -189,6 +211,7 @@ def main() -> None:
 
     import torch
 
+    from monai_xai.data.synthetic import marker_region
     from monai_xai.files import atomic_write_text
     from monai_xai.tracking import log_to_run
     from monai_xai.visualize import explanation_grid_figure, save_figure
@@ -207,15 +230,20 @@ def main() -> None:
         run_arm(name, ARMS[name], overrides[name])
         results[name] = explain_arm(ARMS[name], overrides[name], markers)
 
-    first = results[names[0]]["_views"]
+    images, _, masks, marked = results[names[0]]["_views"]
     labels = [int(row) for row in _test_labels(args.data)]
-    rows = _shown_rows(labels, first[3].tolist())
+    rows = _shown_rows(labels, marked.tolist())
+    columns = {
+        f"{name}: {method}": arm_maps[rows]
+        for name in names
+        for method, arm_maps in results[name]["_views"][1].items()
+    }
     class_names = ("smooth", "irregular")
     figure = explanation_grid_figure(
-        first[0][rows],
-        {f"{name}: {results[name]['explanation']}": results[name]["_views"][1][rows] for name in names},
-        first[2][rows],
-        row_titles=[f"{class_names[labels[i]]}, {'marker' if first[3][i] else 'no marker'}" for i in rows],
+        images[rows],
+        columns,
+        masks[rows],
+        row_titles=[f"{class_names[labels[i]]}, {'marker' if marked[i] else 'no marker'}" for i in rows],
     )
     figure_path = args.out / "explanations.png"
     save_figure(figure, figure_path)
@@ -232,6 +260,7 @@ def main() -> None:
         )
     summary = {
         "arms": results,
+        "marker_area_share": float(marker_region(images.shape[-1], images.ndim - 2).mean()),
         "epochs": args.epochs,
         "data": str(args.data),
         "torch_threads": torch.get_num_threads(),
@@ -247,6 +276,11 @@ def main() -> None:
             f"| {name} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | {r['map_pointing_game']:.3f} | "
             f"{r['marker_energy']:.3f} | {r['explanation']} |"
         )
+        for method, other in r.get("other_maps", {}).items():
+            print(
+                f"| {name} | | | {other['map_pointing_game']:.3f} | {other['marker_energy']:.3f} | {method} |"
+            )
+    print(f"(a map spread evenly would put {summary['marker_area_share']:.3f} of its energy on the marker)")
     print(f"\nFigure (a row per test image, a column per arm's explanation): {figure_path}")
     print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, ROC, overlays),")
     store = (args.out / names[0]).resolve() / "mlruns.db"

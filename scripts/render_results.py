@@ -93,11 +93,14 @@ def demo_shortcut(report: dict) -> str:
         figures = [arm[key] for key in ("test_accuracy", "test_auc", "map_pointing_game", "marker_energy")]
         cells = " | ".join(_fmt(value, 3) for value in figures)
         rows.append(f"| `{name}` | {arm['description']} | {cells} | {arm['explanation']} |")
+        for method, other in arm.get("other_maps", {}).items():
+            cells = f"{_fmt(other['map_pointing_game'], 3)} | {_fmt(other['marker_energy'], 3)}"
+            rows.append(f"| `{name}` | the same network | | | {cells} | {method} |")
     rows += [
         "",
         f"{report['epochs']} epochs per arm, {report['torch_threads']} threads; the whole run took "
         f"{report['elapsed_s']:.0f} s. Marker energy: share of the map's energy in the marker's corner, "
-        "over the test images that carry the marker.",
+        f"over the test images that carry the marker (a map spread evenly: {_fmt(report['marker_area_share'], 4)}).",
     ]
     return "\n".join(rows) + "\n"
 

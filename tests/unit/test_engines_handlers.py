@@ -156,6 +156,10 @@ def test_best_model_saver_survives_restart(tmp_path):
         FakeEngine()
     )  # a restarted run must not overwrite a better model
     assert (tmp_path / "best.pt").stat().st_mtime_ns == before
+    # a tie keeps the later, longer-trained model
+    FakeEngine.state.metrics, FakeEngine.state.epoch = {"val_auc": 0.8}, 4
+    BestModelSaver(tmp_path, net, "val_auc")(FakeEngine())
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 4
 
 
 def test_load_weights_explains_mismatch(tmp_path):
