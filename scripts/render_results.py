@@ -100,7 +100,8 @@ def demo_shortcut(report: dict) -> str:
         "",
         f"{report['epochs']} epochs per arm, {report['torch_threads']} threads; the whole run took "
         f"{report['elapsed_s']:.0f} s. Marker energy: share of the map's energy in the marker's corner, "
-        f"over the test images that carry the marker (a map spread evenly: {_fmt(report['marker_area_share'], 4)}).",
+        "over the test images that carry the marker (a map spread evenly: "
+        f"{_fmt(report['marker_area_share'], 4)}).",
     ]
     return "\n".join(rows) + "\n"
 
