@@ -61,6 +61,15 @@ ARMS: dict[str, Arm] = {
         "the study's ABN: perception on layer3 features * (1 + M(x)), dynamic alpha (abn)",
         {"mode": "dynamic", "architecture": "abn"},
     ),
+    "abn_study_long": Arm(
+        "the study's ABN with a longer attention-heavy phase (alpha 0.9 for three quarters of the epochs)",
+        {"mode": "dynamic", "architecture": "abn", "alpha_switch_epoch": "$int(0.75 * @max_epochs)"},
+    ),
+    "rrr_strong": Arm(
+        "RRR with a ten times stronger penalty (lambda 1)",
+        {"mode": "rrr", "rrr_lambda": 1.0},
+        explanation="input_gradient",
+    ),
 }
 DEFAULT_ARMS = ("baseline", "rrr", "abn")
 

@@ -12,7 +12,7 @@ OUT="${OUT:-runs/experiments/demo_shortcut}"
 DOCS=bundles/abn_classification/docs
 [ -f "$DATA/labels.csv" ] || python scripts/make_demo_data.py --out "$DATA" --n-train 800 --n-val 200 --n-test 400
 python scripts/quickstart.py --data "$DATA" --out "$OUT" --epochs "${EPOCHS:-12}" \
-    --arms baseline,rrr,abn,abn_study "$@"
+    --arms baseline,rrr,rrr_strong,abn,abn_study,abn_study_long "$@"
 mkdir -p "$DOCS/results" "$DOCS/figures"
 cp "$OUT/summary.json" "$DOCS/results/.demo_shortcut.json.tmp" && mv "$DOCS/results/.demo_shortcut.json.tmp" "$DOCS/results/demo_shortcut.json"
 cp "$OUT/explanations.png" "$DOCS/figures/demo_explanations.png"
