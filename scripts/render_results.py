@@ -92,7 +92,8 @@ def demo_shortcut(report: dict) -> str:
     for name, arm in report["arms"].items():
         figures = [arm[key] for key in ("test_accuracy", "test_auc", "map_pointing_game", "marker_energy")]
         cells = " | ".join(_fmt(value, 3) for value in figures)
-        rows.append(f"| `{name}` | {arm['description']} | {cells} | {arm['explanation']} |")
+        description = arm["description"].replace("|", "\\|")
+        rows.append(f"| `{name}` | {description} | {cells} | {arm['explanation']} |")
         for method, other in arm.get("other_maps", {}).items():
             cells = f"{_fmt(other['map_pointing_game'], 3)} | {_fmt(other['marker_energy'], 3)}"
             rows.append(f"| `{name}` | the same network | | | {cells} | {method} |")
