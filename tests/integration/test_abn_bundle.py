@@ -145,7 +145,8 @@ def test_wrong_mode_is_named(demo_dir, tmp_path):
         chain.append(str(err))
         err = err.__cause__
     assert any(
-        "unknown mode 'attention'; valid modes: baseline, plain, conventional, dynamic" in m for m in chain
+        "unknown mode 'attention'; valid modes: baseline, rrr, plain, conventional, dynamic" in m
+        for m in chain
     )
 
 

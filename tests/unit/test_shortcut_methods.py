@@ -46,7 +46,7 @@ def test_rrr_loss_matches_hand_computed_linear_case() -> None:
     ce = -torch.log(p[1])
     assert parts["loss_rrr"] == pytest.approx(float(penalty), rel=1e-5)
     assert parts["loss_ce"] == pytest.approx(float(ce), rel=1e-5)
-    assert float(loss) == pytest.approx(float(ce + 2.0 * penalty), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(ce + 2.0 * penalty), rel=1e-5)
     loss.backward()  # double back-propagation reaches the weights
     assert model[1].weight.grad is not None and model[1].weight.grad.abs().sum() > 0
 
