@@ -101,12 +101,12 @@ def run_arm(name: str, arm: Arm, overrides: dict) -> None:
     with open(log, "w") as f:
         for step, args in steps.items():
             started = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "monai.bundle", "run", *args], stdout=f, stderr=subprocess.STDOUT
-            )
+            # the bundle's log goes to the file; its progress bars (and any error) to the terminal
+            done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], stdout=f)
             if done.returncode != 0:
-                sys.stdout.write("".join(log.read_text().splitlines(keepends=True)[-40:]))
-                raise SystemExit(f"{name}: {step} failed (exit {done.returncode}); full log in {log}")
+                raise SystemExit(
+                    f"{name}: {step} failed (exit {done.returncode}); see above, and the log {log}"
+                )
             print(f"    {step}: {time.perf_counter() - started:.0f} s", flush=True)
     for line in log.read_text().splitlines():
         found = re.search(r"Epoch\[(\d+)\] Metrics -- (val.*)", line)
