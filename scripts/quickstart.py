@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BUNDLE = Path("bundles/abn_classification/configs")
 
@@ -124,11 +125,23 @@ def _method_name(method: str, cam_layer: str | None) -> str:
     return method if cam_layer is None or method == "input_gradient" else f"{method} at {cam_layer}"
 
 
-def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
-    """The arm's explanations of every test image and where they point; also its test metrics and MLflow run.
+@dataclass
+class TestViews:
+    """The test images in loader order, with what the figure shows beside them."""
 
-    The arm's own explanation gives ``map_pointing_game`` and ``marker_energy``; each of ``arm.also`` is
-    reported under ``other_maps``.
+    images: Any
+    maps: dict[str, Any]
+    masks: Any
+    labels: list[int]
+    marked: Any
+
+
+def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> tuple[dict, TestViews, tuple]:
+    """The arm's explanations of every test image and where they point.
+
+    Returns the arm's summary (test metrics; the own explanation's ``map_pointing_game`` and
+    ``marker_energy``; each of ``arm.also`` under ``other_maps``), its test views, and its MLflow run
+    (tracking URI, experiment, run name).
     """
     import torch
     from monai.bundle import ConfigParser
@@ -145,7 +158,7 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
     model.eval()
     methods = [arm.explanation, *arm.also]
     explainers = {m: None if m == "attention" else get_saliency(model, m, arm.cam_layer) for m in methods}
-    images, masks, marked = [], [], []
+    images, masks, labels, marked = [], [], [], []
     maps: dict[str, list] = {m: [] for m in methods}
     for batch in parser.get_parsed_content("evaluate#dataloader"):
         x = batch["image"].as_tensor() if hasattr(batch["image"], "as_tensor") else batch["image"]
@@ -157,6 +170,7 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
                 maps[method].append(explain(x).float())
         images.append(x)
         masks.append(torch.as_tensor(batch["mask"]).float())
+        labels += [int(y) for y in torch.as_tensor(batch["label"]).view(-1)]
         marked += [markers[Path(str(s)).name] for s in batch["image"].meta["filename_or_obj"]]
     images, masks, marked = torch.cat(images), torch.cat(masks), torch.tensor(marked)
     region = torch.as_tensor(marker_region(images.shape[-1], images.ndim - 2)).float()
@@ -178,11 +192,11 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> dict:
     }
     if arm.also:
         result["other_maps"] = {_method_name(m, arm.cam_layer): scores[m] for m in arm.also}
-    result["_views"] = (images, {_method_name(m, arm.cam_layer): maps[m] for m in methods}, masks, marked)
-    result["_run"] = tuple(
-        parser.get_parsed_content(k) for k in ("tracking_uri", "experiment_name", "run_name")
+    views = TestViews(
+        images, {_method_name(m, arm.cam_layer): maps[m] for m in methods}, masks, labels, marked
     )
-    return result
+    run = tuple(parser.get_parsed_content(k) for k in ("tracking_uri", "experiment_name", "run_name"))
+    return result, views, run
 
 
 def _shown_rows(labels: list[int], marked: list[bool], per_case: int = 2) -> list[int]:
@@ -234,42 +248,36 @@ def main() -> None:
     overrides = {
         name: {**common, **ARMS[name].overrides, "output_dir": str(args.out / name)} for name in names
     }
-    results = {}
+    results, views, runs = {}, {}, {}
     for name in names:
         run_arm(name, ARMS[name], overrides[name])
-        results[name] = explain_arm(ARMS[name], overrides[name], markers)
+        results[name], views[name], runs[name] = explain_arm(ARMS[name], overrides[name], markers)
 
-    images, _, masks, marked = results[names[0]]["_views"]
-    labels = [int(row) for row in _test_labels(args.data)]
+    shown = views[names[0]]
+    labels, marked = shown.labels, shown.marked
     rows = _shown_rows(labels, marked.tolist())
     columns = {
-        f"{name}: {method}": arm_maps[rows]
-        for name in names
-        for method, arm_maps in results[name]["_views"][1].items()
+        f"{name}: {method}": arm_maps[rows] for name in names for method, arm_maps in views[name].maps.items()
     }
     class_names = ("smooth", "irregular")
     figure = explanation_grid_figure(
-        images[rows],
+        shown.images[rows],
         columns,
-        masks[rows],
+        shown.masks[rows],
         row_titles=[f"{class_names[labels[i]]}, {'marker' if marked[i] else 'no marker'}" for i in rows],
     )
     figure_path = args.out / "explanations.png"
     save_figure(figure, figure_path)
     for name in names:
-        tracking_uri, experiment, run_name = results[name].pop("_run")
-        results[name].pop("_views")
         log_to_run(
-            tracking_uri,
-            experiment,
-            run_name,
+            *runs[name],
             metrics={f"test_{k}": v for k, v in results[name].items() if isinstance(v, float)},
             artifacts=[figure_path],
             artifact_path="quickstart",
         )
     summary = {
         "arms": results,
-        "marker_area_share": float(marker_region(images.shape[-1], images.ndim - 2).mean()),
+        "marker_area_share": float(marker_region(shown.images.shape[-1], shown.images.ndim - 2).mean()),
         "epochs": args.epochs,
         "data": str(args.data),
         "torch_threads": torch.get_num_threads(),
@@ -295,11 +303,6 @@ def main() -> None:
     store = (args.out / names[0]).resolve() / "mlruns.db"
     print(f"MLflow: mlflow ui --backend-store-uri sqlite:///{store} (one store per arm)")
     print(f"Elapsed: {summary['elapsed_s']:.0f} s")
-
-
-def _test_labels(data_dir: Path) -> list[str]:
-    with open(data_dir / "labels.csv", newline="") as f:
-        return [row["label"] for row in csv.DictReader(f) if row["split"] == "test"]
 
 
 if __name__ == "__main__":
