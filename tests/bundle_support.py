@@ -1,0 +1,58 @@
+"""What every per-bundle test needs: a copy of the bundle outside the repository and the metadata checks of
+MONAI's bundle specification (``verify_metadata`` needs a schema that cannot be downloaded here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+
+#: Keys MONAI's bundle specification requires in ``configs/metadata.json``.
+REQUIRED_METADATA_KEYS = (
+    "version",
+    "changelog",
+    "monai_version",
+    "pytorch_version",
+    "numpy_version",
+    "required_packages_version",
+    "task",
+    "description",
+    "authors",
+    "copyright",
+    "network_data_format",
+)
+#: Keys the specification requires for each input and output in ``network_data_format``.
+REQUIRED_TENSOR_KEYS = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range")
+
+
+def copy_bundle(name: str, destination: Path) -> Path:
+    """Copy ``bundles/<name>`` to ``destination/<name>`` and return the copy's root (its ``bundle_root``)."""
+    source = BUNDLES / name
+    if not (source / "configs" / "metadata.json").is_file():
+        raise FileNotFoundError(f"{source} is not a bundle: configs/metadata.json is missing")
+    return Path(shutil.copytree(source, destination / name))
+
+
+def metadata_problems(bundle_root: Path) -> list[str]:
+    """Everything in the bundle's ``metadata.json`` that the specification's required keys forbid; empty when valid."""
+    meta: dict[str, Any] = json.loads((bundle_root / "configs" / "metadata.json").read_text())
+    problems = [f"missing key {key!r}" for key in REQUIRED_METADATA_KEYS if key not in meta]
+    version = meta.get("version")
+    if version is not None and version not in meta.get("changelog", {}):
+        problems.append(f"version {version!r} has no changelog entry")
+    formats = meta.get("network_data_format", {})
+    for part in ("inputs", "outputs"):
+        tensors = formats.get(part)
+        if not tensors:
+            problems.append(f"network_data_format has no {part}")
+            continue
+        for tensor, spec in tensors.items():
+            problems += [f"{part}.{tensor}: missing {key!r}" for key in REQUIRED_TENSOR_KEYS if key not in spec]
+            shape = spec.get("spatial_shape")
+            if shape is not None and not isinstance(shape, list):
+                problems.append(f"{part}.{tensor}: spatial_shape {shape!r} is not a list")
+    return problems
