@@ -153,7 +153,9 @@ def run_crossval(
             for split in SPLITS:
                 run(config_file=eval_files, eval_split=split, **fold_args[k])
         metrics = {s: json.loads((fold_dir / f"eval_{s}" / "metrics.json").read_text()) for s in SPLITS}
-        per_fold.append({"fold": k, "reused": reused, **metrics})
+        per_fold.append(
+            {"fold": k, "run_name": parsers[k].get_parsed_content("run_name"), "reused": reused, **metrics}
+        )
 
     summary = {
         "run_name": cv_run_name,

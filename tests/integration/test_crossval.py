@@ -57,9 +57,9 @@ def test_two_folds_summarized_and_reused(tmp_path, capsys, one_thread):
             assert stats["sd"] == pytest.approx(abs(first - second) / 2**0.5)  # sample sd of two values
     on_disk = json.loads((out / "crossval_summary.json").read_text())
     assert on_disk["test"]["image_auc"] == summary["test"]["image_auc"]
-    assert [(f["fold"], f["reused"], "image" in f["val"]) for f in on_disk["per_fold"]] == [
-        (0, False, True),
-        (1, False, True),
+    assert [(f["fold"], f["run_name"], f["reused"], "image" in f["val"]) for f in on_disk["per_fold"]] == [
+        (0, "demo_dynamic_resnet18_fold0", False, True),
+        (1, "demo_dynamic_resnet18_fold1", False, True),
     ]
     markdown = (out / "crossval_summary.md").read_text()
     accuracy = summary["test"]["image_accuracy"]
