@@ -65,8 +65,10 @@ for task in $TASK; do
     mkdir -p "$OUT/$task"
     # Only the dedup tasks at the issue's budget (>= 40 epochs, >= 128 px, all images) replace the docs' results.
     dest="$OUT/$task/results.json"
+    figure="$OUT/$task/learning_curves.png"
     if [ -n "$name" ] && [ "$EPOCHS" -ge 40 ] && [ "$SIZE" -ge 128 ] && [ -z "${EXTRA:-}" ]; then
         dest="bundles/abn_classification/docs/results/$name.json"
+        figure="bundles/abn_classification/docs/figures/${name}_curves.png"
     fi
     for arm in $ARMS; do
         dir="$OUT/$task/$arm"
@@ -88,6 +90,6 @@ for task in $TASK; do
     # shellcheck disable=SC2086  # REQUIRED and OPTIONAL are word lists
     python scripts/experiments/busi_results.py --runs "$OUT/$task" --dataset_config "configs/datasets/$task.json" \
         --arms $REQUIRED --optional_arms $OPTIONAL --epochs "$EPOCHS" --spatial_size "$SIZE" "$SIZE" \
-        --gradcampp_layer layer3 --out "$dest"
+        --gradcampp_layer layer3 --tracking_uri "$STORE" --out "$dest" --figure "$figure"
 done
 echo "tables: paste the results blocks into bundles/abn_classification/docs/README.md, then python scripts/render_results.py"

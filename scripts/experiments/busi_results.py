@@ -3,8 +3,9 @@
 Reads each arm's per-fold test evaluation (``<runs>/<arm>/fold<k>/eval_test/metrics.json``, written by
 ``python -m monai_xai.crossval``) and the arm's wall time (``<runs>/<arm>/wall_s.json``, written by the
 driver), and writes atomically: mean ± sd over the folds per arm, the paired per-fold differences that
-say whether dynamic α beats conventional γ and the plain ResNet beyond the fold-to-fold noise, and the
-runtimes. ``scripts/render_results.py`` renders the file into the bundle README.
+say whether dynamic α beats conventional γ and the plain ResNet beyond the fold-to-fold noise, the
+runtimes, and the learning curves (per-epoch validation metrics of each fold's MLflow run, averaged over the
+folds). ``scripts/render_results.py`` renders the file into the bundle README; ``--figure`` draws the curves.
 
 Usage::
 
@@ -42,6 +43,13 @@ METRICS = {
     "gradcampp_pointing_game": "gradcampp_pointing_game",
     "gradcampp_energy_inside_mask": "gradcampp_energy_inside_mask",
     "gradcampp_iou": "gradcampp_map_iou",
+}
+
+#: per-epoch metrics of the training runs drawn as learning curves -> their axis label.
+CURVES = {
+    "val_auc": "validation AUC",
+    "val_att_pointing_game": "validation pointing game of M(x)",
+    "alpha": "α (weight of the attention losses)",
 }
 
 #: (arm, reference) pairs whose per-fold differences arm - reference the results report.
@@ -115,6 +123,59 @@ def runtime(arm_dir: Path, n_folds: int) -> dict | None:
     return {"seconds": seconds, "per_fold": seconds / n_folds, "resumed": bool(record["resumed"])}
 
 
+def learning_curves(arm_dir: Path, tracking_uri: str) -> dict[str, list[float | None]]:
+    """Each :data:`CURVES` metric the arm's fold runs logged, per epoch, averaged over the folds.
+
+    The fold runs are those ``crossval_summary.json`` names; an epoch's mean covers the folds that logged it.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from monai_xai.tracking import find_run
+
+    summary = json.loads((arm_dir / "crossval_summary.json").read_text())
+    client = MlflowClient(tracking_uri)
+    per_metric: dict[str, list[dict[int, float]]] = {name: [] for name in CURVES}
+    for fold in summary["per_fold"]:
+        run = find_run(tracking_uri, summary["experiment_name"], fold["run_name"])
+        if run is None:
+            raise SystemExit(f"{arm_dir}: no MLflow run {fold['run_name']!r} at {tracking_uri}")
+        for name, by_fold in per_metric.items():
+            history = client.get_metric_history(run.info.run_id, name)
+            if history:
+                by_fold.append({m.step: m.value for m in history})
+    curves = {}
+    for name, by_fold in per_metric.items():
+        if by_fold:
+            epochs = range(1, max(max(fold) for fold in by_fold) + 1)
+            curves[name] = [
+                _json_number(math.fsum(v) / len(v)) if (v := [f[e] for f in by_fold if e in f]) else None
+                for e in epochs
+            ]
+    return curves
+
+
+def curves_figure(report: dict):
+    """One panel per :data:`CURVES` metric, one line per arm that logged it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name in CURVES if any(name in arm for arm in report["learning_curves"].values())]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for arm, curves in report["learning_curves"].items():
+            if name in curves:
+                values = [math.nan if v is None else v for v in curves[name]]
+                ax.plot(range(1, len(values) + 1), values, label=arm)
+        ax.set_xlabel("epoch")
+        ax.set_title(CURVES[name], fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{report['task']}: mean over {report['folds']} folds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def split_file(fragment: dict, dataset_config: Path) -> Path:
     """The fixed split file the dataset fragment reads (relative paths are relative to the repo root)."""
     name = fragment.get("datalist_args", {}).get("split_file")
@@ -132,6 +193,7 @@ def results(
     epochs: int,
     spatial_size: Sequence[int],
     gradcampp_layer: str,
+    tracking_uri: str | None = None,
 ) -> dict:
     """The results of ``arms`` (each must have all folds) and of the ``optional_arms`` that have them all."""
     fragment = json.loads(dataset_config.read_text())
@@ -170,6 +232,9 @@ def results(
         "arms": {arm: arm_summary(folds) for arm, folds in per_arm.items()},
         "paired_differences": paired_differences(per_arm),
         "runtime_s": {arm: t for arm, t in times.items() if t is not None},
+        "learning_curves": (
+            {arm: learning_curves(runs / arm, tracking_uri) for arm in present} if tracking_uri else {}
+        ),
     }
 
 
@@ -186,7 +251,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--spatial_size", type=int, nargs="+", required=True)
     parser.add_argument("--gradcampp_layer", required=True, help="the ResNet stage Grad-CAM++ read")
+    parser.add_argument(
+        "--tracking_uri", help="MLflow store of the fold runs; without it the results hold no learning curves"
+    )
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--figure", type=Path, help="where to draw the learning curves (PNG)")
     return parser.parse_args(argv)
 
 
@@ -200,8 +269,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         args.epochs,
         args.spatial_size,
         args.gradcampp_layer,
+        args.tracking_uri,
     )
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    if args.figure and report["learning_curves"]:
+        from monai_xai.visualize.figures import save_figure
+
+        save_figure(curves_figure(report), args.figure)
+        print(f"written {args.figure}")
     print(f"written {args.out}: arms {', '.join(report['arms'])}")
     return report
 

@@ -59,7 +59,7 @@ def test_writes_mean_sd_paired_differences_and_runtimes(runs, tmp_path, load_scr
     report = json.loads(out.read_text())
     assert set(report) == {
         "task", "dataset", "split", "spatial_size", "epochs", "folds", "class_metrics", "gradcampp_layer",
-        "arms", "paired_differences", "runtime_s",
+        "arms", "paired_differences", "runtime_s", "learning_curves",
     }  # fmt: skip
     assert report["split"] == "configs/datasets/busi_splits_dedup.json"
     assert (report["spatial_size"], report["epochs"], report["folds"]) == ([128, 128], 40, 3)
@@ -98,6 +98,53 @@ def test_writes_mean_sd_paired_differences_and_runtimes(runs, tmp_path, load_scr
         "dynamic": {"seconds": 300.0, "per_fold": 100.0, "resumed": False},
         "conventional": {"seconds": 90.0, "per_fold": 30.0, "resumed": True},
     }
+
+
+def test_learning_curves_average_the_fold_runs_named_by_the_summary(runs, tmp_path, load_script) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = MlflowClient(store)
+    experiment = client.create_experiment("abn_classification")
+    # dynamic: val AUC per epoch in three folds (the third stopped one epoch early), alpha in each;
+    # baseline logs no alpha and no pointing game, so it has only the AUC curve.
+    histories = {
+        "dynamic": {
+            "val_auc": [[0.5, 0.7, 0.9], [0.7, 0.7, 0.8], [0.6, 0.7]],
+            "alpha": [[0.9, 0.9, 0.1]] * 3,
+        },
+        "baseline": {"val_auc": [[0.4, 0.6, 0.8]] * 3},
+    }
+    for arm, metrics in histories.items():
+        per_fold = []
+        for fold in range(3):
+            name = f"busi_{arm}_fold{fold}"
+            run_id = client.create_run(experiment, run_name=name).info.run_id
+            for key, by_fold in metrics.items():
+                points = [Metric(key, v, 0, epoch) for epoch, v in enumerate(by_fold[fold], start=1)]
+                client.log_batch(run_id, metrics=points)
+            per_fold.append({"fold": fold, "run_name": name})
+        summary = {"experiment_name": "abn_classification", "per_fold": per_fold}
+        (runs / arm / "crossval_summary.json").write_text(json.dumps(summary))
+    (runs / "conventional" / "crossval_summary.json").write_text(
+        json.dumps({"experiment_name": "abn_classification", "per_fold": []})
+    )
+
+    script = load_script("experiments/busi_results.py")
+    figure = tmp_path / "curves.png"
+    report = script.main(
+        [*_args(runs, tmp_path / "r.json"), "--tracking_uri", store, "--figure", str(figure)]
+    )
+    curves = report["learning_curves"]
+    assert curves["dynamic"]["val_auc"] == pytest.approx(
+        [0.6, 0.7, 0.85]
+    )  # epoch 3: the two folds that had it
+    assert curves["dynamic"]["alpha"] == pytest.approx([0.9, 0.9, 0.1])
+    assert set(curves["baseline"]) == {"val_auc"} and curves["conventional"] == {}
+    assert figure.stat().st_size > 0
+    without = script.main(_args(runs, tmp_path / "w.json"))
+    assert without["learning_curves"] == {}
 
 
 def test_three_classes_report_macro_metrics(runs, tmp_path, load_script) -> None:
