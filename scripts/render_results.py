@@ -219,6 +219,32 @@ def busi_crossval(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+MEDMNIST_METRICS = ("accuracy", "auc", "sensitivity", "specificity")
+
+
+def medmnist(report: dict) -> str:
+    """Test metrics per dataset and arm with their budgets, beside the paper's row."""
+    names = {"baseline": "plain ResNet18 (`baseline`)", "plain": "ABN (`plain`)"}
+    rows = [
+        "| dataset | arm | accuracy | AUC | sensitivity | specificity | epochs, stem | train + test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, entry in report["datasets"].items():
+        for arm, figures in entry["arms"].items():
+            scores = " | ".join(_fmt(figures[name], 3) for name in MEDMNIST_METRICS)
+            rows.append(
+                f"| {dataset} ({figures['n_test']} test) | {names.get(arm, arm)} | {scores} | "
+                f"{figures['epochs']}, `{figures['stem']}` | {figures['seconds']} s |"
+            )
+        paper = entry.get("paper")
+        if paper:
+            rows.append(
+                f"| {dataset} | {report['reference']} | {_fmt(paper['accuracy'], 3)} | "
+                f"{_fmt(paper['auc'], 3)} | | | 100 | |"
+            )
+    return "\n".join(rows) + "\n"
+
+
 #: block name -> (renderer(report, bundle), the results file it reads for a README)
 RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
     "train_throughput": (lambda report, bundle: train_throughput(report), lambda readme: THROUGHPUT),
@@ -234,6 +260,10 @@ RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
     "busi_3class": (
         lambda report, bundle: busi_crossval(report),
         lambda readme: readme.parent / "results" / "busi_3class.json",
+    ),
+    "medmnist": (
+        lambda report, bundle: medmnist(report),
+        lambda readme: readme.parent / "results" / "medmnist.json",
     ),
     "demo_shortcut": (
         lambda report, bundle: demo_shortcut(report),

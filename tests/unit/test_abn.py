@@ -46,6 +46,15 @@ def test_monai_stem_keeps_stride_one() -> None:
     assert resnet_backbone("resnet18", stem="monai").conv1.stride == (1, 1)
 
 
+def test_small_stem_keeps_a_28_pixel_image_at_full_size_through_layer1() -> None:
+    net = resnet_backbone("resnet18", stem="small")
+    assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1) and net.no_max_pool
+    features, _ = resnet_feature_stages(net, 1)
+    assert features(torch.zeros(1, 1, 28, 28)).shape[-2:] == (28, 28)
+    abn = AttentionBranchNetwork(stem="small")
+    assert abn(torch.zeros(2, 1, 28, 28))[0].shape == (2, 2)
+
+
 def test_unknown_backbone_and_stem_are_named() -> None:
     with pytest.raises(ValueError, match="resnet18, resnet34, resnet50"):
         resnet_backbone("resnet101")

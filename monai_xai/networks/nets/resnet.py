@@ -3,7 +3,9 @@
 MONAI's ``ResNet`` defaults to a stride-1 first convolution, which keeps four times as many positions
 through ``layer1`` as the usual stride-2 7x7 convolution + max-pool stem and makes 2D slice classifiers about
 4x slower with no gain at the resolutions used here. ``stem="standard"`` restores the usual stem;
-``stem="monai"`` keeps MONAI's default for comparison with MONAI-trained models.
+``stem="monai"`` keeps MONAI's default for comparison with MONAI-trained models. ``stem="small"`` is the
+3x3 stride-1 convolution without max-pool of ResNets for 28x28 inputs (MedMNIST, CIFAR): the standard stem
+leaves 7x7 positions of a 28x28 image for layer1 and 1x1 for layer4.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ RESNET_SPECS: dict[str, ResNetSpec] = {
 RESNET_STEMS: dict[str, dict[str, Any]] = {
     "standard": {"conv1_t_size": 7, "conv1_t_stride": 2, "no_max_pool": False},
     "monai": {"conv1_t_size": 7, "conv1_t_stride": 1, "no_max_pool": False},
+    "small": {"conv1_t_size": 3, "conv1_t_stride": 1, "no_max_pool": True},
 }
 
 
