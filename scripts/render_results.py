@@ -219,6 +219,45 @@ def busi_crossval(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def explain_latency(report: dict) -> str:
+    """Medians and ratios per ABN architecture against Grad-CAM++ / the plain ResNet, with the targets."""
+    settings, medians = report["settings"], report["medians_ms"]
+    architectures = settings["architectures"]
+
+    def suffix(architecture: str) -> str:
+        return "" if architecture == architectures[0] else f"_{architecture}"
+
+    head = " | ".join(f"`{a}` | ratio" for a in architectures)
+    rows = [f"| measurement | baseline | {head} | target |", "|---" * (3 + 2 * len(architectures)) + "|"]
+    targets = report["targets"]
+    measurements = [
+        (f"prediction + map, batch {b} (baseline: Grad-CAM++ on the ResNet)", f"explain_b{b}", "gradcampp",
+         f"explain_ratio_b{b}", targets["explain_ratio_max"])
+        for b in settings["batch_sizes"]
+    ]  # fmt: skip
+    batch = settings["train_batch"]
+    measurements.append(
+        (f"one training step, batch {batch} (baseline: plain ResNet)", f"train_b{batch}", "resnet",
+         "train_step_ratio", targets["train_step_ratio_max"])
+    )  # fmt: skip
+    for label, prefix, reference, ratio, target in measurements:
+        cells = []
+        for a in architectures:
+            value = report[f"{ratio}{suffix(a)}"]
+            mark = "**" if value <= target else ""
+            cells += [f"{medians[f'{prefix}_{a}']:.1f} ms", f"{mark}{value:.2f}{mark}"]
+        rows.append(
+            f"| {label} | {medians[f'{prefix}_{reference}']:.1f} ms | {' | '.join(cells)} | ≤ {target} |"
+        )
+    return "\n".join(rows) + (
+        f"\n\n{settings['backbone']}, {settings['size']}x{settings['size']}, {settings['device']}, "
+        f"{settings['threads']} threads, {settings['warmup']} warm-up + {settings['repeats']} interleaved "
+        f"repeats, medians; load {settings['loadavg_1min_at_start']} at start, "
+        f"{settings['loadavg_1min_at_end']} at end. Bold: target met. "
+        f"All targets met: {report['all_targets_met']}.\n"
+    )
+
+
 MEDMNIST_METRICS = ("accuracy", "auc", "sensitivity", "specificity")
 
 
@@ -264,6 +303,10 @@ RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
     "medmnist": (
         lambda report, bundle: medmnist(report),
         lambda readme: readme.parent / "results" / "medmnist.json",
+    ),
+    "explain_latency": (
+        lambda report, bundle: explain_latency(report),
+        lambda readme: readme.parent / "results" / "explain_latency.json",
     ),
     "demo_shortcut": (
         lambda report, bundle: demo_shortcut(report),

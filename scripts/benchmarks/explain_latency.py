@@ -41,6 +41,8 @@ Usage::
     python scripts/benchmarks/explain_latency.py --repeats 30 --warmup 5 --batch-sizes 1,8,16
     python scripts/benchmarks/explain_latency.py --device cuda     # falls back to CPU when CUDA is absent
     python scripts/benchmarks/explain_latency.py --quick           # tiny sizes, seconds (for tests)
+    python scripts/benchmarks/explain_latency.py --repeats 12 \\
+        --out bundles/abn_classification/docs/results/explain_latency.json   # the docs' table
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 EXPLAIN_TARGET = 0.5
@@ -87,6 +90,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="skip the extra head-grad Grad-CAM++ baseline (saves about a third of the explain time)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats, for smoke tests")
+    parser.add_argument(
+        "--out", type=Path, help="also write the JSON line to this file (the docs' table is rendered from it)"
+    )
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else DEFAULTS
     for key, value in preset.items():
@@ -328,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 1),
     }
     print(json.dumps(result))
+    if args.out is not None:
+        from monai_xai.files import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     return 0
 
 

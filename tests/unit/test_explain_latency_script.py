@@ -15,12 +15,12 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "expla
 REQUIRED = ("explain_ratio_b1", "explain_ratio_b16", "train_step_ratio")
 
 
-def test_quick_run_prints_json_last() -> None:
+def test_quick_run_prints_json_last(tmp_path, load_script) -> None:
     # One thread: under pytest -n 2 the other worker holds the second core, and spin-waiting OpenMP threads
     # on a shared core make every step many times slower.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path / "latency.json")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -43,6 +43,10 @@ def test_quick_run_prints_json_last() -> None:
         variant_met = [v for k, v in result.items() if k.endswith(f"_{variant}_met")]
         assert len(variant_met) == 3 and result["all_targets_met"][variant] == all(variant_met)
     assert result["settings"]["batch_sizes"] == [1, 16] and result["settings"]["device"] == "cpu"
+    assert json.loads((tmp_path / "latency.json").read_text()) == result
+    table = load_script("render_results.py").explain_latency(result)
+    b1 = result["medians_ms"]["explain_b1_abn_narrow"]
+    assert f"| {b1:.1f} ms | {result['explain_ratio_b1_abn_narrow']:.2f} |" in table
 
 
 @pytest.fixture
