@@ -62,6 +62,7 @@ def suggest_cyclical_lr(lrs: Sequence[float], losses: Sequence[float]) -> tuple[
 
 
 def _labels(batch: dict) -> torch.Tensor:
+    """Class indices (B,) as cross-entropy wants them; loaders may give (B, 1) or float labels."""
     return torch.as_tensor(batch["label"]).long().view(-1)
 
 
