@@ -1,23 +1,27 @@
 """Learning-rate range test (Smith 2017) over a momentum x weight-decay grid, for cyclical-LR training.
 
-Each grid cell trains a fresh copy of the same initial model for ``num_iter`` SGD steps while the learning
-rate grows exponentially from ``start_lr`` to ``end_lr``; the smoothed loss against the learning rate shows
-where training starts to progress and where it diverges. The suggestion follows Smith: ``max_lr`` a little
-below the loss minimum (half its learning rate), ``base_lr`` a quarter of that.
+Each grid cell runs MONAI's :class:`~monai.optimizers.LearningRateFinder` from the model's initial weights:
+SGD with that momentum and weight decay for ``num_iter`` steps while the learning rate grows exponentially
+from ``start_lr`` to ``end_lr``, the loss smoothed exponentially from the first one, and the test stopped when
+the smoothed loss passes ``diverge_factor`` times its minimum. MONAI's finder suggests only the learning rate
+of the steepest descent of one curve, so this module adds the grid, Smith's cyclical range (``max_lr`` half
+the learning rate of the loss minimum, ``base_lr`` a quarter of that) and the results file and figure.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from monai.networks.utils import train_mode
+from monai.optimizers import LearningRateFinder
 from torch import nn
+from torch.utils.data import DataLoader
 
 __all__ = ["LRRangeCurve", "LRRangeResult", "lr_range_test", "suggest_cyclical_lr"]
 
@@ -47,28 +51,25 @@ class LRRangeResult:
 
 
 def suggest_cyclical_lr(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
-    """``(base_lr, max_lr)`` of one curve: max_lr half the LR of the lowest loss, base_lr = max_lr / 4."""
+    """``(base_lr, max_lr)`` of one curve: max_lr half the LR of the lowest loss, base_lr = max_lr / 4.
+
+    NaN losses are skipped: MONAI's finder does not stop on them.
+    """
     if not lrs:
         raise ValueError("empty learning-rate curve: the range test ran no step")
-    best = min(range(len(losses)), key=lambda i: losses[i])
-    max_lr = lrs[best] / 2.0
+    max_lr = lrs[int(np.nanargmin(losses))] / 2.0
     return max_lr / 4.0, max_lr
 
 
-def _batches(loader: Iterable) -> Iterable:
-    while True:
-        yielded = False
-        for batch in loader:
-            yielded = True
-            yield batch
-        if not yielded:
-            raise ValueError("the data loader of the learning-rate range test is empty")
+def _labels(batch: dict) -> torch.Tensor:
+    """Class indices (B,) as cross-entropy wants them; loaders may give (B, 1) or float labels."""
+    return torch.as_tensor(batch["label"]).long().view(-1)
 
 
 def _range_curve(
     model: nn.Module,
     loss_fn: Callable,
-    loader: Iterable,
+    loader: DataLoader,
     device: torch.device,
     momentum: float,
     weight_decay: float,
@@ -78,36 +79,21 @@ def _range_curve(
     smoothing: float,
     diverge_factor: float,
 ) -> LRRangeCurve:
-    curve = LRRangeCurve(momentum, weight_decay)
+    """One cell; MONAI's finder puts the model's and the optimizer's initial states back afterwards."""
     optimizer = torch.optim.SGD(model.parameters(), lr=start_lr, momentum=momentum, weight_decay=weight_decay)
-    gamma = (end_lr / start_lr) ** (1.0 / max(num_iter - 1, 1))
-    model.train()
-    average, best = 0.0, float("inf")
-    for step, batch in zip(range(num_iter), _batches(loader)):
-        lr = start_lr * gamma**step
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        images = torch.as_tensor(batch["image"]).to(device)
-        labels = torch.as_tensor(batch["label"]).to(device).long().view(-1)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), labels)
-        loss.backward()
-        optimizer.step()
-        average = smoothing * loss.item() + (1 - smoothing) * average
-        smoothed = average / (1 - (1 - smoothing) ** (step + 1))  # bias-corrected running mean
-        curve.lrs.append(lr)
-        curve.losses.append(smoothed)
-        best = min(best, smoothed)
-        if not math.isfinite(smoothed) or smoothed > diverge_factor * best:
-            break
-    curve.base_lr, curve.max_lr = suggest_cyclical_lr(curve.lrs, curve.losses)
-    curve.min_loss = min(curve.losses)
-    return curve
+    finder = LearningRateFinder(model, optimizer, loss_fn, device=device, verbose=False)
+    finder.range_test(
+        loader, label_extractor=_labels, end_lr=end_lr, num_iter=num_iter, smooth_f=smoothing,
+        diverge_th=diverge_factor,
+    )  # fmt: skip
+    lrs, losses = finder.history["lr"], finder.history["loss"]
+    base_lr, max_lr = suggest_cyclical_lr(lrs, losses)
+    return LRRangeCurve(momentum, weight_decay, lrs, losses, base_lr, max_lr, float(np.nanmin(losses)))
 
 
 def lr_range_test(
     model: nn.Module,
-    data_loader: Iterable,
+    data_loader: DataLoader,
     loss_fn: Callable | None = None,
     momenta: Sequence[float] = (0.9, 0.95),
     weight_decays: Sequence[float] = (1e-4, 1e-3),
@@ -121,26 +107,24 @@ def lr_range_test(
 ) -> LRRangeResult:
     """Run the range test for every (momentum, weight decay) pair from ``model``'s current weights.
 
-    Batches are dicts with ``image`` and ``label``; ``loss_fn(logits, labels)`` defaults to cross-entropy.
-    With ``output_dir``, writes ``lr_range_test.json`` and ``lr_range_test.png`` (loss vs learning rate).
-    The model's own weights are left untouched.
+    ``data_loader`` is a torch ``DataLoader`` (MONAI's finder requires one) of dicts with ``image`` and
+    ``label``; ``loss_fn(logits, labels)`` defaults to cross-entropy. With ``output_dir``, writes
+    ``lr_range_test.json`` and ``lr_range_test.png`` (loss vs learning rate). The model's weights, device and
+    train/eval mode are left as they were.
     """
     from tqdm.auto import tqdm
 
-    device = torch.device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    initial = copy.deepcopy(model.state_dict())
-    curves = []
     grid = [(m, wd) for m in momenta for wd in weight_decays]
-    for momentum, weight_decay in tqdm(grid, desc="LR range test"):
-        trial = copy.deepcopy(model).to(device)
-        trial.load_state_dict(initial)
-        curves.append(
+    with train_mode(model):
+        curves = [
             _range_curve(
-                trial, loss_fn, data_loader, device, momentum, weight_decay,
+                model, loss_fn, data_loader, torch.device(device), momentum, weight_decay,
                 start_lr, end_lr, num_iter, smoothing, diverge_factor,
             )
-        )  # fmt: skip
+            for momentum, weight_decay in tqdm(grid, desc="LR range test")
+        ]  # fmt: skip
+    model.zero_grad(set_to_none=True)  # the last test step's gradients are not the caller's
     result = LRRangeResult(curves, min(curves, key=lambda c: c.min_loss))
     if output_dir is not None:
         _write(result, Path(output_dir))

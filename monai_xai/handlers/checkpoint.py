@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
 
 from monai_xai.flags import as_bool
 
@@ -44,6 +45,24 @@ def _unwrap(module):
     return getattr(module, "module", module)
 
 
+class _Progress:
+    """The trainer's epoch and iteration as a checkpoint entry.
+
+    Not ignite's ``Engine.state_dict``: that also stores ``max_epochs`` and ``epoch_length``, which a resumed
+    run takes from its own configuration (more epochs, another batch size); existing ``latest.pt`` files hold
+    only these two counters.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.engine.state.epoch, "iteration": self.engine.state.iteration}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.engine.state.epoch, self.engine.state.iteration = state["epoch"], state["iteration"]
+
+
 class ResumableCheckpointer:
     """Save ``<dir>/latest.pt`` after every epoch; on start, load it if present.
 
@@ -52,6 +71,11 @@ class ResumableCheckpointer:
     resumes at the next epoch. Attach it after the logging handlers: an epoch is then logged
     before it is checkpointed, and a kill between the two repeats the epoch instead of losing its
     history. Only rank 0 writes in distributed runs.
+
+    Loading is MONAI's :class:`~monai.handlers.CheckpointLoader` (weights-only, strict, refuses a checkpoint
+    past ``max_epochs``). Saving is not MONAI's ``CheckpointSaver``: it names per-epoch checkpoints
+    ``checkpoint_epoch=N.pt`` (only the final and key-metric ones take a fixed name), and it writes in place
+    (``atomic=False``) after deleting the previous file, so a kill mid-write would leave no checkpoint at all.
     """
 
     def __init__(self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True):
@@ -70,22 +94,19 @@ class ResumableCheckpointer:
         if idist.get_rank() != 0:
             return
         state = {name: _state_dict(_unwrap(obj)) for name, obj in self.objects.items()}
-        state["engine"] = {"epoch": engine.state.epoch, "iteration": engine.state.iteration}
+        state["engine"] = _Progress(engine).state_dict()
         atomic_save(state, self.path)
 
     def load(self, engine: Engine) -> None:
         if not self.path.is_file():
             return
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
-        for name, obj in self.objects.items():
-            if name not in state:
-                raise ValueError(f"{self.path}: checkpoint has no '{name}' entry (found {sorted(state)})")
-            try:
-                _unwrap(obj).load_state_dict(state[name])
-            except RuntimeError as err:
-                raise ValueError(f"{self.path}: '{name}' does not match this configuration ({err})") from err
-        engine.state.epoch = state["engine"]["epoch"]
-        engine.state.iteration = state["engine"]["iteration"]
+        loader = CheckpointLoader(
+            str(self.path), {**self.objects, "engine": _Progress(engine)}, name=__name__, map_location="cpu"
+        )
+        try:
+            loader(engine)
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.path}: cannot resume from this checkpoint ({err})") from err
         logger.info(f"resumed from {self.path} at epoch {engine.state.epoch}")
 
 
@@ -96,6 +117,11 @@ class BestModelSaver:
     model when it improves on what was saved before the interruption. A tie replaces it too: on an easy
     validation set the score saturates (AUC 1.0 from the third epoch of the demo), and of equally scored
     models the later one has trained longer.
+
+    Not MONAI's ``CheckpointSaver(save_key_metric=True, key_metric_filename="best.pt")``: it deletes the old
+    best file and then writes the new one in place (``atomic=False``), so a kill in between loses the best
+    model, and it remembers the best score only in memory or inside a checkpoint (``key_metric_save_state``)
+    that a restarted run must load first, where ``best.json`` is read on construction.
     """
 
     def __init__(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from .attention import attention_agreement, energy_inside_mask, map_iou, map_mse, pointing_game, region_energy
 from .classification import (
     aggregate_by_patient,
-    binary_auc,
     classification_metrics,
     confusion_matrix,
     patient_level_metrics,
@@ -44,7 +43,6 @@ __all__ = [
     "aggregate_by_patient",
     "attention_agreement",
     "region_energy",
-    "binary_auc",
     "classification_metrics",
     "confusion_matrix",
     "energy_inside_mask",

@@ -1,22 +1,23 @@
 """Image- and patient-level classification metrics: accuracy, sensitivity, specificity, AUC, confusion matrix.
 
 Binary problems report sensitivity and specificity of class 1 (the disease); multi-class problems report the
-macro average of the one-vs-rest values. AUC is the Mann-Whitney rank statistic, so no sklearn is needed, and
-is NaN (with a warning) when a class has no positive or no negative sample. Patient-level metrics follow the
-paper: the softmax of all images of a patient is averaged and the patient is classified from that mean.
+macro average of the one-vs-rest values. The one-vs-rest counts and rates and the AUC are MONAI's
+(``get_confusion_matrix``, ``compute_confusion_matrix_metric``, ``compute_roc_auc``); AUC is NaN (with MONAI's
+warning) when a class has no positive or no negative sample. Patient-level metrics follow the paper: the
+softmax of all images of a patient is averaged and the patient is classified from that mean.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from monai.metrics import compute_confusion_matrix_metric, compute_roc_auc, get_confusion_matrix
 
 __all__ = [
     "aggregate_by_patient",
-    "binary_auc",
     "classification_metrics",
     "confusion_matrix",
     "patient_level_metrics",
@@ -35,13 +36,20 @@ def _check_inputs(y_true: Any, probs: Any, num_classes: int) -> tuple[np.ndarray
     scores = _as_numpy(probs).astype(np.float64)
     if scores.ndim != 2 or scores.shape != (labels.size, num_classes):
         raise ValueError(f"probs must have shape ({labels.size}, {num_classes}), got {scores.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    if not labels.size:
+        raise ValueError("no samples to score")
+    if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"labels must lie in [0, {num_classes - 1}], got {sorted(set(labels.tolist()))}")
     return labels, scores
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) counts; rows are true classes, columns predicted classes."""
+    """(num_classes, num_classes) counts; rows are true classes, columns predicted classes.
+
+    Kept because MONAI has no class-by-class table: ``monai.metrics.get_confusion_matrix`` counts TP/FP/TN/FN
+    of each class against the rest, which loses which class a miss went to (needed for the report figure and
+    the counterfactual before/after tables).
+    """
     labels = _as_numpy(y_true).reshape(-1).astype(np.int64)
     preds = _as_numpy(y_pred).reshape(-1).astype(np.int64)
     return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(
@@ -49,30 +57,13 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     )
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given the mean of the ranks they span."""
-    order = np.argsort(values, kind="mergesort")
-    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
-    return ranks
-
-
-def binary_auc(is_positive: Any, scores: Any) -> float:
-    """Area under the ROC curve as the probability that a positive outscores a negative (ties count half)."""
-    positive = _as_numpy(is_positive).reshape(-1).astype(bool)
-    values = _as_numpy(scores).reshape(-1).astype(np.float64)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        warnings.warn(f"AUC is undefined with {n_pos} positive and {n_neg} negative samples", stacklevel=2)
-        return float("nan")
-    rank_sum = _average_ranks(values)[positive].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator else float("nan")
+def _one_vs_rest(y_onehot: torch.Tensor, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class sensitivity and specificity from MONAI's confusion counts; NaN where a denominator is 0."""
+    pred_onehot = torch.nn.functional.one_hot(torch.from_numpy(preds), y_onehot.shape[1])
+    counts = get_confusion_matrix(pred_onehot, y_onehot).sum(dim=0).double()  # rates in float64, not float32
+    sensitivity = compute_confusion_matrix_metric("sensitivity", counts).numpy()
+    specificity = compute_confusion_matrix_metric("specificity", counts).numpy()
+    return sensitivity, specificity
 
 
 def classification_metrics(y_true: Any, probs: Any, num_classes: int) -> dict[str, Any]:
@@ -80,27 +71,27 @@ def classification_metrics(y_true: Any, probs: Any, num_classes: int) -> dict[st
 
     Returns ``accuracy``, ``sensitivity``, ``specificity``, ``auc`` (floats; binary: of class 1, multi-class:
     macro one-vs-rest over the classes where they are defined) and ``confusion_matrix``. A sensitivity or
-    specificity with an empty denominator is NaN.
+    specificity with an empty denominator is NaN. AUC is ``monai.metrics.compute_roc_auc`` per class (ties
+    count half); its own ``average="macro"`` is NaN as soon as one class is absent from ``y_true``, so the
+    macro mean here skips undefined classes instead, and a validation fold lacking a class still gets an AUC.
+    ``accuracy`` is the share on the diagonal: MONAI's "accuracy" is per class, (TP + TN) / N vs the rest.
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     labels, scores = _check_inputs(y_true, probs, num_classes)
     preds = scores.argmax(axis=1)
     matrix = confusion_matrix(labels, preds, num_classes)
-    true_pos = np.diag(matrix)
-    false_neg = matrix.sum(axis=1) - true_pos
-    false_pos = matrix.sum(axis=0) - true_pos
-    true_neg = matrix.sum() - true_pos - false_neg - false_pos
-    sensitivity = [_ratio(tp, tp + fn) for tp, fn in zip(true_pos, false_neg)]
-    specificity = [_ratio(tn, tn + fp) for tn, fp in zip(true_neg, false_pos)]
+    y = torch.from_numpy(labels)
+    y_onehot = torch.nn.functional.one_hot(y, num_classes)
+    sensitivity, specificity = _one_vs_rest(y_onehot, preds)
     if num_classes == 2:
-        sens, spec = sensitivity[1], specificity[1]
-        auc = binary_auc(labels == 1, scores[:, 1])
+        sens, spec = float(sensitivity[1]), float(specificity[1])
+        auc = float(compute_roc_auc(torch.from_numpy(scores[:, 1]), y))
     else:
         sens, spec = _nanmean(sensitivity), _nanmean(specificity)
-        auc = _nanmean([binary_auc(labels == c, scores[:, c]) for c in range(num_classes)])
+        auc = _nanmean(compute_roc_auc(torch.from_numpy(scores), y_onehot, average="none"))
     return {
-        "accuracy": _ratio(true_pos.sum(), matrix.sum()),
+        "accuracy": float(np.trace(matrix) / labels.size),
         "sensitivity": sens,
         "specificity": spec,
         "auc": auc,

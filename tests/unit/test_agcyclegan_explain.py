@@ -1,4 +1,4 @@
-"""Counterfactual metrics, panels, the explaining evaluator with its report, and the LR range test."""
+"""Counterfactual metrics, panels, and the explaining evaluator with its report."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 from monai_xai.engines import CounterfactualEvaluator
 from monai_xai.handlers import CounterfactualReport
-from monai_xai.lr_finder import lr_range_test, suggest_cyclical_lr
 from monai_xai.metrics import before_after_confusion, flip_rate, map_correlation, topk_iou
 from monai_xai.networks.nets import AGCycleGAN, ResNetClassifier
 from monai_xai.visualize import counterfactual_figure, save_counterfactual_nifti
@@ -87,20 +85,3 @@ def test_evaluator_translates_away_from_the_label_and_reports(tmp_path, dims: in
     assert len(list((tmp_path / "panels").glob("nifti/*.nii.gz"))) == 15  # 3 panels x 5 volumes
     predictions = json.loads((tmp_path / "predictions.json").read_text())
     assert [p["source"] for p in predictions[:2]] == ["img0_0.png", "img0_1.png"]
-
-
-def test_lr_range_test_grid_suggests_range_and_writes_curves(tmp_path) -> None:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
-    data = [{"image": torch.randn(8, 1, 4, 4), "label": torch.randint(0, 2, (8,))} for _ in range(3)]
-    before = [p.clone() for p in model.parameters()]
-    result = lr_range_test(
-        model, data, momenta=(0.0, 0.9), weight_decays=(0.0,), num_iter=12, start_lr=1e-3, end_lr=10,
-        output_dir=tmp_path,
-    )  # fmt: skip
-    assert len(result.curves) == 2 and result.best in result.curves
-    assert 0 < result.best.base_lr < result.best.max_lr
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    saved = json.loads((tmp_path / "lr_range_test.json").read_text())
-    assert saved["best"]["max_lr"] == result.best.max_lr and (tmp_path / "lr_range_test.png").is_file()
-    assert suggest_cyclical_lr([0.1, 1.0, 10.0], [2.0, 1.0, 3.0]) == (0.125, 0.5)

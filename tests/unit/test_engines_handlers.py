@@ -138,6 +138,25 @@ def test_resumable_checkpointer_resumes_epoch_and_weights(tmp_path):
     assert torch.load(tmp_path / "latest.pt", weights_only=False)["engine"]["epoch"] == 3
 
 
+def test_resumable_checkpointer_rejects_checkpoints_that_do_not_fit(tmp_path):
+    """Loading goes through MONAI's CheckpointLoader: weights only, strict, not past ``max_epochs``."""
+    from ignite.engine import Engine
+
+    def run(net: torch.nn.Module, max_epochs: int) -> Engine:
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        trainer = Engine(lambda engine, batch: None)
+        ResumableCheckpointer(tmp_path, {"model": net, "optimizer": opt}).attach(trainer)
+        return trainer.run([0, 1], max_epochs=max_epochs)
+
+    run(torch.nn.Linear(2, 1), max_epochs=2)
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["engine"] == {"epoch": 2, "iteration": 4}
+    assert run(torch.nn.Linear(2, 1), max_epochs=3).iteration == 6
+    with pytest.raises(ValueError, match="(?s)latest.pt: cannot resume from this checkpoint.*size mismatch"):
+        run(torch.nn.Linear(3, 1), max_epochs=4)
+    with pytest.raises(ValueError, match="(?s)latest.pt: cannot resume from this checkpoint.*max_epochs"):
+        run(torch.nn.Linear(2, 1), max_epochs=2)
+
+
 def test_best_model_saver_survives_restart(tmp_path):
     net = get_classifier("baseline")
 

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from monai.metrics import compute_roc_auc
 
 from monai_xai.metrics import (
     aggregate_by_patient,
     attention_agreement,
-    binary_auc,
     classification_metrics,
     confusion_matrix,
     energy_inside_mask,
@@ -42,20 +42,55 @@ def test_metrics_accept_tensors() -> None:
     assert result["auc"] == pytest.approx(3.5 / 6)
 
 
-def test_auc_matches_pair_counting_with_ties() -> None:
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 40)
-    scores = rng.integers(0, 5, 40) / 4.0
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)]
-    assert binary_auc(labels == 1, scores) == pytest.approx(np.mean(pairs))
+def _pairwise_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
+    """Brute-force reference: share of (positive, negative) pairs ranked right, ties counting half."""
+    pairs = itertools.product(scores[is_positive], scores[~is_positive])
+    return float(np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs]))
+
+
+def _counted_rates(labels: np.ndarray, preds: np.ndarray, c: int) -> tuple[float, float]:
+    """Brute-force reference: sensitivity and specificity of class ``c`` against the rest, by counting."""
+    hits = [p == c for y, p in zip(labels, preds) if y == c]
+    rejections = [p != c for y, p in zip(labels, preds) if y != c]
+    return sum(hits) / len(hits), sum(rejections) / len(rejections)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 5])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_brute_force_with_ties(num_classes: int, seed: int) -> None:
+    """MONAI's AUC and one-vs-rest rates equal pair counting and plain counting on tied random scores."""
+    rng = np.random.default_rng(seed)
+    labels = np.concatenate([np.arange(num_classes), rng.integers(0, num_classes, 57)])
+    probs = rng.dirichlet(np.ones(num_classes), 6)[rng.integers(0, 6, labels.size)]  # 6 rows: many ties
+    result = classification_metrics(labels, probs, num_classes)
+    preds = probs.argmax(axis=1)
+    classes = [1] if num_classes == 2 else range(num_classes)
+    rates = np.array([_counted_rates(labels, preds, c) for c in classes])
+    assert result["auc"] == pytest.approx(np.mean([_pairwise_auc(labels == c, probs[:, c]) for c in classes]))
+    assert result["sensitivity"] == pytest.approx(rates[:, 0].mean())
+    assert result["specificity"] == pytest.approx(rates[:, 1].mean())
+    assert result["accuracy"] == pytest.approx(np.mean(preds == labels))
+    counted = [[np.sum((labels == t) & (preds == p)) for p in range(num_classes)] for t in range(num_classes)]
+    np.testing.assert_array_equal(result["confusion_matrix"], counted)
 
 
 def test_single_class_auc_is_nan_with_warning() -> None:
-    with pytest.warns(UserWarning, match="AUC is undefined"):
+    with pytest.warns(UserWarning, match="skip AUC computation"):
         result = classification_metrics([1, 1], [[0.2, 0.8], [0.6, 0.4]], num_classes=2)
     assert np.isnan(result["auc"]) and np.isnan(result["specificity"])
     assert result["sensitivity"] == pytest.approx(0.5)
+
+
+def test_macro_auc_skips_a_class_missing_from_the_labels() -> None:
+    """MONAI's own macro average is NaN here; the classes that are present still give an AUC."""
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.4, 0.1], [0.1, 0.5, 0.4]])
+    with pytest.warns(UserWarning, match="skip AUC computation"):
+        monai_macro = compute_roc_auc(torch.from_numpy(probs), torch.eye(3)[labels], average="macro")
+        result = classification_metrics(labels, probs, num_classes=3)
+    assert np.isnan(monai_macro)
+    present = [_pairwise_auc(labels == c, probs[:, c]) for c in (0, 1)]
+    assert result["auc"] == pytest.approx(np.mean(present)) and np.isfinite(result["auc"])
 
 
 def test_multiclass_macro_metrics_by_hand() -> None:
@@ -76,6 +111,8 @@ def test_confusion_matrix_and_input_checks() -> None:
         classification_metrics([0, 1], [[0.5, 0.5]], num_classes=2)
     with pytest.raises(ValueError, match="labels must lie"):
         classification_metrics([0, 2], [[0.5, 0.5]] * 2, num_classes=2)
+    with pytest.raises(ValueError, match="no samples"):
+        classification_metrics([], np.zeros((0, 2)), num_classes=2)
 
 
 def test_patient_aggregation_by_mean_softmax() -> None:
