@@ -6,7 +6,7 @@ MedMNIST v2 paper's ResNet-18 (28) figures, the anchors the issue sets.
 
 Usage::
 
-    python scripts/experiments/medmnist_results.py --runs runs/experiments/medmnist-small \\
+    python scripts/experiments/medmnist_results.py --runs runs/experiments/medmnist \\
         --datasets pneumoniamnist breastmnist --out bundles/abn_classification/docs/results/medmnist.json
 """
 
