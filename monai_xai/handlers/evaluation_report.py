@@ -13,7 +13,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
-from monai_xai.files import atomic_write_text
+from monai_xai.utils import atomic_write_text
 
 __all__ = ["EvaluationReport", "flatten_report"]
 

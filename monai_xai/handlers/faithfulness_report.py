@@ -115,7 +115,7 @@ class FaithfulnessReport:
         self.network.train(was_training)
 
     def _report(self, engine: Engine) -> None:
-        from monai_xai.files import atomic_write_text
+        from monai_xai.utils import atomic_write_text
         from monai_xai.visualize import deletion_insertion_figure, save_figure
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
