@@ -85,7 +85,7 @@ class CorrectionCandidates:
     def _collect(self, engine: Engine) -> None:
         from monai_xai.handlers.evaluation_report import _batch_strings
         from monai_xai.metrics import energy_inside_mask, map_mse
-        from monai_xai.networks.nets.abn import upsample_attention
+        from monai_xai.utils import upsample_attention
 
         out = engine.state.output
         if ATTENTION_MAP not in out:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_xai.utils.modes import CLASSIFIER_MODES, RESNET_MODES
+from monai_xai.utils import CLASSIFIER_MODES, RESNET_MODES
 
 from .abn_loss import ABN_LOSS_MODES, ABNLoss, AttentionMapLoss
 from .centernet_loss import CenterNetLoss, penalty_reduced_focal_loss

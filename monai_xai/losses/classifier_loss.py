@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from monai_xai.utils.modes import CLASSIFIER_MODES
+from monai_xai.utils import CLASSIFIER_MODES
 
 __all__ = ["ClassifierLoss", "get_classifier_loss"]
 

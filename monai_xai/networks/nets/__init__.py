@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_xai.utils.resize import resize_attention, upsample_attention
+from monai_xai.utils import resize_attention, upsample_attention
 
 from .abn import (
     ABNOutput,

@@ -23,7 +23,7 @@ from monai_xai.networks.nets.resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
-from monai_xai.utils.resize import upsample_attention
+from monai_xai.utils import upsample_attention
 
 __all__ = ["MultiScaleABNOutput", "MultiScaleAttentionBranchNetwork"]
 
