@@ -7,6 +7,7 @@ from monai_xai.handlers.alpha_scheduler import (
     get_alpha_schedule,
 )
 from monai_xai.handlers.attention_overlay import AttentionOverlayHandler
+from monai_xai.handlers.base import ReportHandler
 from monai_xai.handlers.checkpoint import BestModelSaver, ResumableCheckpointer
 from monai_xai.handlers.collapse_monitor import EmbeddingStdMetric
 from monai_xai.handlers.correction_candidates import CorrectionCandidates, save_map
@@ -63,6 +64,7 @@ __all__ = [
     "FaithfulnessReport",
     "LossAveragesMetric",
     "PredictionWriter",
+    "ReportHandler",
     "ResumableCheckpointer",
     "ResumableMLFlowHandler",
     "get_alpha_schedule",
