@@ -23,7 +23,6 @@ _SUBMODULES = (
     "editor",
     "engines",
     "errors",
-    "files",
     "flags",
     "handlers",
     "losses",
@@ -32,6 +31,7 @@ _SUBMODULES = (
     "networks",
     "tracking",
     "transforms",
+    "utils",
     "visualize",
 )
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 from pathlib import Path
 
 from PIL import Image
 
 from monai_xai.data.coco import clean_detection_datalist, masks_to_coco
 from monai_xai.errors import InputError
+from monai_xai.utils import atomic_write_json
 
 
 def read_items(args: argparse.Namespace) -> list[dict]:
@@ -77,10 +77,7 @@ def main() -> None:
     )  # fmt: skip
     for image, item in zip(coco["images"], kept):
         image["orig_height"], image["orig_width"] = item["size"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(coco))
-    os.replace(tmp, args.out)
+    atomic_write_json(args.out, coco)
     report_path = args.out.with_suffix(".report.json")
     report_path.write_text(json.dumps(report, indent=2))
     print(

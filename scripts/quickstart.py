@@ -235,8 +235,8 @@ def main() -> None:
     import torch
 
     from monai_xai.data.synthetic import marker_region
-    from monai_xai.files import atomic_write_text
     from monai_xai.tracking import log_to_run
+    from monai_xai.utils import atomic_write_text
     from monai_xai.visualize import explanation_grid_figure, save_figure
 
     common = {"dataset_dir": str(args.data), "max_epochs": args.epochs}

@@ -64,10 +64,10 @@ def _scores(eval_dir: Path) -> dict[str, float]:
 
 
 def _curves_figure(results: Sequence[dict], path: Path) -> Path:
+    from monai_xai.utils import pyplot
     from monai_xai.visualize import save_figure
-    from monai_xai.visualize.figures import _plt
 
-    plt = _plt()
+    plt = pyplot()
     keys = [k for k in ("accuracy", "kappa", "map_mse") if any(k in r for r in results)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):

@@ -19,7 +19,7 @@ from pathlib import Path
 from monai_xai.data.dedup import group_near_duplicates
 from monai_xai.data.splits import split_indices
 from monai_xai.data.tabular import csv_datalist
-from monai_xai.files import atomic_write_text
+from monai_xai.utils import atomic_write_text
 
 __all__ = ["main", "write_split_file"]
 

@@ -135,8 +135,8 @@ class DeployedABN:
 
     def predict(self, source: str | os.PathLike) -> ABNPrediction:
         """Classify one file or DICOM series folder with the bundle's own inference preprocessing."""
-        from monai_xai.networks import upsample_attention
         from monai_xai.transforms import LoadImageOrArrayd
+        from monai_xai.utils import upsample_attention
 
         loaded = LoadImageOrArrayd(keys=["image"])({"image": source})
         try:

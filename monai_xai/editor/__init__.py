@@ -11,7 +11,7 @@ The web app (:func:`create_app`) needs the ``editor`` extra (FastAPI, uvicorn) a
 """
 
 from monai_xai.editor.app import create_app
-from monai_xai.editor.datalist import CorrectionTable, atomic_write_text
+from monai_xai.editor.datalist import CorrectionTable
 from monai_xai.editor.session import ORDERS, SPLITS, EditorSession, RequestError, encode_png, load_session
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "CorrectionTable",
     "EditorSession",
     "RequestError",
-    "atomic_write_text",
     "create_app",
     "encode_png",
     "load_session",

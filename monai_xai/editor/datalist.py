@@ -20,9 +20,9 @@ from pathlib import Path
 
 from monai_xai.data.corrections import CORRECTED_MAP_KEY
 from monai_xai.errors import InputError
-from monai_xai.files import atomic_write_text
+from monai_xai.utils import atomic_write_text
 
-__all__ = ["CorrectionTable", "atomic_write_text"]
+__all__ = ["CorrectionTable"]
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from monai_xai.editor.datalist import CorrectionTable
 from monai_xai.errors import InputError
 from monai_xai.handlers.correction_candidates import save_map
 from monai_xai.metrics import map_mse
-from monai_xai.networks.nets.abn import upsample_attention
 from monai_xai.transforms import LoadImageOrArrayd
+from monai_xai.utils import upsample_attention
 
 __all__ = ["ORDERS", "SPLITS", "EditorSession", "RequestError", "encode_png", "load_session"]
 

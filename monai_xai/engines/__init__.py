@@ -20,7 +20,6 @@ from monai_xai.engines.outputs import (
     HAS_MASK,
     LOSS_PARTS,
     MASK,
-    split_network_output,
 )
 from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
@@ -50,5 +49,4 @@ __all__ = [
     "MASK",
     "AttentionEvaluator",
     "AttentionSupervisedTrainer",
-    "split_network_output",
 ]

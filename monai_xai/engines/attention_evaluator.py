@@ -6,8 +6,9 @@ from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_xai.engines.outputs import batch_to_device, split_network_output
+from monai_xai.engines.outputs import batch_to_device
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionEvaluator"]
 

@@ -10,8 +10,9 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
-from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device, split_network_output
+from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionSupervisedTrainer"]
 

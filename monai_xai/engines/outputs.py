@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from monai_xai.networks.outputs import ATTENTION_LOGITS, ATTENTION_MAP
+
 __all__ = [
     "ATTENTION_LOGITS",
     "ATTENTION_MAP",
@@ -11,29 +13,11 @@ __all__ = [
     "MASK",
     "HAS_MASK",
     "batch_to_device",
-    "split_network_output",
 ]
 
-ATTENTION_LOGITS = "attention_logits"
-ATTENTION_MAP = "attention_map"
 LOSS_PARTS = "loss_parts"
 MASK = "mask"
 HAS_MASK = "has_mask"
-
-
-def split_network_output(output) -> dict[str, torch.Tensor]:
-    """Name the parts of a network's output: ``pred`` always, attention parts when the network has them.
-
-    A plain classifier returns logits; an attention branch network returns an object with
-    ``perception_logits``, ``attention_logits`` and ``attention_map``.
-    """
-    if isinstance(output, torch.Tensor):
-        return {"pred": output}
-    return {
-        "pred": output.perception_logits,
-        ATTENTION_LOGITS: output.attention_logits,
-        ATTENTION_MAP: output.attention_map,
-    }
 
 
 def batch_to_device(

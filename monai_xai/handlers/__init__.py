@@ -7,7 +7,8 @@ from monai_xai.handlers.alpha_scheduler import (
     get_alpha_schedule,
 )
 from monai_xai.handlers.attention_overlay import AttentionOverlayHandler
-from monai_xai.handlers.checkpoint import BestModelSaver, ResumableCheckpointer, atomic_save
+from monai_xai.handlers.base import ReportHandler
+from monai_xai.handlers.checkpoint import BestModelSaver, ResumableCheckpointer
 from monai_xai.handlers.collapse_monitor import EmbeddingStdMetric
 from monai_xai.handlers.correction_candidates import CorrectionCandidates, save_map
 from monai_xai.handlers.counterfactual_report import CounterfactualReport
@@ -63,9 +64,9 @@ __all__ = [
     "FaithfulnessReport",
     "LossAveragesMetric",
     "PredictionWriter",
+    "ReportHandler",
     "ResumableCheckpointer",
     "ResumableMLFlowHandler",
-    "atomic_save",
     "get_alpha_schedule",
     "save_map",
 ]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
 
 from monai_xai.engines.outputs import ATTENTION_MAP, MASK
+from monai_xai.handlers.base import ReportHandler
+from monai_xai.utils import atomic_write_bytes
 
 __all__ = ["AttentionOverlayHandler"]
 
 
-class AttentionOverlayHandler:
+class AttentionOverlayHandler(ReportHandler):
     """Overlay figure of the first ``n_images`` items an evaluator sees (use an unshuffled loader).
 
     Written to ``<output_dir>/val_attention_epoch<NNN>.png`` and ``val_attention_latest.png`` so
@@ -21,22 +22,20 @@ class AttentionOverlayHandler:
     Does nothing for networks without an attention map.
     """
 
+    reset_event = Events.EPOCH_STARTED
+    write_event = Events.EPOCH_COMPLETED
+
     def __init__(
         self, output_dir: str | os.PathLike, n_images: int = 8, class_names: list[str] | None = None
     ):
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir)
         self.n_images = n_images
         self.class_names = class_names
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._save)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self._items: list[tuple] = []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         out = engine.state.output
         if ATTENTION_MAP not in out or len(self._items) >= self.n_images:
             return
@@ -51,7 +50,7 @@ class AttentionOverlayHandler:
             return "?"
         return self.class_names[index] if self.class_names else str(index)
 
-    def _save(self, engine: Engine) -> None:
+    def write(self, engine: Engine) -> None:
         if not self._items:
             return
         from monai_xai.visualize import attention_overlay_figure, save_figure
@@ -64,7 +63,4 @@ class AttentionOverlayHandler:
         has_masks = all(m is not None for m in masks)
         fig = attention_overlay_figure(images, maps, masks if has_masks else None, titles)
         path = save_figure(fig, self.output_dir / f"val_attention_epoch{engine.state.epoch:03d}.png")
-        latest = self.output_dir / "val_attention_latest.png"
-        tmp = latest.with_name(".val_attention_latest.tmp.png")
-        tmp.write_bytes(path.read_bytes())
-        os.replace(tmp, latest)
+        atomic_write_bytes(self.output_dir / "val_attention_latest.png", path.read_bytes())

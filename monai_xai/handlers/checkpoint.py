@@ -13,27 +13,11 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
 from monai_xai.flags import as_bool
+from monai_xai.utils import atomic_save
 
-__all__ = ["atomic_save", "ResumableCheckpointer", "BestModelSaver"]
+__all__ = ["ResumableCheckpointer", "BestModelSaver"]
 
 logger = logging.getLogger(__name__)
-
-
-def atomic_save(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flushed, then renamed over ``path``.
-
-    A crash mid-write leaves the previous checkpoint intact instead of a truncated file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
 
 
 def _state_dict(obj) -> dict:

@@ -8,16 +8,17 @@ which the active-learning strategies rank.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
+from monai_xai.handlers.base import ReportHandler
+from monai_xai.utils import atomic_path, batch_strings, upsample_attention
 
 __all__ = ["CorrectionCandidates", "save_map"]
 
@@ -33,21 +34,19 @@ def save_map(attention_map: torch.Tensor | np.ndarray, stem: str | os.PathLike) 
     if suffix is None:
         raise ValueError(f"a map must be 2D or 3D, got shape {array.shape}")
     path = Path(f"{os.fspath(stem)}{suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp_{path.name}")
-    if array.ndim == 2:
-        from PIL import Image
+    with atomic_path(path) as tmp:
+        if array.ndim == 2:
+            from PIL import Image
 
-        Image.fromarray(np.round(array * 255).astype(np.uint8)).save(tmp, format="PNG")
-    else:
-        import nibabel as nib
+            Image.fromarray(np.round(array * 255).astype(np.uint8)).save(tmp, format="PNG")
+        else:
+            import nibabel as nib
 
-        nib.save(nib.Nifti1Image(array, np.eye(4)), tmp)
-    os.replace(tmp, path)
+            nib.save(nib.Nifti1Image(array, np.eye(4)), tmp)
     return path
 
 
-class CorrectionCandidates:
+class CorrectionCandidates(ReportHandler):
     """Evaluator handler: ``records.csv`` for every sample, ``candidates.csv`` and maps for those to correct.
 
     Args:
@@ -68,24 +67,17 @@ class CorrectionCandidates:
         energy_threshold: float = 0.5,
         write_maps: bool = True,
     ) -> None:
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir)
         self.class_names = list(class_names)
         self.energy_threshold = float(energy_threshold)
         self.write_maps = write_maps
         self.rows: list[dict] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self.rows = []
 
-    def _collect(self, engine: Engine) -> None:
-        from monai_xai.handlers.evaluation_report import _batch_strings
+    def collect(self, engine: Engine) -> None:
         from monai_xai.metrics import energy_inside_mask, map_mse
-        from monai_xai.networks.nets.abn import upsample_attention
 
         out = engine.state.output
         if ATTENTION_MAP not in out:
@@ -103,7 +95,7 @@ class CorrectionCandidates:
             )
             mse = torch.where(has_mask, map_mse(maps, masks), mse)
             energy = torch.where(has_mask, energy_inside_mask(maps, masks), energy)
-        sources = _batch_strings(engine.state.batch, "source", n)
+        sources = batch_strings(engine.state.batch, "source", n)
         for i in range(n):
             pred = int(probs[i].argmax())
             reason = ""
@@ -126,16 +118,7 @@ class CorrectionCandidates:
                 row["map"] = str(save_map(maps[i], self.output_dir / "maps" / stem))
             self.rows.append(row)
 
-    def _write(self, engine: Engine) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for name, rows in (
-            ("records.csv", self.rows),
-            ("candidates.csv", [r for r in self.rows if r["reason"]]),
-        ):
-            path = self.output_dir / name
-            tmp = path.with_name(f".{name}.tmp")
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(self.rows[0]) if self.rows else ["source"])
-                writer.writeheader()
-                writer.writerows(rows)
-            os.replace(tmp, path)
+    def write(self, engine: Engine) -> None:
+        columns = list(self.rows[0]) if self.rows else ["source"]
+        self.save_csv("records.csv", columns, self.rows)
+        self.save_csv("candidates.csv", columns, [r for r in self.rows if r["reason"]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -10,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
+
+from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["CounterfactualReport"]
 
@@ -21,15 +22,15 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_")
 
 
-class CounterfactualReport:
+class CounterfactualReport(ReportHandler):
     """Collects a :class:`~monai_xai.engines.CounterfactualEvaluator` pass and writes its report.
 
     Per image (the first ``n_panels``, all when ``None``): a PNG panel (input, attention, A*G, translation,
     difference, Grad-CAM++), and for 3D the volumes as NIfTI. At the end: ``metrics.json`` (classifier
     metrics, confusion matrices before/after translation, flip rate, attention vs Grad-CAM++ correlation
     and top-k IoU, and agreement with expert masks when the items carry them), ``predictions.json``,
-    confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when a
-    ``tracking_uri`` is given.
+    confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when
+    ``tracking_uri`` and ``run_name`` are given.
     """
 
     def __init__(
@@ -44,16 +45,10 @@ class CounterfactualReport:
         experiment_name: str | None = None,
         run_name: str | None = None,
     ) -> None:
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.class_names = list(class_names)
         self.n_panels, self.n_overview, self.topk_fraction = n_panels, n_overview, topk_fraction
         self.split_name = split_name
-        self.tracking = (tracking_uri, experiment_name, run_name)
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
 
     def reset(self, engine: Engine | None = None) -> None:
         self.records: dict[str, list] = {}
@@ -145,9 +140,8 @@ class CounterfactualReport:
         from monai_xai.visualize import confusion_matrix_figure, save_figure
         from monai_xai.visualize.counterfactual import counterfactual_figure
 
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         metrics = self.compute()
-        _write_json(self.output_dir / "metrics.json", metrics)
+        self.save_json("metrics.json", metrics)
         cat_before, cat_after = torch.cat(self.records["pred"]), torch.cat(self.records["pred_after"])
         predictions = [
             {
@@ -169,7 +163,7 @@ class CounterfactualReport:
                 )
             )
         ]
-        _write_json(self.output_dir / "predictions.json", predictions)
+        self.save_json("predictions.json", predictions)
         figures = self.output_dir / "figures"
         for when in ("before", "after"):
             if f"confusion_{when}" in metrics:
@@ -194,11 +188,6 @@ class CounterfactualReport:
         return metrics
 
     def _log(self, metrics: dict) -> None:
-        tracking_uri, experiment_name, run_name = self.tracking
-        if tracking_uri is None:
-            return
-        from monai_xai.tracking import log_to_run
-
         flat = {}
         for key, value in metrics.items():
             if isinstance(value, dict):
@@ -209,17 +198,8 @@ class CounterfactualReport:
                         flat[f"{key}_{sub}"] = inner
             elif isinstance(value, int | float):
                 flat[key] = value
-        log_to_run(
-            tracking_uri,
-            experiment_name,
-            run_name,
-            metrics={f"{self.split_name}_{k}": v for k, v in flat.items()},
-            artifacts=[self.output_dir / "figures", self.output_dir / "metrics.json"],
-            artifact_path=f"counterfactual_{self.split_name}",
+        self.log(
+            {f"{self.split_name}_{k}": v for k, v in flat.items()},
+            [self.output_dir / "figures", self.output_dir / "metrics.json"],
+            f"counterfactual_{self.split_name}",
         )
-
-
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)

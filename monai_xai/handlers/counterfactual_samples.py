@@ -9,15 +9,17 @@ from pathlib import Path
 import torch
 from ignite.engine import Engine, Events
 
+from monai_xai.handlers.base import ReportHandler
+
 __all__ = ["CounterfactualSamplesHandler"]
 
 
-class CounterfactualSamplesHandler:
+class CounterfactualSamplesHandler(ReportHandler):
     """Every ``interval`` epochs, panels of the last batch's translations in both directions.
 
     Reads ``x``, ``y`` (in [-1, 1]) and the ``x_to_y``/``y_to_x`` translations from the output of an
     :class:`~monai_xai.engines.AGCycleGANTrainer`; writes ``<output_dir>/samples_epochNNN.png`` and logs it to
-    the MLflow run ``run_name`` when a ``tracking_uri`` is given.
+    the MLflow run ``run_name`` when ``tracking_uri`` and ``run_name`` are given.
     """
 
     def __init__(
@@ -30,14 +32,14 @@ class CounterfactualSamplesHandler:
         experiment_name: str | None = None,
         run_name: str | None = None,
     ) -> None:
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.class_names, self.n_images, self.interval = list(class_names), n_images, interval
-        self.tracking = (tracking_uri, experiment_name, run_name)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
+        """Register :meth:`write` every ``interval`` epochs of ``engine`` (a trainer)."""
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self.write)
 
-    def __call__(self, engine: Engine) -> Path:
+    def write(self, engine: Engine) -> Path:
         from monai_xai.networks.nets.agcyclegan import to_classifier_range
         from monai_xai.visualize import save_figure
         from monai_xai.visualize.counterfactual import counterfactual_figure
@@ -57,9 +59,5 @@ class CounterfactualSamplesHandler:
             rows["image"], rows["attention"], rows["generated"], rows["fake"], titles=titles
         )
         path = save_figure(fig, self.output_dir / f"samples_epoch{engine.state.epoch:03d}.png")
-        tracking_uri, experiment_name, run_name = self.tracking
-        if tracking_uri is not None:
-            from monai_xai.tracking import log_to_run
-
-            log_to_run(tracking_uri, experiment_name, run_name, artifacts=[path], artifact_path="samples")
+        self.log(artifacts=[path], artifact_path="samples")
         return path

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from ignite.engine import Engine, Events
 
 from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.detection import DETECTIONS
+from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["DetectionOverlayHandler"]
 
 
-class DetectionOverlayHandler:
+class DetectionOverlayHandler(ReportHandler):
     """Save ``<output_dir>/<name>_epoch###.png`` (and ``<name>_latest.png``) for the first ``n_images``.
 
     Predictions under ``score_threshold`` are left out so that the figure shows what a user would see.
     The files land in the figures folder that the bundle logs to MLflow.
     """
+
+    reset_event = Events.EPOCH_STARTED
+    write_event = Events.EPOCH_COMPLETED
 
     def __init__(
         self,
@@ -29,18 +32,14 @@ class DetectionOverlayHandler:
         score_threshold: float = 0.3,
         name: str = "val_detections",
     ):
-        self.output_dir, self.class_names = Path(output_dir), list(class_names)
+        super().__init__(output_dir)
+        self.class_names = list(class_names)
         self.n_images, self.score_threshold, self.name = n_images, score_threshold, name
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._save)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self._overlays: list = []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         from monai_xai.visualize.detection import detection_overlay
 
         out = engine.state.output
@@ -59,7 +58,7 @@ class DetectionOverlayHandler:
                 )  # fmt: skip
             )
 
-    def _save(self, engine: Engine) -> None:
+    def write(self, engine: Engine) -> None:
         from monai_xai.visualize.detection import overlay_grid, save_png
 
         if not self._overlays:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.detection import DETECTIONS
+from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["DetectionReport", "flatten_detection_report"]
-
-
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]:
@@ -34,7 +26,7 @@ def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]
     return flat
 
 
-class DetectionReport:
+class DetectionReport(ReportHandler):
     """Collects one pass of a :class:`~monai_xai.engines.CenterNetEvaluator` and writes the study's report.
 
     ``metrics.json`` (COCO AP, the F1-optimal threshold and its curve, the IoU-0.25 confusion matrix with
@@ -54,22 +46,17 @@ class DetectionReport:
         experiment_name: str = "centernet_detection",
         run_name: str | None = None,
     ):
-        self.output_dir, self.class_names = Path(output_dir), list(class_names)
+        super().__init__(output_dir, tracking_uri, experiment_name, run_name)
+        self.class_names = list(class_names)
         self.n_overlays, self.split_name, self.iou_threshold = n_overlays, split_name, iou_threshold
-        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._report)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self._predictions: list[dict] = []
         self._targets: list[dict] = []
         self._sources: list[str] = []
         self._images: list = []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         out = engine.state.output
         n = len(out[DETECTIONS])
         self._predictions += out[DETECTIONS]
@@ -77,13 +64,13 @@ class DetectionReport:
         self._sources += [str(s) for s in out.get("source", [""] * n)]
         self._images += [img.cpu() for img in out["image"][: max(0, self.n_overlays - len(self._images))]]
 
-    def _report(self, engine: Engine) -> None:
+    def write(self, engine: Engine) -> None:
         from monai_xai.metrics.detection import detection_report
 
         report = detection_report(self._predictions, self._targets, self.class_names, self.iou_threshold)
-        _write_json(self.output_dir / "metrics.json", report)
-        _write_json(
-            self.output_dir / "predictions.json",
+        self.save_json("metrics.json", report)
+        self.save_json(
+            "predictions.json",
             [
                 {"source": src, "boxes": p["boxes"].tolist(), "scores": p["scores"].tolist(),
                  "classes": [self.class_names[int(c)] for c in p["labels"]]}
@@ -92,14 +79,9 @@ class DetectionReport:
         )  # fmt: skip
         self._figures(report)
         self.results = report
-        if self.tracking_uri and self.run_name:
-            from monai_xai.tracking import log_to_run
-
-            log_to_run(
-                self.tracking_uri, self.experiment_name, self.run_name,
-                metrics=flatten_detection_report(report, prefix=f"{self.split_name}_"),
-                artifacts=[self.output_dir], artifact_path=self.split_name,
-            )  # fmt: skip
+        self.log(
+            flatten_detection_report(report, prefix=f"{self.split_name}_"), [self.output_dir], self.split_name
+        )
 
     def _figures(self, report: dict) -> None:
         from monai_xai.visualize import confusion_matrix_figure, save_figure

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.engines.detection import DETECTIONS
+from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["DetectionWriter"]
 
 
-class DetectionWriter:
+class DetectionWriter(ReportHandler):
     """``<output_dir>/detections.json`` and ``<output_dir>/overlays/<stem>.png`` for unlabeled images.
 
     Per image: its source, the network input size, and the boxes scoring at least ``score_threshold``
@@ -29,18 +29,14 @@ class DetectionWriter:
         score_threshold: float = 0.3,
         overlays: bool = True,
     ):
-        self.output_dir, self.class_names = Path(output_dir), list(class_names)
+        super().__init__(output_dir)
+        self.class_names = list(class_names)
         self.score_threshold, self.overlays = float(score_threshold), overlays
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self.records: list[dict] = []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         from monai_xai.visualize.detection import detection_overlay, save_png
 
         out = engine.state.output
@@ -67,11 +63,5 @@ class DetectionWriter:
                 record["overlay"] = str(path)
             self.records.append(record)
 
-    def _write(self, engine: Engine) -> None:
-        path = self.output_dir / "detections.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".detections.json.tmp")
-        tmp.write_text(
-            json.dumps({"score_threshold": self.score_threshold, "images": self.records}, indent=2)
-        )
-        os.replace(tmp, path)
+    def write(self, engine: Engine) -> None:
+        self.save_json("detections.json", {"score_threshold": self.score_threshold, "images": self.records})

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
-from monai_xai.files import atomic_write_text
+from monai_xai.handlers.base import ReportHandler
+from monai_xai.utils import batch_strings
 
 __all__ = ["EvaluationReport", "flatten_report"]
-
-
-def _batch_strings(batch: dict, key: str, n: int) -> list[str]:
-    value = batch.get(key)
-    if value is None and key == "source":
-        image = batch.get("image")
-        value = getattr(image, "meta", {}).get("filename_or_obj") if image is not None else None
-    if value is None:
-        return [""] * n
-    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] * n
 
 
 def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -43,7 +31,7 @@ def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
     return flat
 
 
-class EvaluationReport:
+class EvaluationReport(ReportHandler):
     """Collects one pass of an :class:`~monai_xai.engines.AttentionEvaluator` and writes the report.
 
     Writes ``predictions.csv``, ``metrics.json`` (image level, patient level when items carry a
@@ -66,33 +54,27 @@ class EvaluationReport:
         experiment_name: str = "monai_xai",
         run_name: str | None = None,
     ):
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.saliency_fns = saliency_fns or {}
         self.n_overlays = n_overlays
         self.split_name = split_name
-        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
         self.results: dict = {}
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._report)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self._probs, self._labels, self._sources, self._patients = [], [], [], []
         self._maps: dict[str, list[torch.Tensor]] = {}
         self._masks: list[torch.Tensor] = []
         self._overlay_items: list[tuple] = []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         out, batch = engine.state.output, engine.state.batch
         n = len(out["pred"])
         self._probs.append(torch.softmax(out["pred"].detach().float(), dim=1).cpu())
         self._labels.append(out["label"].cpu() if "label" in out else torch.full((n,), -1))
-        self._sources += _batch_strings(batch, "source", n)
-        self._patients += _batch_strings(batch, "patient", n)
+        self._sources += batch_strings(batch, "source", n)
+        self._patients += batch_strings(batch, "patient", n)
         maps = {}
         if ATTENTION_MAP in out:
             maps["attention"] = out[ATTENTION_MAP].detach().float().cpu()
@@ -108,10 +90,9 @@ class EvaluationReport:
             mask = out[MASK][i].cpu() if MASK in out else None
             self._overlay_items.append((out["image"][i].cpu(), {k: v[i] for k, v in maps.items()}, mask))
 
-    def _report(self, engine: Engine) -> None:
+    def write(self, engine: Engine) -> None:
         from monai_xai.metrics import attention_agreement, classification_metrics, patient_level_metrics
 
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         probs = torch.cat(self._probs).numpy()
         labels = torch.cat(self._labels).numpy()
         labelled = labels >= 0
@@ -135,30 +116,18 @@ class EvaluationReport:
                 for name, maps in self._maps.items()
             }
         self._write_predictions(probs, labels)
-        atomic_write_text(self.output_dir / "metrics.json", json.dumps(metrics, indent=2))
+        self.save_json("metrics.json", metrics)
         self._write_figures(metrics, probs, labels)
         self.results = metrics
-        if self.tracking_uri and self.run_name:
-            from monai_xai.tracking import log_to_run
-
-            log_to_run(
-                self.tracking_uri,
-                self.experiment_name,
-                self.run_name,
-                metrics=flatten_report(metrics, prefix=f"{self.split_name}_"),
-                artifacts=[self.output_dir],
-                artifact_path=self.split_name,
-            )
+        self.log(flatten_report(metrics, prefix=f"{self.split_name}_"), [self.output_dir], self.split_name)
 
     def _write_predictions(self, probs: np.ndarray, labels: np.ndarray) -> None:
-        path = self.output_dir / "predictions.csv"
-        tmp = path.with_name(".predictions.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["source", "patient", "label", "pred", *[f"prob_{c}" for c in self.class_names]])
-            for src, pat, lab, p in zip(self._sources, self._patients, labels, probs):
-                writer.writerow([src, pat, int(lab), int(p.argmax()), *[f"{x:.5f}" for x in p]])
-        os.replace(tmp, path)
+        columns = ["source", "patient", "label", "pred", *[f"prob_{c}" for c in self.class_names]]
+        rows = (
+            dict(zip(columns, [src, pat, int(lab), int(p.argmax()), *[f"{x:.5f}" for x in p]]))
+            for src, pat, lab, p in zip(self._sources, self._patients, labels, probs)
+        )
+        self.save_csv("predictions.csv", columns, rows)
 
     def _write_figures(self, metrics: dict, probs: np.ndarray, labels: np.ndarray) -> None:
         from monai_xai.visualize import (

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.engines.outputs import ATTENTION_MAP
+from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["FaithfulnessReport"]
 
@@ -24,7 +23,7 @@ def _plain(value):
     return value.as_tensor() if hasattr(value, "as_tensor") else value
 
 
-class FaithfulnessReport:
+class FaithfulnessReport(ReportHandler):
     """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json``, a curve figure and
     MLflow metrics ``<split>_<method>_{deletion,insertion}_auc``.
 
@@ -52,8 +51,8 @@ class FaithfulnessReport:
         experiment_name: str = "monai_xai",
         run_name: str | None = None,
     ) -> None:
+        super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.network = network
-        self.output_dir = Path(output_dir)
         self.saliency_fns = dict(saliency_fns or {})
         unknown = [m for m in methods if m != OWN_MAP and m not in self.saliency_fns]
         if unknown:
@@ -64,15 +63,9 @@ class FaithfulnessReport:
         self.steps, self.baseline, self.batch_size = steps, baseline, batch_size
         self.max_images = max_images
         self.split_name = split_name
-        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
         self.results: dict = {}
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._report)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self._curves: dict[str, dict[str, list[torch.Tensor]]] = {
             m: {"deletion": [], "insertion": []} for m in self.methods
         }
@@ -86,7 +79,7 @@ class FaithfulnessReport:
         logits = PerceptionLogits(self.network) if ATTENTION_MAP in output else self.network
         return inference_optimised(logits, example)
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         from monai_xai.metrics import deletion_insertion
 
         if self.max_images is not None and self._seen >= self.max_images:
@@ -114,11 +107,9 @@ class FaithfulnessReport:
                 self._curves[method][mode].append(result.curves.cpu())
         self.network.train(was_training)
 
-    def _report(self, engine: Engine) -> None:
-        from monai_xai.files import atomic_write_text
+    def write(self, engine: Engine) -> None:
         from monai_xai.visualize import deletion_insertion_figure, save_figure
 
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         report: dict = {"steps": self.steps, "baseline": self.baseline, "n_images": self._seen}
         mean_curves: dict[str, dict[str, np.ndarray]] = {}
         for method, by_mode in self._curves.items():
@@ -132,24 +123,15 @@ class FaithfulnessReport:
                 report[method][f"{mode}_auc"] = float(auc.mean())
                 report[method][f"{mode}_auc_sd"] = float(auc.std()) if len(auc) > 1 else 0.0
                 mean_curves[method][mode] = stacked.mean(0).numpy()
-        atomic_write_text(self.output_dir / "faithfulness.json", json.dumps(report, indent=2))
-        fig = deletion_insertion_figure(mean_curves)
-        figure = save_figure(fig, self.output_dir / "deletion_insertion.png")
+        path = self.save_json("faithfulness.json", report)
+        figure = save_figure(
+            deletion_insertion_figure(mean_curves), self.output_dir / "deletion_insertion.png"
+        )
         self.results = report
-        if self.tracking_uri and self.run_name:
-            from monai_xai.tracking import log_to_run
-
-            metrics = {
-                f"{self.split_name}_{method}_{key}": value
-                for method in self.methods
-                for key, value in report[method].items()
-                if not key.endswith("_sd")
-            }
-            log_to_run(
-                self.tracking_uri,
-                self.experiment_name,
-                self.run_name,
-                metrics=metrics,
-                artifacts=[self.output_dir / "faithfulness.json", figure],
-                artifact_path=self.split_name,
-            )
+        metrics = {
+            f"{self.split_name}_{method}_{key}": value
+            for method in self.methods
+            for key, value in report[method].items()
+            if not key.endswith("_sd")
+        }
+        self.log(metrics, [path, figure], self.split_name)

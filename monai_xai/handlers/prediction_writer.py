@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from monai_xai.engines.outputs import ATTENTION_MAP
+from monai_xai.handlers.base import ReportHandler
+from monai_xai.utils import batch_strings
 
 __all__ = ["PredictionWriter"]
 
 
-class PredictionWriter:
+class PredictionWriter(ReportHandler):
     """Collect predictions of an evaluator over unlabeled images and save them.
 
     ``<output_dir>/predictions.json`` lists, per image, its source, the predicted class and the
@@ -24,25 +25,19 @@ class PredictionWriter:
     """
 
     def __init__(self, output_dir: str | os.PathLike, class_names: Sequence[str], overlays: bool = True):
-        self.output_dir = Path(output_dir)
+        super().__init__(output_dir)
         self.class_names = list(class_names)
         self.overlays = overlays
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
-    def _reset(self, engine: Engine) -> None:
+    def reset(self, engine: Engine) -> None:
         self.records: list[dict] = []
 
-    def _collect(self, engine: Engine) -> None:
-        from monai_xai.handlers.evaluation_report import _batch_strings
+    def collect(self, engine: Engine) -> None:
         from monai_xai.visualize import attention_overlay_figure, save_figure
 
         out = engine.state.output
         probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
-        sources = _batch_strings(engine.state.batch, "source", len(probs))
+        sources = batch_strings(engine.state.batch, "source", len(probs))
         for i, (src, p) in enumerate(zip(sources, probs)):
             k = int(p.argmax())
             record = {
@@ -60,9 +55,5 @@ class PredictionWriter:
                 record["overlay"] = str(save_figure(fig, self.output_dir / "overlays" / f"{stem}.png"))
             self.records.append(record)
 
-    def _write(self, engine: Engine) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / "predictions.json"
-        tmp = path.with_name(".predictions.json.tmp")
-        tmp.write_text(json.dumps(self.records, indent=2))
-        os.replace(tmp, path)
+    def write(self, engine: Engine) -> None:
+        self.save_json("predictions.json", self.records)

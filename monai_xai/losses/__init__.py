@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from monai_xai.utils import CLASSIFIER_MODES, RESNET_MODES
+
 from .abn_loss import ABN_LOSS_MODES, ABNLoss, AttentionMapLoss
 from .centernet_loss import CenterNetLoss, penalty_reduced_focal_loss
-from .classifier_loss import CLASSIFIER_MODES, RESNET_MODES, ClassifierLoss, get_classifier_loss
+from .classifier_loss import ClassifierLoss, get_classifier_loss
 from .gan_loss import GAN_LOSSES, BCEGANLoss, GANLoss, LeastSquaresGANLoss, get_gan_loss
 from .multiscale_abn_loss import MultiScaleABNLoss
 from .rrr_loss import RightForRightReasonsLoss

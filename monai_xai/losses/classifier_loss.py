@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassifierLoss", "CLASSIFIER_MODES", "RESNET_MODES", "get_classifier_loss"]
+from monai_xai.utils import CLASSIFIER_MODES
 
-CLASSIFIER_MODES = ("baseline", "rrr", "plain", "conventional", "dynamic")
-
-#: Modes whose network is a plain ResNet (the others train an Attention Branch Network).
-RESNET_MODES = ("baseline", "rrr")
+__all__ = ["ClassifierLoss", "get_classifier_loss"]
 
 
 class ClassifierLoss(nn.Module):

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from monai_xai.networks.nets.abn import upsample_attention
+from monai_xai.utils import upsample_attention
 
 __all__ = [
     "attention_agreement",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from monai_xai.metrics.classification import confusion_matrix
-from monai_xai.networks.nets.abn import upsample_attention
+from monai_xai.utils import upsample_attention
 
 __all__ = ["before_after_confusion", "flip_rate", "map_correlation", "topk_iou"]
 

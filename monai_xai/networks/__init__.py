@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from monai_xai.utils import resize_attention, upsample_attention
+
 from .export import ExportableABN
 from .factory import get_classifier
 from .inference import PerceptionLogits, inference_optimised
@@ -21,15 +23,14 @@ from .nets import (
     ResNetSpec,
     get_resnet_spec,
     make_resnet_stage,
-    resize_attention,
     resnet_backbone,
     resnet_feature_stages,
-    upsample_attention,
 )
 from .nets.centernet import BACKBONE_INITS, CenterNet, init_backbone
 from .nets.resnet_encoder import ENCODER_STAGES, ResNetEncoder
 from .nets.retinanet import ResNetFPN, retinanet_detector, swap_box_axes
 from .nets.simsiam import SimSiam, save_encoder
+from .outputs import split_network_output
 from .weights import load_weights
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "resize_attention",
     "resnet_backbone",
     "resnet_feature_stages",
+    "split_network_output",
     "upsample_attention",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from monai_xai.losses.classifier_loss import CLASSIFIER_MODES, RESNET_MODES
+from monai_xai.utils import CLASSIFIER_MODES, RESNET_MODES
 
 __all__ = ["ABN_ARCHITECTURES", "get_classifier"]
 

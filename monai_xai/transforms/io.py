@@ -13,25 +13,20 @@ from monai.config import DtypeLike, KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import get_equivalent_dtype
-from PIL import Image
 
-from monai_xai.data.dicom import has_dicom_prefix, read_dicom
-from monai_xai.data.nifti import read_nifti
+from monai_xai.data.image_reader import read_image
 from monai_xai.errors import InputError
 
 __all__ = ["LoadImageOrArrayd"]
 
 SOURCE_KEY = "source"
-_PIL_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-_NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_DICOM_SUFFIXES = frozenset({"", ".dcm", ".dicom", ".ima"})
-_GREY_MODES = frozenset({"L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 class LoadImageOrArrayd(MapTransform):
     """Load the images under ``keys`` from files, or take them as given arrays, as channel-first MetaTensors.
 
-    File values (``str`` or ``os.PathLike``) are read according to their type:
+    File values (``str`` or ``os.PathLike``) are read by :func:`~monai_xai.data.image_reader.read_image`,
+    according to their type:
 
     - PNG/JPEG/BMP/TIFF with PIL, as ``(C, H, W)`` in the file's row-major orientation. MONAI's
       ``PILReader`` returns ``(W, H)`` instead; keeping rows first makes heat-map overlays line up with the
@@ -91,7 +86,7 @@ class LoadImageOrArrayd(MapTransform):
         return d
 
     def _load_file(self, path: Path) -> MetaTensor:
-        arr, meta, channel_last = _read_file(path)
+        arr, meta, channel_last = read_image(path)
         if self.ensure_channel_first:
             arr = np.moveaxis(arr, -1, 0) if channel_last else arr[None]
         meta["original_channel_dim"] = -1 if channel_last else float("nan")
@@ -143,68 +138,3 @@ def _to_tensor(arr: np.ndarray) -> torch.Tensor:
     """Share memory where torch allows it: native byte order, contiguous and writable."""
     arr = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
     return torch.as_tensor(arr if arr.flags.writeable else arr.copy())
-
-
-def _read_file(path: Path) -> tuple[np.ndarray, dict[str, Any], bool]:
-    """Array, meta and whether the last axis holds channels, for any supported file or DICOM folder."""
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
-    suffix = path.suffix.lower()
-    try:
-        if path.is_dir():
-            arr, meta = read_dicom(path)
-            return arr, meta, meta["samples_per_pixel"] > 1
-        if path.name.lower().endswith(_NIFTI_SUFFIXES):
-            arr, meta = read_nifti(path)
-            if arr.ndim > 4:
-                raise InputError(
-                    path, f"NIfTI images with {arr.ndim} dimensions are not supported (at most 4)"
-                )
-            return arr, meta, arr.ndim == 4
-        if suffix in _PIL_SUFFIXES:
-            arr, meta = _read_pil(path)
-            return arr, meta, arr.ndim == 3
-        if suffix in _DICOM_SUFFIXES or has_dicom_prefix(path):
-            arr, meta = read_dicom(path)
-            return arr, meta, meta["samples_per_pixel"] > 1
-    except InputError:
-        raise
-    except Exception as e:  # the reader boundary: an exotic file must still fail with its name attached
-        raise InputError(path, f"cannot be read ({type(e).__name__}: {e})") from e
-    raise InputError(path, f"unsupported file type {suffix!r}: expected PNG, JPEG, BMP, TIFF, NIfTI or DICOM")
-
-
-def _read_pil(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """A 2D image as ``(H, W)`` (grey) or ``(H, W, 3)`` (colour), rows first."""
-    try:
-        with Image.open(path) as image:
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                raise InputError(path, f"has {frames} pages or frames; only single-page images are supported")
-            image.load()
-            mode = image.mode
-            arr = np.asarray(_to_grey_or_rgb(image))
-    except InputError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(path, f"not a readable image ({type(e).__name__}: {e})") from e
-    meta = {
-        "filename_or_obj": str(path),
-        "affine": np.eye(4),
-        "spacing": (1.0, 1.0),
-        "spatial_shape": tuple(int(s) for s in arr.shape[:2]),
-        "mode": mode,
-    }
-    return arr, meta
-
-
-def _to_grey_or_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in _GREY_MODES:
-        return image
-    if image.mode in ("1", "LA", "La"):
-        return image.convert("L")
-    if image.mode == "P":
-        palette = np.asarray(image.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
-        grey = palette.size > 0 and bool(np.all(palette == palette[:, :1]))
-        return image.convert("L" if grey else "RGB")
-    return image.convert("RGB")

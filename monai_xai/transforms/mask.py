@@ -12,8 +12,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from monai_xai.data.image_reader import PIL_SUFFIXES
 from monai_xai.errors import InputError
-from monai_xai.transforms.io import _PIL_SUFFIXES, SOURCE_KEY, LoadImageOrArrayd
+from monai_xai.transforms.io import SOURCE_KEY, LoadImageOrArrayd
 
 __all__ = ["EnsureMaskd", "LoadCorrectedMapd"]
 
@@ -90,7 +91,7 @@ class LoadCorrectedMapd(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         eight_bit = {
-            key: isinstance(d[key], (str, os.PathLike)) and Path(d[key]).suffix.lower() in _PIL_SUFFIXES
+            key: isinstance(d[key], (str, os.PathLike)) and Path(d[key]).suffix.lower() in PIL_SUFFIXES
             for key in self.key_iterator(d)
             if d[key] is not None
         }

@@ -21,9 +21,9 @@ import torch
 from monai.utils import optional_import
 
 from monai_xai.errors import InputError
-from monai_xai.files import atomic_write_text
 from monai_xai.flags import as_bool
 from monai_xai.transforms.validate import PROGRESS_MIN_ITEMS, ValidateItemd, diagnose_item
+from monai_xai.utils import atomic_write_text
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 

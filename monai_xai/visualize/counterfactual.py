@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_xai.visualize.figures import _plt, middle_slice
+from monai_xai.utils import atomic_path, pyplot
+from monai_xai.visualize.figures import middle_slice
 
 __all__ = ["PANEL_COLUMNS", "counterfactual_figure", "counterfactual_parts", "save_counterfactual_nifti"]
 
@@ -43,7 +44,7 @@ def counterfactual_figure(
     titles: Sequence[str] | None = None,
 ):
     """One row per image: input, attention, A*G, translation, translation - input [, Grad-CAM++]."""
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     columns = list(PANEL_COLUMNS) + (["Grad-CAM++"] if cams is not None else [])
     fig, axes = plt.subplots(n, len(columns), figsize=(1.9 * len(columns), 2.0 * n + 0.3), squeeze=False)
@@ -95,8 +96,7 @@ def save_counterfactual_nifti(
     for part, volume in counterfactual_parts(image, attention, generated, fake).items():
         array = torch.as_tensor(volume).detach().float().cpu().numpy()[0]
         path = directory / f"{name}_{part}.nii.gz"
-        tmp = directory / f".{name}_{part}.tmp.nii.gz"
-        nib.save(nib.Nifti1Image(array.astype(np.float32), affine), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            nib.save(nib.Nifti1Image(array.astype(np.float32), affine), tmp)
         paths.append(path)
     return paths

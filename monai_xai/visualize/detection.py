@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from monai_xai.utils import atomic_path
+
 __all__ = ["CLASS_COLOURS", "GT_COLOUR", "detection_overlay", "overlay_grid", "save_png"]
 
 #: Prediction colours by class index (cycled); ground truth is drawn in :data:`GT_COLOUR`.
@@ -66,10 +68,7 @@ def overlay_grid(images: Sequence[Image.Image], columns: int = 4) -> Image.Image
 
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Save atomically (temp file then rename), so a killed run never leaves a truncated PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    image.save(tmp)
-    os.replace(tmp, path)
-    return path
+    """Save atomically, so a killed run never leaves a truncated PNG."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)

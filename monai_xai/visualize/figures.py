@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_xai.utils import atomic_path
+from monai_xai.utils import pyplot as _plt
+
 __all__ = [
     "middle_slice",
     "attention_overlay_figure",
@@ -17,15 +20,6 @@ __all__ = [
     "curves_figure",
     "save_figure",
 ]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def middle_slice(array: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -204,12 +198,8 @@ def deletion_insertion_figure(curves: dict[str, dict[str, Sequence[float]]]):
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write a figure atomically (temp file then rename) and close it."""
-    plt = _plt()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    """Write a figure atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    _plt().close(fig)
+    return Path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from monai_xai.engines.outputs import split_network_output
+from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["CAMSaliency", "CAM_METHODS", "SALIENCY_METHODS", "batch_score_hooks", "get_saliency"]
 

@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monai_xai.benchmarking import environment, load_average, warn_if_busy
     from monai_xai.losses import get_classifier_loss
     from monai_xai.networks.factory import get_classifier
-    from monai_xai.networks.nets.abn import upsample_attention
+    from monai_xai.utils import upsample_attention
 
     requested = args.device
     if requested.startswith("cuda") and not torch.cuda.is_available():

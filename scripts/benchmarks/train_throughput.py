@@ -289,7 +289,7 @@ def main(argv=None) -> dict:
     report["met"] = {key: report[key] >= target for key, target in TARGETS.items() if key in report}
     report["environment"] = environment(load_start, load_average())
     if args.out is not None:
-        from monai_xai.files import atomic_write_text
+        from monai_xai.utils import atomic_write_text
 
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
     print(json.dumps(report))

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monai_xai.crossval import mean_sd
-from monai_xai.files import atomic_write_text
 from monai_xai.handlers.evaluation_report import flatten_report
+from monai_xai.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -79,7 +79,7 @@ def run_arm(args, amp: bool) -> dict:
 
 def main(argv=None) -> dict:
     from monai_xai.engines import cpu_supports_bf16
-    from monai_xai.files import atomic_write_text
+    from monai_xai.utils import atomic_write_text
 
     args = parse_args(argv)
     arms = {"float32": run_arm(args, amp=False), "fast_path": run_arm(args, amp=True)}

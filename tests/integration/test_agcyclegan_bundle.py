@@ -68,8 +68,8 @@ def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
 def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     import torch
 
-    from monai_xai.handlers import atomic_save
     from monai_xai.networks.nets import AGCycleGAN, LeakyResNetClassifier
+    from monai_xai.utils import atomic_save
 
     # untrained weights in the layout the training workflows save: this test is about the explaining workflows
     classifier = LeakyResNetClassifier()

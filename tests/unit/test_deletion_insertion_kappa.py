@@ -149,9 +149,8 @@ def test_quadratic_weighted_kappa_hand_computed() -> None:
 def test_faithfulness_report_scores_each_method(tmp_path) -> None:
     from ignite.engine import Engine
 
-    from monai_xai.engines.outputs import split_network_output
     from monai_xai.handlers import FaithfulnessReport
-    from monai_xai.networks import AttentionBranchNetwork
+    from monai_xai.networks import AttentionBranchNetwork, split_network_output
     from monai_xai.visualize import CAMSaliency
 
     torch.manual_seed(0)

@@ -18,11 +18,11 @@ from monai_xai.handlers import (
     EvaluationReport,
     LossAveragesMetric,
     ResumableCheckpointer,
-    atomic_save,
 )
 from monai_xai.losses import get_classifier_loss
 from monai_xai.networks import get_classifier, load_weights
 from monai_xai.transforms import EnsureMaskd
+from monai_xai.utils import atomic_save
 
 
 def _items(n=8, size=32, with_mask=True):

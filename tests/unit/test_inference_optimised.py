@@ -61,9 +61,9 @@ def test_untraceable_or_unsupported_networks_are_returned_with_the_reason(caplog
 def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
     from ignite.engine import Engine
 
-    from monai_xai.engines.outputs import split_network_output
     from monai_xai.handlers import FaithfulnessReport
     from monai_xai.metrics import deletion_insertion
+    from monai_xai.networks import split_network_output
 
     torch.manual_seed(0)
     net = get_classifier("dynamic").eval()

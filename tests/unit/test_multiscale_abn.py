@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_xai.engines.outputs import split_network_output
 from monai_xai.losses import AttentionMapLoss, MultiScaleABNLoss
-from monai_xai.networks import AttentionBranchNetwork, MultiScaleABNOutput, MultiScaleAttentionBranchNetwork
+from monai_xai.networks import (
+    AttentionBranchNetwork,
+    MultiScaleABNOutput,
+    MultiScaleAttentionBranchNetwork,
+    split_network_output,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from monai_xai.utils import resize_attention, upsample_attention
+
 from .abn import (
     ABNOutput,
     AttentionBranch,
@@ -9,8 +11,6 @@ from .abn import (
     CompactAttentionBranchNetwork,
     GatedAttentionBranchNetwork,
     NarrowAttentionBranchNetwork,
-    resize_attention,
-    upsample_attention,
 )
 from .agcyclegan import (
     AGCycleGAN,

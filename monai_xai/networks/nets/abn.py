@@ -9,11 +9,9 @@ corrected map at inference and see the decision change.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from monai.networks.layers.factories import Conv, Norm, Pool
 from torch import nn
 
@@ -25,6 +23,7 @@ from monai_xai.networks.nets.resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
+from monai_xai.utils import resize_attention
 
 __all__ = [
     "ABNOutput",
@@ -34,11 +33,7 @@ __all__ = [
     "GatedAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "external_attention_map",
-    "resize_attention",
-    "upsample_attention",
 ]
-
-_LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 class ABNOutput(NamedTuple):
@@ -50,28 +45,6 @@ class ABNOutput(NamedTuple):
     perception_logits: torch.Tensor
     #: (B, 1, *feature_size) the network's own map M(x) in [0, 1], also when an external map was used.
     attention_map: torch.Tensor
-
-
-def upsample_attention(attention_map: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """Resize a (B, C, *spatial) map by (bi/tri)linear interpolation, e.g. M(x) to the image for display."""
-    mode = _LINEAR_MODES[attention_map.ndim - 2]
-    return F.interpolate(attention_map, size=size, mode=mode, align_corners=False)
-
-
-def resize_attention(attention_map: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resize a (B, C, *spatial) map to ``size``: area averaging when shrinking, else linear interpolation.
-
-    Area averaging turns a full-resolution binary mask into the fraction of each feature cell it covers, which
-    is what :class:`~monai_xai.losses.AttentionMapLoss` trains M(x) to predict, so an expert map drawn on the
-    image acts on the features the way a predicted map would.
-    """
-    size = tuple(int(s) for s in size)
-    current = tuple(attention_map.shape[2:])
-    if current == size:
-        return attention_map
-    if all(new <= old for new, old in zip(size, current)):
-        return F.interpolate(attention_map, size=size, mode="area")
-    return upsample_attention(attention_map, size)
 
 
 def external_attention_map(attention_map: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

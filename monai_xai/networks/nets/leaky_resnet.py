@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from monai.networks.nets import ResNet, ResNetBlock, ResNetBottleneck
 
-from monai_xai.networks.nets.resnet import ResNetClassifier, _resnet_kwargs
+from monai_xai.networks.nets.resnet import ResNetClassifier, resnet_kwargs
 
 __all__ = [
     "LEAKY_ACT",
@@ -51,7 +51,7 @@ class LeakyResNetClassifier(ResNetClassifier):
         num_classes: int = 2,
         stem: str = "standard",
     ) -> None:
-        kwargs = _resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem)
+        kwargs = resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem)
         kwargs["block"] = _LEAKY_BLOCKS[kwargs["block"]]
         ResNet.__init__(self, act=LEAKY_ACT, **kwargs)
         self.backbone = backbone

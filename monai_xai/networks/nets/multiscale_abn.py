@@ -15,7 +15,7 @@ import torch
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from monai_xai.networks.nets.abn import AttentionBranch, external_attention_map, upsample_attention
+from monai_xai.networks.nets.abn import AttentionBranch, external_attention_map
 from monai_xai.networks.nets.resnet import (
     STAGE_WIDTHS,
     get_resnet_spec,
@@ -23,6 +23,7 @@ from monai_xai.networks.nets.resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
+from monai_xai.utils import upsample_attention
 
 __all__ = ["MultiScaleABNOutput", "MultiScaleAttentionBranchNetwork"]
 

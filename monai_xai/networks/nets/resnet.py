@@ -27,6 +27,7 @@ __all__ = [
     "get_resnet_spec",
     "make_resnet_stage",
     "resnet_backbone",
+    "resnet_kwargs",
     "resnet_feature_stages",
 ]
 
@@ -73,9 +74,10 @@ def get_resnet_spec(name: str) -> ResNetSpec:
     return RESNET_SPECS[name]
 
 
-def _resnet_kwargs(
+def resnet_kwargs(
     name: str, spatial_dims: int, in_channels: int, num_classes: int, stem: str
 ) -> dict[str, Any]:
+    """Keyword arguments of MONAI's ``ResNet`` for backbone ``name`` with a stem of :data:`RESNET_STEMS`."""
     spec = get_resnet_spec(name)
     if stem not in RESNET_STEMS:
         raise ValueError(f"unknown ResNet stem {stem!r}; valid stems: {', '.join(RESNET_STEMS)}")
@@ -98,7 +100,7 @@ def resnet_backbone(
     stem: str = "standard",
 ) -> ResNet:
     """Build a MONAI ``ResNet`` of depth ``name`` ("resnet18", "resnet34" or "resnet50")."""
-    return ResNet(**_resnet_kwargs(name, spatial_dims, in_channels, num_classes, stem))
+    return ResNet(**resnet_kwargs(name, spatial_dims, in_channels, num_classes, stem))
 
 
 class ResNetClassifier(ResNet):
@@ -115,7 +117,7 @@ class ResNetClassifier(ResNet):
         num_classes: int = 2,
         stem: str = "standard",
     ) -> None:
-        super().__init__(**_resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem))
+        super().__init__(**resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem))
         self.backbone = backbone
 
 

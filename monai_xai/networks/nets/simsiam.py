@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from monai_xai.networks.nets.resnet_encoder import ResNetEncoder
+from monai_xai.utils import atomic_save
 
 __all__ = ["SimSiam", "save_encoder"]
 
@@ -64,8 +65,6 @@ def save_encoder(network: nn.Module, path: str | os.PathLike) -> Path:
     Only rank 0 writes in distributed runs; the write is atomic.
     """
     import ignite.distributed as idist
-
-    from monai_xai.handlers.checkpoint import atomic_save
 
     path = Path(path)
     if idist.get_rank() == 0:
