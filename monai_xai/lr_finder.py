@@ -10,7 +10,6 @@ the learning rate of the loss minimum, ``base_lr`` a quarter of that) and the re
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -132,13 +131,12 @@ def lr_range_test(
 
 
 def _write(result: LRRangeResult, output_dir: Path) -> None:
-    from monai_xai.visualize.figures import _plt, save_figure
+    from monai_xai.utils import atomic_write_json, pyplot
+    from monai_xai.visualize.figures import save_figure
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / ".lr_range_test.json.tmp"
-    tmp.write_text(json.dumps(result.to_dict(), indent=2))
-    os.replace(tmp, output_dir / "lr_range_test.json")
-    plt = _plt()
+    atomic_write_json(output_dir / "lr_range_test.json", result.to_dict(), indent=2)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for curve in result.curves:
         ax.plot(curve.lrs, curve.losses, label=f"momentum {curve.momentum:g}, wd {curve.weight_decay:g}")

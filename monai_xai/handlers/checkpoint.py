@@ -13,7 +13,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
 from monai_xai.flags import as_bool
-from monai_xai.utils import atomic_save
+from monai_xai.utils import atomic_save, atomic_write_json
 
 __all__ = ["ResumableCheckpointer", "BestModelSaver"]
 
@@ -136,8 +136,5 @@ class BestModelSaver:
         if self.sign * float(value) >= self.best:
             self.best = self.sign * float(value)
             atomic_save(_unwrap(self.network).state_dict(), self.path)
-            tmp = self.record.with_name(f".{self.record.name}.tmp")
-            tmp.write_text(
-                json.dumps({"metric": self.metric, "value": float(value), "epoch": engine.state.epoch})
-            )
-            os.replace(tmp, self.record)
+            record = {"metric": self.metric, "value": float(value), "epoch": engine.state.epoch}
+            atomic_write_json(self.record, record)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_xai.utils import atomic_path
-from monai_xai.utils import pyplot as _plt
+from monai_xai.utils import atomic_path, pyplot
 
 __all__ = [
     "middle_slice",
@@ -50,7 +49,7 @@ def attention_overlay_figure(
     Maps may be at feature resolution; they are resized to the image here so that a reader sees
     where on the anatomy the model looked.
     """
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
     for i in range(n):
@@ -85,7 +84,7 @@ def explanation_grid_figure(
     ``columns`` maps a column title (e.g. "baseline: Grad-CAM++") to one map per image, at any resolution;
     maps are resized to the image and shown on a common [0, 1] scale after per-map min-max scaling.
     """
-    plt = _plt()
+    plt = pyplot()
     n, m = len(images), len(columns)
     fig, axes = plt.subplots(n, m + 1, figsize=(2.0 * (m + 1), 2.0 * n + 0.4), squeeze=False)
     for i in range(n):
@@ -114,7 +113,7 @@ def explanation_grid_figure(
 
 def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
     """Counts with row-normalised shading: rows are true classes, columns predictions."""
-    plt = _plt()
+    plt = pyplot()
     matrix = np.asarray(matrix)
     shade = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
@@ -149,7 +148,7 @@ def _roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def roc_curve_figure(labels: np.ndarray, probs: np.ndarray, class_names: Sequence[str]):
     """ROC of the positive class (binary) or one-vs-rest curves (multi-class)."""
-    plt = _plt()
+    plt = pyplot()
     labels, probs = np.asarray(labels), np.asarray(probs)
     fig, ax = plt.subplots(figsize=(4.2, 4))
     classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
@@ -167,7 +166,7 @@ def roc_curve_figure(labels: np.ndarray, probs: np.ndarray, class_names: Sequenc
 
 def curves_figure(series: dict[str, Sequence[float]], xlabel: str = "epoch", title: str = ""):
     """Several named curves on one axis (losses, alpha, validation metrics)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for name, values in series.items():
         ax.plot(range(1, len(values) + 1), values, marker=".", label=name)
@@ -180,7 +179,7 @@ def curves_figure(series: dict[str, Sequence[float]], xlabel: str = "epoch", tit
 
 def deletion_insertion_figure(curves: dict[str, dict[str, Sequence[float]]]):
     """Mean Deletion and Insertion curves, one line per method: ``{method: {"deletion": [...], ...}}``."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, mode in zip(axes, ("deletion", "insertion")):
         for method, by_mode in curves.items():
@@ -201,5 +200,5 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write a figure atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
+    pyplot().close(fig)
     return Path(path)

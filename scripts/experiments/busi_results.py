@@ -156,11 +156,9 @@ def learning_curves(arm_dir: Path, tracking_uri: str) -> dict[str, list[float | 
 
 def curves_figure(report: dict):
     """One panel per :data:`CURVES` metric, one line per arm that logged it."""
-    import matplotlib
+    from monai_xai.utils import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [name for name in CURVES if any(name in arm for arm in report["learning_curves"].values())]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):

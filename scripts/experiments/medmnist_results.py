@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_xai.files import atomic_write_text
+from monai_xai.utils import atomic_write_text
 
 #: Yang et al., MedMNIST v2 (Scientific Data 2023), Table: ResNet-18 (28), test ACC and AUC.
 PAPER_RESNET18_28 = {
