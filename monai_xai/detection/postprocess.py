@@ -1,4 +1,4 @@
-"""Post-processing of decoded detections, as a MONAI dictionary transform for a bundle's ``postprocessing``."""
+"""Post-processing of decoded detections: a MONAI dictionary transform for a bundle's ``postprocessing``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ class KeepConfidentd(MapTransform):
     confident ones.
     """
 
-    def __init__(self, keys: KeysCollection = "detections", threshold: float = 0.3, allow_missing_keys: bool = False):
+    def __init__(
+        self, keys: KeysCollection = "detections", threshold: float = 0.3, allow_missing_keys: bool = False
+    ):
         super().__init__(keys, allow_missing_keys)
         self.threshold = float(threshold)
 

@@ -59,7 +59,7 @@ def batch_to_device(
 def loss_part(name: str) -> Callable[[dict], float]:
     """``output_transform`` reading one named loss of ``output["loss_parts"]``, e.g. the GAN's ``loss_g``.
 
-    Why: MONAI's ``from_engine`` reads top-level keys only, and the trainers keep their loss parts one level down.
+    Why: MONAI's ``from_engine`` reads top-level keys only; the trainers keep their loss parts one level down.
     """
 
     def transform(output: dict) -> float:

@@ -33,7 +33,9 @@ def test_network_def_shapes_match_the_metadata(tmp_path, n):
     parser.update({"bundle_root": str(root), "device_name": "cpu", **TINY})
     formats = parser["_meta_"]["network_data_format"]
     image = formats["inputs"]["image"]
-    shape = [int(eval(s, {"__builtins__": {}}, {"n": n})) for s in image["spatial_shape"]]  # the metadata's "n" expressions
+    shape = [
+        int(eval(s, {"__builtins__": {}}, {"n": n})) for s in image["spatial_shape"]
+    ]  # the metadata's "n" expressions
     network = parser.get_parsed_content("network_def").eval()
     classifier = parser.get_parsed_content("classifier_def").eval()
     x = torch.rand(1, image["num_channels"], *shape) * 2 - 1  # the GAN's [-1, 1]

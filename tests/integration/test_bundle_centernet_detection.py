@@ -51,7 +51,9 @@ def _demo_coco(root: Path) -> Path:
 
     labels = write_demo_dataset(root, n_train=8, n_val=4, n_test=4, size=64)
     with open(labels, newline="") as f:
-        items = [{**row, "class_name": ("benign", "malignant")[int(row["label"])]} for row in csv.DictReader(f)]
+        items = [
+            {**row, "class_name": ("benign", "malignant")[int(row["label"])]} for row in csv.DictReader(f)
+        ]
     coco = root / "boxes_coco.json"
     coco.write_text(json.dumps(masks_to_coco(items, ["benign", "malignant"], root)))
     return coco
@@ -66,7 +68,12 @@ def test_train_then_infer_from_a_copy(tmp_path, monkeypatch):
     root = copy_bundle(NAME, tmp_path / "elsewhere")
     coco = _demo_coco(tmp_path / "demo")
     monkeypatch.chdir(root)
-    common = {"dataset_dir": str(coco.parent), "spatial_size": [64, 64], "num_workers": 0, "val_batch_size": 4}
+    common = {
+        "dataset_dir": str(coco.parent),
+        "spatial_size": [64, 64],
+        "num_workers": 0,
+        "val_batch_size": 4,
+    }
     run(config_file="configs/train.json", max_epochs=1, batch_size=4, limit=4, **common)
     assert (root / "runs" / "busi" / "checkpoints" / "best.pt").is_file()
     assert (root / "models" / "model.pt").is_file()
@@ -75,4 +82,6 @@ def test_train_then_infer_from_a_copy(tmp_path, monkeypatch):
     detections = json.loads((root / "runs" / "busi" / "inference" / "detections.json").read_text())
     assert detections["score_threshold"] == 0.3  # not evaluated yet: the default
     assert [Path(r["source"]).name for r in detections["images"]] == [p.name for p in images]
-    assert all(Path(r["overlay"]).is_file() and min(r["scores"], default=1.0) >= 0.3 for r in detections["images"])
+    assert all(
+        Path(r["overlay"]).is_file() and min(r["scores"], default=1.0) >= 0.3 for r in detections["images"]
+    )

@@ -1,4 +1,4 @@
-"""The library functions that the bundle configs call instead of holding conditionals, lambdas or comprehensions."""
+"""Library functions the bundle configs call instead of holding conditionals, lambdas or comprehensions."""
 
 from __future__ import annotations
 
