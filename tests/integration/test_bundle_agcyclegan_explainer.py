@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bundle_support import copy_bundle, metadata_problems
+from tests.bundle_support import copy_bundle, inference_parser, metadata_problems, tensor_shape
 
 NAME = "agcyclegan_explainer"
 TINY = {"decoder_widths": [4, 4, 8, 8, 8], "num_workers": 0}
@@ -24,29 +24,18 @@ def test_metadata_has_the_specification_keys(tmp_path):
 
 @pytest.mark.parametrize("n", [28, 32])
 def test_network_def_shapes_match_the_metadata(tmp_path, n):
-    from monai.bundle import ConfigParser
-
-    root = copy_bundle(NAME, tmp_path)
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    parser.read_meta(str(root / "configs" / "metadata.json"))
-    parser.update({"bundle_root": str(root), "device_name": "cpu", **TINY})
+    parser = inference_parser(copy_bundle(NAME, tmp_path), device_name="cpu", **TINY)
     formats = parser["_meta_"]["network_data_format"]
-    image = formats["inputs"]["image"]
-    shape = [
-        int(eval(s, {"__builtins__": {}}, {"n": n})) for s in image["spatial_shape"]
-    ]  # the metadata's "n" expressions
     network = parser.get_parsed_content("network_def").eval()
     classifier = parser.get_parsed_content("classifier_def").eval()
-    x = torch.rand(1, image["num_channels"], *shape) * 2 - 1  # the GAN's [-1, 1]
+    x = torch.rand(tensor_shape(formats["inputs"]["image"], n)) * 2 - 1  # the GAN's [-1, 1]
     with torch.no_grad():
         translation = network.translate(x, source=0)
         logits = classifier((x + 1) / 2)
     assert logits.shape == (1, parser["num_classes"])
     for key, spec in formats["outputs"].items():
         out = getattr(translation, key)
-        expected = [int(eval(s, {"__builtins__": {}}, {"n": n})) for s in spec["spatial_shape"]]
-        assert out.shape == (1, spec["num_channels"], *expected) and out.dtype == torch.float32, key
+        assert out.shape == tensor_shape(spec, n) and out.dtype == torch.float32, key
 
 
 @pytest.mark.slow

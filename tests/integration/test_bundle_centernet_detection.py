@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bundle_support import copy_bundle, metadata_problems
+from tests.bundle_support import copy_bundle, inference_parser, metadata_problems, tensor_shape
 
 NAME = "centernet_detection"
 
@@ -25,24 +25,14 @@ def test_metadata_has_the_specification_keys(tmp_path):
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_network_def_shapes_match_the_metadata(tmp_path, n):
-    from monai.bundle import ConfigParser
-
-    root = copy_bundle(NAME, tmp_path)
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    parser.read_meta(str(root / "configs" / "metadata.json"))
-    parser.update({"bundle_root": str(root)})
+    parser = inference_parser(copy_bundle(NAME, tmp_path))
     formats = parser["_meta_"]["network_data_format"]
-    image = formats["inputs"]["image"]
-    shape = [int(eval(s, {"__builtins__": {}}, {"n": n})) for s in image["spatial_shape"]]
     network = parser.get_parsed_content("network_def").eval()
     with torch.no_grad():
-        outputs = network(torch.rand(1, image["num_channels"], *shape))
+        outputs = network(torch.rand(tensor_shape(formats["inputs"]["image"], n)))
     assert set(outputs) == set(formats["outputs"])
     for key, spec in formats["outputs"].items():
-        expected = [int(eval(s, {"__builtins__": {}}, {"n": n})) for s in spec["spatial_shape"]]
-        assert outputs[key].shape == (1, spec["num_channels"], *expected), key
-        assert outputs[key].dtype == torch.float32, key
+        assert outputs[key].shape == tensor_shape(spec, n) and outputs[key].dtype == torch.float32, key
 
 
 def _demo_coco(root: Path) -> Path:
