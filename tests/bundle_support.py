@@ -57,3 +57,22 @@ def metadata_problems(bundle_root: Path) -> list[str]:
             if shape is not None and not isinstance(shape, list):
                 problems.append(f"{part}.{tensor}: spatial_shape {shape!r} is not a list")
     return problems
+
+
+def inference_parser(bundle_root: Path, **overrides: Any):
+    """The bundle's ``inference.json`` with its metadata, as MONAI's ``verify_net_in_out`` reads them."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle_root / "configs" / "inference.json"))
+    parser.read_meta(str(bundle_root / "configs" / "metadata.json"))
+    parser.update({"bundle_root": str(bundle_root), **overrides})
+    return parser
+
+
+def tensor_shape(spec: dict[str, Any], n: int) -> tuple[int, ...]:
+    """``(1, num_channels, *spatial_shape)`` of one ``network_data_format`` entry, its ``"n"`` expressions
+    evaluated by MONAI's own helper, so the shapes are those ``verify_net_in_out`` would build."""
+    from monai.bundle.scripts import _get_fake_spatial_shape
+
+    return (1, spec["num_channels"], *_get_fake_spatial_shape(spec["spatial_shape"], n=n))

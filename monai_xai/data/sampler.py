@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -30,6 +30,13 @@ class ClassBalancedSampler(Sampler[int]):
         self.members = [np.flatnonzero(labels == c) for c in classes]
         self.size = max(len(m) for m in self.members)
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_items(
+        cls, items: Sequence[Mapping], seed: int = 0, source: str | None = None, key: str = "label"
+    ) -> ClassBalancedSampler:
+        """The sampler of a datalist: each item's class is its ``key`` entry."""
+        return cls([item[key] for item in items], seed=seed, source=source)
 
     def __len__(self) -> int:
         return self.size * len(self.members)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai_xai.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "csv_datalist", "folder_datalist"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "csv_datalist",
+    "folder_datalist",
+    "image_files",
+    "image_items",
+    "inference_datalist",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz", ".dcm")
 
@@ -114,3 +121,33 @@ def folder_datalist(
     if not items:
         raise InputError(root, f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} found")
     return items
+
+
+def image_files(folder: str | os.PathLike, mask_suffix: str = "_mask") -> list[str]:
+    """Every image below ``folder`` (sorted, subfolders included) but masks: what inference runs on when
+    given a ``--dataset_dir`` instead of ``--input_files``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "input folder not found (pass --dataset_dir or --input_files)")
+    files = sorted(
+        str(p)
+        for p in folder.rglob("*")
+        if p.is_file() and _has_image_suffix(p) and not p.name.split(".", 1)[0].endswith(mask_suffix)
+    )
+    if not files:
+        raise InputError(folder, f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} found")
+    return files
+
+
+def inference_datalist(images: Sequence[str | os.PathLike | object]) -> list[dict]:
+    """Unlabelled items for inference: ``image`` (a path or an array), and ``source`` (the path) for files,
+    which writers use to name their outputs."""
+    return [
+        {"image": image, "source": str(image)} if isinstance(image, str | os.PathLike) else {"image": image}
+        for image in images
+    ]
+
+
+def image_items(items: Sequence[Mapping]) -> list[dict]:
+    """The items' images alone: self-supervised pretraining must not see labels, boxes or masks."""
+    return [{"image": item["image"]} for item in items]

@@ -1,4 +1,5 @@
-"""Keypoint detection: CenterNet target encoding and decoding, and batching of variable box lists."""
+"""Keypoint detection: CenterNet target encoding and decoding, batching of variable box lists, and keeping the
+confident detections."""
 
 from monai_xai.detection.centernet_codec import (
     decode_centernet,
@@ -7,8 +8,10 @@ from monai_xai.detection.centernet_codec import (
     gaussian_radius,
 )
 from monai_xai.detection.collate import BOXES, LABELS, detection_collate
+from monai_xai.detection.postprocess import KeepConfidentd
 
 __all__ = [
+    "KeepConfidentd",
     "BOXES",
     "LABELS",
     "decode_centernet",

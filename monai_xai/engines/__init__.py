@@ -20,9 +20,11 @@ from monai_xai.engines.outputs import (
     HAS_MASK,
     LOSS_PARTS,
     MASK,
+    loss_part,
 )
 from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
+from monai_xai.engines.utils import get_device, lower_is_better
 
 __all__ = [
     "DETECTIONS",
@@ -40,6 +42,8 @@ __all__ = [
     "cpu_supports_bf16",
     "to_float32",
     "optimisation_step",
+    "get_device",
+    "lower_is_better",
     "AGCycleGANTrainer",
     "CounterfactualEvaluator",
     "ATTENTION_LOGITS",
@@ -49,4 +53,5 @@ __all__ = [
     "MASK",
     "AttentionEvaluator",
     "AttentionSupervisedTrainer",
+    "loss_part",
 ]

@@ -25,7 +25,8 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
     ``generated``, ``fake``; ``pred`` / ``pred_after`` (logits before/after translation),
     ``source_class``, ``target_class``, ``name`` (each item's file or source); ``label`` and ``mask``
     when given; ``cam`` (Grad-CAM++ of the predicted class) when ``saliency_fn`` is set. Networks run on the
-    device's fast path when ``amp`` is on; every output is float32.
+    device's fast path when ``amp`` is on; every output is float32. The GAN translates through
+    ``inferer`` (MONAI's ``SimpleInferer`` by default).
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         for cls in (0, 1):
             index = source == cls
             if bool(index.any()):
-                translation = self.fast_path.forward(self.gan.translate, gan_images[index], cls)
+                translation = self.fast_path.forward(self.inferer, gan_images[index], self.gan.translate, cls)
                 parts["fake"][index] = translation.fake
                 parts["attention"][index] = translation.attention
                 parts["generated"][index] = translation.generated

@@ -107,7 +107,8 @@ class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
     """Runs a detector: ``state.output["detections"]`` per image ``{"boxes" xyxy, "scores", "labels"}``.
 
     Ground truth ``boxes``/``labels`` (when the batch has them), ``source`` and ``original_size`` pass
-    through for metrics, reports and writers. Subclasses turn the network's output into detections.
+    through for metrics, reports and writers. Subclasses turn the network's output into detections; the
+    network runs through ``inferer`` (MONAI's ``SimpleInferer`` by default).
     """
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
@@ -143,7 +144,7 @@ class CenterNetEvaluator(DetectionEvaluator):
         self.top_k, self.score_threshold = top_k, score_threshold
 
     def detect(self, images):
-        out = self.fast_path.forward(self.network, images)
+        out = self.fast_path.forward(self.inferer, images, self.network)
         return decode_centernet(
             out["heatmap"],
             out["size"],
@@ -165,7 +166,7 @@ class RetinaNetEvaluator(DetectionEvaluator):
     def detect(self, images):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
-        out = self.fast_path.forward(self.network, images)
+        out = self.fast_path.forward(self.inferer, images, self.network)
         return [
             {"boxes": swap_box_axes(d["boxes"])[: self.top_k], "scores": d["labels_scores"][: self.top_k],
              "labels": d["labels"][: self.top_k]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from monai_xai.networks.outputs import ATTENTION_LOGITS, ATTENTION_MAP
@@ -13,6 +15,7 @@ __all__ = [
     "MASK",
     "HAS_MASK",
     "batch_to_device",
+    "loss_part",
 ]
 
 LOSS_PARTS = "loss_parts"
@@ -35,3 +38,15 @@ def batch_to_device(
     if HAS_MASK in batchdata:
         batch[HAS_MASK] = torch.as_tensor(batchdata[HAS_MASK]).to(device).bool().view(-1)
     return batch
+
+
+def loss_part(name: str) -> Callable[[dict], float]:
+    """``output_transform`` reading one named loss of ``output["loss_parts"]``, e.g. the GAN's ``loss_g``.
+
+    Why: MONAI's ``from_engine`` reads top-level keys only; the trainers keep their loss parts one level down.
+    """
+
+    def transform(output: dict) -> float:
+        return output[LOSS_PARTS][name]
+
+    return transform

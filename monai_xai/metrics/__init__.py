@@ -19,6 +19,7 @@ from .detection import (
     detection_report,
     f1_threshold_search,
     per_class_detection_stats,
+    reported_f1_threshold,
 )
 from .kappa import predictions_kappa, quadratic_weighted_kappa
 
@@ -36,6 +37,7 @@ __all__ = [
     "detection_report",
     "f1_threshold_search",
     "per_class_detection_stats",
+    "reported_f1_threshold",
     "before_after_confusion",
     "flip_rate",
     "map_correlation",

@@ -9,6 +9,8 @@ and the extra boxes are reported as over-detections.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +24,7 @@ __all__ = [
     "detection_report",
     "f1_threshold_search",
     "per_class_detection_stats",
+    "reported_f1_threshold",
 ]
 
 #: COCO's object-size ranges (box area in pixels of the evaluated image).
@@ -220,3 +223,12 @@ def detection_report(
         "n_images": len(targets),
         "n_lesions": int(sum(len(_np(t["labels"], np.int64)) for t in targets)),
     }
+
+
+def reported_f1_threshold(metrics_file: str | os.PathLike, default: float = 0.3) -> float:
+    """The F1-optimal confidence threshold of a :func:`detection_report` saved as ``metrics_file``, or
+    ``default`` before the model has been evaluated: inference then shows the boxes the evaluation counted."""
+    if not os.path.isfile(metrics_file):
+        return default
+    with open(metrics_file) as f:
+        return float(json.load(f)["f1_threshold"]["threshold"])

@@ -22,7 +22,7 @@ def resnet_depth_of(state: Mapping[str, object]) -> str | None:
     """The ResNet depth ("resnet18", ...) whose stages a state dict's ``layer1..layer3`` weights match.
 
     Why: a checkpoint of another depth otherwise fails with a list of unexpected weight names, which does
-    not say that ``--network`` is what differs. None when the names show no ResNet stages or no known depth.
+    not say that ``--backbone`` is what differs. None when the names show no ResNet stages or no known depth.
     """
     from monai_xai.networks.nets.resnet import RESNET_SPECS
 
@@ -63,7 +63,7 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         details = []
         depth, own_depth = resnet_depth_of(state), resnet_depth_of(own)
         if depth and own_depth and depth != own_depth:
-            details.append(f"it holds a {depth} backbone, the network a {own_depth} (--network {depth}?)")
+            details.append(f"it holds a {depth} backbone, the network a {own_depth} (--backbone {depth}?)")
         if missing:
             details.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
         if unexpected:
@@ -77,7 +77,7 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         raise InputError(
             path,
             f"checkpoint does not fit {type(target).__name__}: {'; '.join(details)}. "
-            "Was it trained with another --network, --mode, channel count or number of classes?",
+            "Was it trained with another --backbone, --mode, channel count or number of classes?",
         )
     target.load_state_dict(state)
     return network

@@ -49,6 +49,7 @@ __all__ = [
     "ct_preset",
     "fundus_preset",
     "get_preset",
+    "modality_preset",
     "mri_preset",
     "ultrasound_preset",
     "xray_preset",
@@ -323,3 +324,16 @@ def get_preset(name: str, **kwargs) -> Compose:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid names: {', '.join(sorted(PRESETS))}.")
     return PRESETS[name](**kwargs)
+
+
+def modality_preset(
+    name: str, spatial_dims: int, volume_transforms: Sequence[Callable] = (), **kwargs
+) -> Compose:
+    """2D images: the preset ``name`` (``kwargs`` go to its factory); 3D volumes: ``volume_transforms``.
+
+    Why: the presets are 2D pipelines, so a 3D dataset brings its own intensity transforms (its config
+    fragment's ``intensity_transforms``) and one config serves both.
+    """
+    if spatial_dims == 2:
+        return get_preset(name, **kwargs)
+    return Compose(list(volume_transforms))

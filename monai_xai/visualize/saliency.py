@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from monai_xai.networks.outputs import split_network_output
 
-__all__ = ["CAMSaliency", "CAM_METHODS", "SALIENCY_METHODS", "batch_score_hooks", "get_saliency"]
+__all__ = [
+    "CAMSaliency",
+    "CAM_METHODS",
+    "SALIENCY_METHODS",
+    "batch_score_hooks",
+    "get_saliency",
+    "resnet_cam_layer",
+]
 
 CAM_METHODS = ("gradcam", "gradcampp")
 
@@ -93,3 +102,20 @@ def get_saliency(network: nn.Module, method: str, target_layer: str | None = Non
     if method not in CAM_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(SALIENCY_METHODS)}")
     return CAMSaliency(network, method, target_layer)
+
+
+#: Smallest input side at which each ResNet stage (stride 32, 16) still has a feature map 4 pixels wide.
+_CAM_STAGE_MIN_SIZE = (("layer4", 112), ("layer3", 56))
+
+
+def resnet_cam_layer(spatial_size: Sequence[int]) -> str:
+    """The deepest ResNet stage of a classifier whose feature map is at least 4 pixels wide at this input
+    size, as :class:`CAMSaliency` names it (``network.layer2`` at 28 px, ``network.layer3`` at 64 px).
+
+    Why: at 28 px ``layer4`` is 1x1, and a CAM of one pixel cannot point anywhere.
+    """
+    smallest = min(spatial_size)
+    for stage, min_size in _CAM_STAGE_MIN_SIZE:
+        if smallest >= min_size:
+            return f"network.{stage}"
+    return "network.layer2"

@@ -5,7 +5,8 @@
 # LIMIT caps every split at a seeded sample of that many items (a CPU budget; the test sets here are smaller).
 # pneumonia: PneumoniaMNIST 28x28 normal <-> pneumonia; busi: BUSI benign <-> malignant at 64x64 (masks only
 # score the attention maps); adrenal3d: AdrenalMNIST3D 28^3 normal <-> hyperplasia. A finished step is not
-# rerun (delete its folder to redo it); an interrupted one resumes from its last epoch.
+# rerun (delete its folder to redo it); an interrupted one resumes from its last epoch. Each task's GAN training
+# writes its models/model.pt (classifier + GAN, for the standalone inference.json) under its own folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
@@ -36,7 +37,7 @@ step() {  # step <task> <name> <done-file> <extra config> <args...>
     local start=$SECONDS configs="'$B/train.json','$fragment'"
     [ -n "$extra" ] && configs="$configs,'$B/$extra.json'"
     python -m monai.bundle run --config_file "[$configs]" --meta_file "$B/metadata.json" \
-        --logging_file "$B/logging.conf" --output_dir "$OUT/$task" --num_workers "$WORKERS" \
+        --logging_file "$B/logging.conf" --output_dir "$OUT/$task" --model_dir "$OUT/$task/models" --num_workers "$WORKERS" \
         --max_epochs "$CLS_EPOCHS" --gan_epochs "$GAN_EPOCHS" ${LIMIT:+--limit "$LIMIT"} $overrides "$@" > "$OUT/$task/$name.log" 2>&1 \
         || { tail -30 "$OUT/$task/$name.log"; exit 1; }
     echo "$task/$name: $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"

@@ -5,6 +5,7 @@
 # each trained, evaluated on the test set and summarised in tables (AP, IoU-0.25 confusion matrix, per class).
 #   SIZE=128 EPOCHS=8 PRETRAIN_EPOCHS=10 INTERVAL=1 bash scripts/experiments/centernet_busi.sh
 # An arm whose evaluation is already there is reused, so an interrupted experiment picks up where it stopped.
+# Each arm's models/model.pt (best val_mAP, for the standalone inference.json) stays in the arm's folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
@@ -40,7 +41,7 @@ run_arm() {  # run_arm NAME EXTRA_CONFIG ARGS...
     local configs="'$B/train.json'${extra:+,'$extra'}"
     local start=$SECONDS
     bundle "$OUT/$name.train.log" --config_file "[$configs]" "${COMMON[@]}" --output_dir "$OUT/$name" \
-        --max_epochs "$EPOCHS" "$@"
+        --model_dir "$OUT/$name/models" --max_epochs "$EPOCHS" "$@"
     bundle "$OUT/$name.eval.log" --config_file "[$configs,'$B/evaluate.json']" "${COMMON[@]}" \
         --output_dir "$OUT/$name" --max_epochs "$EPOCHS" "$@"
     echo "$name: $EPOCHS epochs trained and evaluated in $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"

@@ -46,7 +46,13 @@ RUN_NAME = "pneumoniamnist_agcyclegan_lsgan_ndis1_cyc10.0"
 @pytest.mark.integration
 @pytest.mark.slow
 def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
-    common = {"dataset_dir": str(shared_data / "medmnist"), "output_dir": str(tmp_path)}
+    import torch
+
+    common = {
+        "dataset_dir": str(shared_data / "medmnist"),
+        "output_dir": str(tmp_path),
+        "bundle_root": str(tmp_path),
+    }
     run_bundle("train", "train_classifier", **common)
     assert (tmp_path / "classifier" / "checkpoints" / "best.pt").is_file()
     assert (
@@ -58,6 +64,7 @@ def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
     assert (tmp_path / "gan" / "figures" / "samples_epoch001.png").is_file()
     run_bundle("train", gan_epochs=2, **common)  # resumes after epoch 1 and trains epoch 2 only
     assert (tmp_path / "gan" / "figures" / "samples_epoch002.png").is_file()
+    assert set(torch.load(tmp_path / "models" / "model.pt", weights_only=True)) == {"classifier", "gan"}
     data = mlflow_metrics(tmp_path)
     assert {"train_loss_g", "train_loss_cyc", "train_loss_d"} <= set(data.metrics)
     assert data.params["n_dis"] == "1"
@@ -68,6 +75,7 @@ def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
 def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     import torch
 
+    from monai_xai.data import medmnist_datalist
     from monai_xai.networks.nets import AGCycleGAN, LeakyResNetClassifier
     from monai_xai.utils import atomic_save
 
@@ -76,7 +84,11 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     atomic_save(classifier.state_dict(), tmp_path / "classifier" / "checkpoints" / "best.pt")
     gan = AGCycleGAN(classifier, decoder_widths=SMOKE["decoder_widths"])
     atomic_save({"gan": gan.state_dict()}, tmp_path / "gan" / "checkpoints" / "latest.pt")
-    common = {"dataset_dir": str(shared_data / "medmnist"), "output_dir": str(tmp_path)}
+    common = {
+        "dataset_dir": str(shared_data / "medmnist"),
+        "output_dir": str(tmp_path),
+        "bundle_root": str(tmp_path),
+    }
     run_bundle("train", "evaluate", n_panels=2, **common)
     metrics = json.loads((tmp_path / "eval_test" / "metrics.json").read_text())
     assert metrics["n_images"] == 8 and 0.0 <= metrics["flip_rate"] <= 1.0
@@ -84,14 +96,22 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     assert set(metrics["attention_vs_gradcampp"]) == {"correlation", "top10pct_iou"}
     assert len(list((tmp_path / "eval_test" / "panels").glob("*.png"))) == 2
     assert "test_flip_rate" in mlflow_metrics(tmp_path).metrics
-    run_bundle("train", "inference", **common)
+    # the standalone inference.json: both networks in models/model.pt, as GAN training writes it
+    atomic_save(
+        {"classifier": classifier.state_dict(), "gan": gan.state_dict()}, tmp_path / "models" / "model.pt"
+    )
+    test_images = [
+        item["image"]
+        for item in medmnist_datalist(shared_data / "medmnist" / "pneumoniamnist.npz", "test")[:8]
+    ]
+    run_bundle("inference", input_files=test_images, **common)
     predictions = json.loads((tmp_path / "inference" / "predictions.json").read_text())
     assert len(predictions) == 8 and all(Path(p["panel"]).is_file() for p in predictions)
     torch.save(
         {"gan": {"decoders.g_x.head.weight": torch.zeros(1)}}, tmp_path / "gan" / "checkpoints" / "latest.pt"
     )
     with pytest.raises(RuntimeError) as info:
-        run_bundle("train", "inference", **common)
+        run_bundle("train", "evaluate", **common)
     assert "latest.pt: checkpoint does not fit AGCycleGAN" in " ".join(_messages(info.value))
 
 

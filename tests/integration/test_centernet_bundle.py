@@ -35,6 +35,7 @@ def test_pretrain_train_evaluate_infer_on_busi(shared_data, tmp_path):
     out = tmp_path / "detector"
     arm = {
         "output_dir": str(out),
+        "bundle_root": str(out),
         "init": "simsiam",
         "freeze_policy": "progressive_epochs",
         "unfreeze_interval": 1,
@@ -52,7 +53,9 @@ def test_pretrain_train_evaluate_infer_on_busi(shared_data, tmp_path):
         out / "eval_test" / "confusion_matrix.png"
     ).is_file()
     images = sorted((shared_data / "busi_256" / "malignant").glob("malignant_00[12].png"))
-    run_bundle("train", "inference", input_files=[str(p) for p in images], **common, **arm)
+    run_bundle(
+        "inference", input_files=[str(p) for p in images], **common, **arm
+    )  # models/model.pt of training
     detections = json.loads((out / "inference" / "detections.json").read_text())
     assert detections["score_threshold"] == metrics["f1_threshold"]["threshold"]
     assert [Path(r["source"]).name for r in detections["images"]] == [p.name for p in images]
