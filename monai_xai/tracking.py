@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
+    "artifact_location",
     "default_tracking_uri",
     "ensure_store",
     "find_run",
@@ -32,6 +33,19 @@ def ensure_store(tracking_uri: str) -> str:
     """Create the tracking store's tables now (e.g. on rank 0 before the other ranks open it)."""
     _client(tracking_uri).search_experiments(max_results=1)
     return tracking_uri
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``<folder of the database>/mlruns`` for a local sqlite store, where MONAI's ``MLFlowHandler`` puts the
+    artifacts too; None (MLflow's default) for other stores.
+
+    Why: MLflow's default artifact root of a sqlite store is ``./mlruns`` in the current directory, so an
+    experiment created outside the handler would scatter artifacts wherever the command was started.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    return (Path(tracking_uri[len(prefix) :]).parent / "mlruns").resolve().as_uri()
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -88,7 +102,11 @@ def log_to_run(
                 f"no MLflow run named {run_name!r} in experiment {experiment_name!r} at {tracking_uri}"
             )
         experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment(experiment_name, artifact_location=artifact_location(tracking_uri))
+        )
         run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
     else:
         run_id = run.info.run_id

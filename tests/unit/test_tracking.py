@@ -1,0 +1,34 @@
+"""monai_xai.tracking: runs created outside MONAI's handler keep their artifacts beside the sqlite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_log_to_run_stores_artifacts_beside_the_database_not_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from monai_xai.tracking import artifact_location, find_run, log_to_run
+
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    store = f"sqlite:///{tmp_path / 'out' / 'mlruns.db'}"
+    (tmp_path / "out").mkdir()
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(b"png")
+    log_to_run(
+        store, "explainer", "run0", metrics={"flip_rate": 0.5}, artifacts=[figure], artifact_path="figs"
+    )
+
+    run = find_run(store, "explainer", "run0")
+    assert run.data.metrics == {"flip_rate": 0.5}
+    assert (tmp_path / "out" / "mlruns").is_dir() and not (elsewhere / "mlruns").exists()
+    listed = MlflowClient(store).list_artifacts(run.info.run_id, "figs")
+    assert [a.path for a in listed] == ["figs/figure.png"]
+    assert artifact_location(store) == (tmp_path / "out" / "mlruns").as_uri()
+    assert artifact_location("http://tracking.example:5000") is None
