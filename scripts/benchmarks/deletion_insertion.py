@@ -29,8 +29,9 @@ deletion alone: ``quantus``, ``quantus.PixelFlipping`` in its batch mode (each s
 image of a batch together) on the plain network, as its users run it; ``quantus_optimised``, the same on the
 optimised copy; and ``batched_deletion_only``, monai_xai's path on deletion alone. Quantus is given the
 same network, images, steps, baseline and classes: ``features_in_step`` = the values of one step's pixels
-(it flips channel values; the one-channel map, broadcast over the channels, makes them whole pixels, and its
-check that ``features_in_step`` divides the pixels then needs ``steps`` to be a multiple of the channels),
+(it flips channel values, and the one-channel map broadcast over the channels keeps a pixel's values
+together; this needs ``steps`` to split the pixels evenly and, as Quantus checks that ``features_in_step``
+divides the pixels rather than the values, to be a multiple of the channels),
 ``perturb_baseline=0.0``, ``softmax=True``, ``normalise=False``, ``abs=False``, ``channel_first=True``,
 ``batch_size`` = all the images, and ``y_batch`` the network's predicted classes on the unchanged images.
 Its curve differs from ours in three ways, so it is compared on what both compute:
@@ -149,11 +150,12 @@ def quantus_unsupported(args: argparse.Namespace) -> str | None:
             f"baseline {args.baseline!r} has no Quantus counterpart (its 'mean' is recomputed from the image "
             "as perturbed so far, and it has no blur): only the zero baseline is the same"
         )
-    values = args.in_channels * args.size**2
-    if values % args.steps or args.size**2 % (values // args.steps):
+    n_pixels = args.size**2
+    if n_pixels % args.steps or args.steps % args.in_channels:
         return (
-            f"{args.steps} steps do not split {args.size}x{args.size} pixels x {args.in_channels} channel(s) "
-            "into Quantus's features_in_step (values per step, which must divide the pixels)"
+            f"{args.steps} steps of {args.size}x{args.size} pixels x {args.in_channels} channel(s) have no "
+            "Quantus features_in_step: the steps must split the pixels evenly and, as Quantus checks that "
+            "the values per step divide the pixels, be a multiple of the channels"
         )
     return None
 
