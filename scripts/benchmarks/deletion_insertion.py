@@ -67,6 +67,8 @@ Usage::
     python scripts/benchmarks/deletion_insertion.py                      # 16 images 64x64, 16 steps, CPU
     python scripts/benchmarks/deletion_insertion.py --threads 1 --baseline blur --repeats 5
     python scripts/benchmarks/deletion_insertion.py --quick              # tiny sizes, seconds (for tests)
+    python scripts/benchmarks/deletion_insertion.py --threads 1 --repeats 5 \
+        --out bundles/multiscale_abn_correction/docs/results/deletion_insertion.json   # the docs' table
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 #: ``speedup`` must reach this fraction of ``speedup_ceiling``, measured in the same run.
@@ -120,6 +123,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="compare with Quantus's PixelFlipping (default: when it is installed and can match our curve)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round, for smoke tests")
+    parser.add_argument(
+        "--out", type=Path, help="also write the JSON line to this file (the docs' table is rendered from it)"
+    )
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else DEFAULTS
     for key, value in preset.items():
@@ -551,6 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_benchmark(args)
     print(format_table(result))
     print(json.dumps(result))
+    if args.out is not None:
+        from monai_xai.files import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -39,9 +39,9 @@ def test_loop_and_batched_give_the_same_curves(one_thread, baseline: str, load_s
     assert bench.max_abs_diff({"deletion": loop["deletion"]}, {"deletion": batched["insertion"]}) > 1e-3
 
 
-def test_quick_run_prints_table_and_json_last(one_thread, capsys, load_script) -> None:
+def test_quick_run_prints_table_and_json_last(one_thread, capsys, tmp_path, load_script) -> None:
     bench = load_script("benchmarks/deletion_insertion.py")
-    assert bench.main(["--quick", "--threads", "1"]) == 0
+    assert bench.main(["--quick", "--threads", "1", "--out", str(tmp_path / "di.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("deletion_insertion: resnet18, 2 images of 32x32")
     result = json.loads(lines[-1])
@@ -62,6 +62,10 @@ def test_quick_run_prints_table_and_json_last(one_thread, capsys, load_script) -
     else:
         assert quantus_keys <= set(result) and "quantus_skipped" not in result
         assert result["max_abs_diff_vs_quantus"] <= 1e-4 and result["agreement_vs_quantus_met"]
+    assert json.loads((tmp_path / "di.json").read_text()) == result
+    table = load_script("render_results.py").deletion_insertion(result)
+    assert f"| `speedup` | {result['speedup']:.2f}x | ≥ 0.9 x `speedup_ceiling`" in table
+    assert ("Quantus skipped" in table) == ("quantus_skipped" in result)
 
 
 @pytest.mark.parametrize(("channels", "size", "steps"), [(1, 16, 4), (3, 12, 6)])
