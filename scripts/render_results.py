@@ -258,6 +258,69 @@ def explain_latency(report: dict) -> str:
     )
 
 
+#: Rows of the Deletion/Insertion speed table: contender -> label.
+DELETION_INSERTION_ROWS = {
+    "loop": "per-image, per-step loop (batch-1 forwards)",
+    "loop_optimised": "the loop on the optimised copy",
+    "batched_plain": "`deletion_insertion` on the plain network",
+    "batched": "**monai_xai: optimised copy + `deletion_insertion`**",
+    "forwards_only": "the optimised copy's forward passes alone (ceiling)",
+}
+
+
+def deletion_insertion(report: dict) -> str:
+    """Medians of the contenders, then each speed-up and difference against its target."""
+    settings, medians = report["settings"], report["median_s"]
+    loop = medians["loop"]
+    rows = ["| deletion + insertion | median | loop / this |", "|---|---|---|"]
+    rows += [
+        f"| {label} | {medians[name]:.3f} s | {loop / medians[name]:.2f}x |"
+        for name, label in DELETION_INSERTION_ROWS.items()
+    ]
+    checks = [
+        (
+            "`speedup`",
+            f"{report['speedup']:.2f}x",
+            f"≥ {report['target_speedup_of_ceiling']:g} x `speedup_ceiling` {report['speedup_ceiling']:.2f}x "
+            f"= {report['target_speedup']:.2f}x",
+            report["speedup_met"],
+        ),
+        ("`max_abs_diff`", f"{report['max_abs_diff']:.1e}", f"≤ {report['target_max_abs_diff']:g}",
+         report["agreement_met"]),
+    ]  # fmt: skip
+    if "quantus_skipped" in report:
+        quantus_note = f" Quantus skipped: {report['quantus_skipped']}."
+    else:
+        ours = medians["batched_deletion_only"]
+        rows += ["", "| deletion alone | median | this / monai_xai |", "|---|---|---|"]
+        quantus = f"Quantus {report['quantus_version']} `PixelFlipping`"
+        for name, label in (
+            ("batched_deletion_only", "**monai_xai**"),
+            ("quantus", f"{quantus} on the plain network"),
+            ("quantus_optimised", f"{quantus} on the optimised copy"),
+        ):
+            rows.append(f"| {label} | {medians[name]:.3f} s | {medians[name] / ours:.2f}x |")
+        checks += [
+            ("`speedup_vs_quantus`", f"{report['speedup_vs_quantus']:.2f}x",
+             f"≥ {report['target_speedup_vs_quantus']}", report["speedup_vs_quantus_met"]),
+            ("`max_abs_diff_vs_quantus`", f"{report['max_abs_diff_vs_quantus']:.1e}",
+             f"≤ {report['target_max_abs_diff_vs_quantus']:g}", report["agreement_vs_quantus_met"]),
+        ]  # fmt: skip
+        quantus_note = ""
+    rows += ["", "| figure | value | target | met |", "|---|---|---|---|"]
+    rows += [
+        f"| {name} | {value} | {target} | {'yes' if met else '**no**'} |"
+        for name, value, target, met in checks
+    ]
+    return "\n".join(rows) + (
+        f"\n\n{settings['backbone']}, {settings['images']} images of {settings['size']}x{settings['size']}, "
+        f"{settings['steps']} steps, baseline {settings['baseline']}, torch {settings['torch']}, "
+        f"{settings['threads']} threads, {settings['warmup']} warm-up + {settings['repeats']} interleaved "
+        f"rounds, medians; load {settings['loadavg_1min_at_start']} at start, "
+        f"{settings['loadavg_1min_at_end']} at end. All targets met: {report['target_met']}.{quantus_note}\n"
+    )
+
+
 MEDMNIST_METRICS = ("accuracy", "auc", "sensitivity", "specificity")
 
 
@@ -311,6 +374,10 @@ RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
     "demo_shortcut": (
         lambda report, bundle: demo_shortcut(report),
         lambda readme: readme.parent / "results" / "demo_shortcut.json",
+    ),
+    "deletion_insertion": (
+        lambda report, bundle: deletion_insertion(report),
+        lambda readme: readme.parent / "results" / "deletion_insertion.json",
     ),
 }
 

@@ -12,9 +12,14 @@ __all__ = ["resize_attention", "upsample_attention"]
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-def upsample_attention(attention_map: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
-    """Resize a (B, C, *spatial) map by (bi/tri)linear interpolation, e.g. M(x) to the image for display."""
-    mode = _LINEAR_MODES[attention_map.ndim - 2]
+def upsample_attention(
+    attention_map: torch.Tensor, size: int | Sequence[int], spatial_dims: int | None = None
+) -> torch.Tensor:
+    """Resize a (B, C, *spatial) map by (bi/tri)linear interpolation, e.g. M(x) to the image for display.
+
+    Networks pass their ``spatial_dims``: under ``torch.fx`` tracing the map's ``ndim`` is not a number.
+    """
+    mode = _LINEAR_MODES[attention_map.ndim - 2 if spatial_dims is None else spatial_dims]
     return F.interpolate(attention_map, size=size, mode=mode, align_corners=False)
 
 

@@ -47,11 +47,40 @@ def test_copy_is_optimised_and_reproduces_the_logits(mode: str, architecture: st
         torch.testing.assert_close(optimised(images), logits(images), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(3, 1, 32, 32), (2, 1, 16, 16, 16)])
+def test_multiscale_abn_gets_an_optimised_copy(shape: tuple) -> None:
+    torch.manual_seed(0)
+    network = MultiScaleAttentionBranchNetwork(spatial_dims=len(shape) - 2, num_classes=2).eval()
+    logits = PerceptionLogits(network)
+    images = _images(*shape)
+    optimised = inference_optimised(logits, images[:1])
+    assert isinstance(optimised, fx.GraphModule)
+    assert _batch_norms(optimised) < _batch_norms(logits)
+    with torch.no_grad():
+        torch.testing.assert_close(optimised(images), logits(images), rtol=1e-4, atol=1e-5)
+        # The whole network traces too (with its own map), every output as in eager mode.
+        traced = fx.symbolic_trace(network, concrete_args={"attention_map": None})
+        for got, expected in zip(traced(images), network(images)):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+class _DataDependent(torch.nn.Module):
+    """Branches on a tensor's value, which ``torch.fx`` cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).mean(dim=(2, 3))
+        return y if y.sum() > 0 else -y
+
+
 def test_untraceable_or_unsupported_networks_are_returned_with_the_reason(caplog) -> None:
-    multiscale = PerceptionLogits(MultiScaleAttentionBranchNetwork(num_classes=2).eval())
+    untraceable = _DataDependent().eval()
     with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
-        assert inference_optimised(multiscale, _images(1, 1, 32, 32)) is multiscale
-    assert "using PerceptionLogits as it is (MKL-DNN layout + batch-norm folding:" in caplog.text
+        assert inference_optimised(untraceable, _images(1, 1, 32, 32)) is untraceable
+    assert "using _DataDependent as it is (MKL-DNN layout + batch-norm folding:" in caplog.text
     double = get_classifier("baseline").double().eval()
     with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
         assert inference_optimised(double, _images(1, 1, 32, 32).double()) is double

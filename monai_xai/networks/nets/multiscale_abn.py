@@ -5,6 +5,10 @@ feature extractor (the same stem + layer1..layer3 as :class:`AttentionBranchNetw
 from an ABN checkpoint) is tapped after each of layer1, layer2 and layer3; each tap gets its own attention
 branch (map M_l at the tap's resolution) and perception branch on f_l * (1 + M_l), and the perception
 branches' pooled features are concatenated for the final prediction.
+
+The forward pass has no value-dependent control flow and resizes maps with a mode fixed by ``spatial_dims``,
+so ``torch.fx`` traces it (with ``attention_map=None``, as :class:`~monai_xai.networks.PerceptionLogits`
+calls it) and :func:`~monai_xai.networks.inference_optimised` gives it a batch-norm-folded copy.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class MultiScaleAttentionBranchNetwork(nn.Module):
             pooled.append(stage_pooled)
             per_logits.append(classifier(stage_pooled))
         finest = own_maps[0].shape[2:]
-        combined = torch.stack([upsample_attention(m, finest) for m in own_maps]).mean(0)
+        combined = torch.stack([upsample_attention(m, finest, self.spatial_dims) for m in own_maps]).mean(0)
         return MultiScaleABNOutput(
             attention_logits=torch.stack(att_logits).mean(0),
             perception_logits=self.fusion(torch.cat(pooled, dim=1)),
