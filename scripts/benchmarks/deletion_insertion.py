@@ -558,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(result))
     print(json.dumps(result))
     if args.out is not None:
-        from monai_xai.files import atomic_write_text
+        from monai_xai.utils import atomic_write_text
 
         atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     return 0
