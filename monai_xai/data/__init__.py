@@ -30,7 +30,7 @@ from monai_xai.data.splits import (
     train_val_test_split,
 )
 from monai_xai.data.synthetic import PhantomSet, make_phantoms, marker_region, write_demo_dataset
-from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist
+from monai_xai.data.tabular import IMAGE_SUFFIXES, csv_datalist, folder_datalist, image_datalist
 from monai_xai.data.unpaired import UnpairedDataset
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "phash",
     "fold_datalists",
     "folder_datalist",
+    "image_datalist",
     "make_phantoms",
     "marker_region",
     "medmnist_datalist",

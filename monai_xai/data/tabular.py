@@ -1,4 +1,4 @@
-"""Datalists from a CSV table or from a folder of class subfolders.
+"""Datalists from a CSV table, from a folder of class subfolders, or of unlabelled images to classify.
 
 Items are MONAI-style dicts: ``image`` (absolute path), ``label`` (int), and when known ``mask``
 and ``patient``. Paths in a CSV are read relative to the CSV's own folder, so a dataset folder can
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from monai_xai.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "csv_datalist", "folder_datalist"]
+__all__ = ["IMAGE_SUFFIXES", "csv_datalist", "folder_datalist", "image_datalist"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz", ".dcm")
 
@@ -113,4 +113,28 @@ def folder_datalist(
             items.append(item)
     if not items:
         raise InputError(root, f"no images with suffixes {', '.join(IMAGE_SUFFIXES)} found")
+    return items
+
+
+def image_datalist(
+    input_files: Sequence[str | os.PathLike] | None = None,
+    dataset_dir: str | os.PathLike | None = None,
+    mask_suffix: str = "_mask",
+) -> list[dict]:
+    """One unlabelled item (``{"image": path}``) per image to classify.
+
+    ``input_files`` when given; otherwise the image files directly in ``dataset_dir``, in name order, without
+    the masks beside them (``<name><mask_suffix>.<ext>``, as in :func:`folder_datalist`).
+    """
+    if input_files is not None:
+        return [{"image": str(f)} for f in input_files]
+    if dataset_dir is None:
+        raise ValueError("give input_files or dataset_dir")
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise InputError(root, "image folder not found (give --dataset_dir or --input_files)")
+    files = sorted(p for p in root.iterdir() if p.is_file() and _has_image_suffix(p))
+    items = [{"image": str(p)} for p in files if not p.name.split(".", 1)[0].endswith(mask_suffix)]
+    if not items:
+        raise InputError(root, "holds no image files")
     return items

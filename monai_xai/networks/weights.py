@@ -12,7 +12,7 @@ from torch import nn
 
 from monai_xai.errors import InputError
 
-__all__ = ["load_weights", "resnet_depth_of"]
+__all__ = ["load_weights", "resnet_depth_of", "trainable_parameters"]
 
 # "<prefix>layer<stage>.<block>." in the weight names of MONAI ResNets and the networks built on them.
 _STAGE_BLOCK = re.compile(r"(?:^|\.)layer([1-4])\.(\d+)\.")
@@ -22,7 +22,7 @@ def resnet_depth_of(state: Mapping[str, object]) -> str | None:
     """The ResNet depth ("resnet18", ...) whose stages a state dict's ``layer1..layer3`` weights match.
 
     Why: a checkpoint of another depth otherwise fails with a list of unexpected weight names, which does
-    not say that ``--network`` is what differs. None when the names show no ResNet stages or no known depth.
+    not say that ``--backbone`` is what differs. None when the names show no ResNet stages or no known depth.
     """
     from monai_xai.networks.nets.resnet import RESNET_SPECS
 
@@ -63,7 +63,7 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         details = []
         depth, own_depth = resnet_depth_of(state), resnet_depth_of(own)
         if depth and own_depth and depth != own_depth:
-            details.append(f"it holds a {depth} backbone, the network a {own_depth} (--network {depth}?)")
+            details.append(f"it holds a {depth} backbone, the network a {own_depth} (--backbone {depth}?)")
         if missing:
             details.append(f"{len(missing)} weights missing (e.g. {missing[0]})")
         if unexpected:
@@ -77,7 +77,13 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         raise InputError(
             path,
             f"checkpoint does not fit {type(target).__name__}: {'; '.join(details)}. "
-            "Was it trained with another --network, --mode, channel count or number of classes?",
+            "Was it trained with another --backbone, --mode, channel count or number of classes?",
         )
     target.load_state_dict(state)
     return network
+
+
+def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
+    """The parameters that still require gradients, for an optimiser of a partly frozen network (the
+    multi-scale ABN's fine-tuning freezes its feature extractor)."""
+    return [p for p in network.parameters() if p.requires_grad]

@@ -10,7 +10,7 @@ from monai_xai.transforms.intensity import (
     ToGrayscaled,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
-from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd
+from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
 from monai_xai.transforms.preflight import check_splits
 from monai_xai.transforms.presets import (
     CT_WINDOWS,
@@ -18,6 +18,7 @@ from monai_xai.transforms.presets import (
     ct_preset,
     fundus_preset,
     get_preset,
+    inference_transforms,
     mri_preset,
     ultrasound_preset,
     xray_preset,
@@ -48,6 +49,8 @@ __all__ = [
     "diagnose_item",
     "fundus_preset",
     "get_preset",
+    "inference_transforms",
+    "with_corrected_maps",
     "mri_preset",
     "ultrasound_preset",
     "validate_datalist",

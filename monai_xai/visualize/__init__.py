@@ -24,6 +24,7 @@ from monai_xai.visualize.saliency import (
     CAMSaliency,
     batch_score_hooks,
     get_saliency,
+    saliency_functions,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "InputGradientSaliency",
     "SALIENCY_METHODS",
     "get_saliency",
+    "saliency_functions",
     "batch_score_hooks",
     "attention_overlay_figure",
     "confusion_matrix_figure",

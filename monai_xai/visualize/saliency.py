@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
 from monai_xai.engines.outputs import split_network_output
 
-__all__ = ["CAMSaliency", "CAM_METHODS", "SALIENCY_METHODS", "batch_score_hooks", "get_saliency"]
+__all__ = [
+    "CAMSaliency",
+    "CAM_METHODS",
+    "SALIENCY_METHODS",
+    "batch_score_hooks",
+    "get_saliency",
+    "saliency_functions",
+]
 
 CAM_METHODS = ("gradcam", "gradcampp")
 
@@ -93,3 +102,11 @@ def get_saliency(network: nn.Module, method: str, target_layer: str | None = Non
     if method not in CAM_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(SALIENCY_METHODS)}")
     return CAMSaliency(network, method, target_layer)
+
+
+def saliency_functions(
+    network: nn.Module, methods: Sequence[str], target_layer: str | None = None
+) -> dict[str, Callable]:
+    """:func:`get_saliency` of each of ``methods`` on ``network`` by name, as the evaluation reports take
+    them; ``target_layer`` applies to the CAM methods."""
+    return {method: get_saliency(network, method, target_layer) for method in methods}

@@ -51,6 +51,17 @@ class ABNOutput(NamedTuple):
     #: (B, 1, *feature_size) the network's own map M(x) in [0, 1], also when an external map was used.
     attention_map: torch.Tensor
 
+    @property
+    def shape(self) -> torch.Size:
+        """The prediction's shape: tools that check a network's output as one tensor (MONAI's
+        ``verify_net_in_out``) then check the prediction."""
+        return self.perception_logits.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The prediction's dtype (see :attr:`shape`)."""
+        return self.perception_logits.dtype
+
 
 def upsample_attention(attention_map: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
     """Resize a (B, C, *spatial) map by (bi/tri)linear interpolation, e.g. M(x) to the image for display."""
