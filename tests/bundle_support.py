@@ -38,7 +38,8 @@ def copy_bundle(name: str, destination: Path) -> Path:
 
 
 def metadata_problems(bundle_root: Path) -> list[str]:
-    """Everything in the bundle's ``metadata.json`` that the specification's required keys forbid; empty when valid."""
+    """Everything in the bundle's ``metadata.json`` that the specification's required keys forbid; empty when
+    valid."""
     meta: dict[str, Any] = json.loads((bundle_root / "configs" / "metadata.json").read_text())
     problems = [f"missing key {key!r}" for key in REQUIRED_METADATA_KEYS if key not in meta]
     version = meta.get("version")
@@ -51,7 +52,9 @@ def metadata_problems(bundle_root: Path) -> list[str]:
             problems.append(f"network_data_format has no {part}")
             continue
         for tensor, spec in tensors.items():
-            problems += [f"{part}.{tensor}: missing {key!r}" for key in REQUIRED_TENSOR_KEYS if key not in spec]
+            problems += [
+                f"{part}.{tensor}: missing {key!r}" for key in REQUIRED_TENSOR_KEYS if key not in spec
+            ]
             shape = spec.get("spatial_shape")
             if shape is not None and not isinstance(shape, list):
                 problems.append(f"{part}.{tensor}: spatial_shape {shape!r} is not a list")

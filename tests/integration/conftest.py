@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ABN_CONFIGS = REPO / "bundles" / "abn_classification" / "configs"
-EXPORT_CONFIGS = [str(ABN_CONFIGS / f"{name}.json") for name in ("train", "inference", "export")]
+EXPORT_CONFIGS = [str(ABN_CONFIGS / f"{name}.json") for name in ("inference", "export")]
 
 
 @pytest.fixture(scope="session")
