@@ -4,6 +4,7 @@ MONAI's bundle specification (``verify_metadata`` needs a schema that cannot be 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ REQUIRED_METADATA_KEYS = (
     "copyright",
     "network_data_format",
 )
+#: Inline logic a config expression should call a named library function for instead.
+LOGIC = re.compile(r"\bif\b.*\belse\b|\blambda\b|\bfor\b.*\bin\b")
+
 #: Keys the specification requires for each input and output in ``network_data_format``.
 REQUIRED_TENSOR_KEYS = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range")
 
@@ -58,4 +62,29 @@ def metadata_problems(bundle_root: Path) -> list[str]:
             shape = spec.get("spatial_shape")
             if shape is not None and not isinstance(shape, list):
                 problems.append(f"{part}.{tensor}: spatial_shape {shape!r} is not a list")
+    return problems
+
+
+def _expressions(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.startswith("$") else []
+    if isinstance(value, dict):
+        return [e for v in value.values() for e in _expressions(v)]
+    if isinstance(value, list):
+        return [e for v in value for e in _expressions(v)]
+    return []
+
+
+def config_problems(bundle_root: Path) -> list[str]:
+    """What keeps the bundle's configs from running as a folder of their own: a ``%`` reference or a path
+    into the repository's ``bundles/`` folder, and inline logic (conditionals, lambdas, comprehensions) in a
+    ``$`` expression."""
+    problems = []
+    for config in sorted((bundle_root / "configs").glob("*.json")):
+        if config.name == "metadata.json":
+            continue
+        expressions = _expressions(json.loads(config.read_text()))
+        problems += [f"{config.name}: repository path in {e}" for e in expressions if "bundles/" in e]
+        problems += [f"{config.name}: inline logic in {e}" for e in expressions if LOGIC.search(e)]
+        problems += [f"{config.name}: {ref}" for ref in re.findall(r'"%[^"]*"', config.read_text())]
     return problems
