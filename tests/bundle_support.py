@@ -88,3 +88,46 @@ def config_problems(bundle_root: Path) -> list[str]:
         problems += [f"{config.name}: inline logic in {e}" for e in expressions if LOGIC.search(e)]
         problems += [f"{config.name}: {ref}" for ref in re.findall(r'"%[^"]*"', config.read_text())]
     return problems
+
+
+def packaging_problems(bundle_root: Path) -> list[str]:
+    """Everything a model-zoo bundle folder lacks: valid metadata, ``eval_metrics`` figures that name the run
+    they come from, a ``LICENSE``, a ``docs/data_license.txt``, and configs that run from the folder alone."""
+    problems = metadata_problems(bundle_root)
+    meta = json.loads((bundle_root / "configs" / "metadata.json").read_text())
+    for name, figures in meta.get("eval_metrics", {}).items():
+        if not isinstance(figures, dict) or not figures.get("run"):
+            problems.append(f"eval_metrics.{name} does not name its run")
+        elif not all(isinstance(v, float) for k, v in figures.items() if k != "run"):
+            problems.append(f"eval_metrics.{name} holds something other than measured figures")
+    if "Apache License" not in _read(bundle_root / "LICENSE"):
+        problems.append("LICENSE is not the Apache-2.0 text")
+    if not _read(bundle_root / "docs" / "data_license.txt"):
+        problems.append("docs/data_license.txt is missing")
+    return problems + config_problems(bundle_root)
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+def verify_network_io(bundle_root: Path, n: int = 4) -> None:
+    """MONAI's ``verify_net_in_out`` on ``network_def`` of ``inference.json``, and the same check for the
+    ``attention_map`` output, whose shape MONAI's tool does not look at."""
+    import torch
+    from monai.bundle import ConfigParser, verify_net_in_out
+
+    meta, inference = (str(bundle_root / "configs" / name) for name in ("metadata.json", "inference.json"))
+    verify_net_in_out("network_def", meta_file=meta, config_file=inference, device="cpu", n=n)
+    parser = ConfigParser()
+    parser.read_config(inference)
+    parser.read_meta(meta)
+    formats = parser.get("_meta_#network_data_format")
+    image, attention = formats["inputs"]["image"], formats["outputs"]["attention_map"]
+    size = [eval(str(s), {"n": n}) for s in image["spatial_shape"]]
+    with torch.no_grad():
+        out = parser.get_parsed_content("network_def").eval()(torch.rand(1, image["num_channels"], *size))
+    expected = (1, attention["num_channels"], *(eval(str(s), {"n": n}) for s in attention["spatial_shape"]))
+    found = tuple(out.attention_map.shape)
+    if found != expected:
+        raise ValueError(f"attention_map has shape {found}, the metadata says {expected}")
