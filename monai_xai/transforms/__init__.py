@@ -11,6 +11,7 @@ from monai_xai.transforms.intensity import (
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
+from monai_xai.transforms.postprocessing import classification_postprocessing
 from monai_xai.transforms.preflight import check_splits
 from monai_xai.transforms.presets import (
     CT_WINDOWS,
@@ -45,6 +46,7 @@ __all__ = [
     "ToGrayscaled",
     "ValidateItemd",
     "check_splits",
+    "classification_postprocessing",
     "ct_preset",
     "diagnose_item",
     "fundus_preset",

@@ -141,3 +141,13 @@ def test_attention_outputs_read_as_their_prediction_and_the_evaluator_uses_its_i
     )
     evaluator.run()
     assert calls == [(2, 1, 32, 32)] and evaluator.state.output["attention_map"].shape == (2, 1, 2, 2)
+
+
+def test_classification_postprocessing_works_on_batches():
+    from monai_xai.transforms import classification_postprocessing
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.5]])
+    out = classification_postprocessing()({"pred": logits})
+    assert torch.equal(out["pred"], logits)
+    assert torch.allclose(torch.as_tensor(out["probabilities"]), torch.softmax(logits, dim=1))
+    assert torch.as_tensor(out["class"]).tolist() == [0, 1, 1]
