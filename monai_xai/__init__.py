@@ -16,10 +16,12 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "active_learning",
     "benchmarking",
+    "bundle",
     "crossval",
     "data",
     "deploy",
     "detection",
+    "distributed",
     "editor",
     "engines",
     "errors",

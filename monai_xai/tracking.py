@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "artifact_location",
+    "classifier_run_name",
     "default_tracking_uri",
     "ensure_store",
     "find_run",
@@ -27,6 +28,16 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{out / 'mlruns.db'}"
+
+
+def classifier_run_name(dataset: str, mode: str, architecture: str, backbone: str, fold: int) -> str:
+    """``<dataset>_<mode>[_<architecture>]_<backbone>_fold<k>``: the MLflow run of one classifier arm.
+
+    The default architecture ``abn`` is left out (``demo_dynamic_resnet18_fold0``); resumed runs and the
+    cross-validation summary find runs by this name.
+    """
+    parts = [dataset, mode, *([] if architecture == "abn" else [architecture]), backbone, f"fold{fold}"]
+    return "_".join(parts)
 
 
 def ensure_store(tracking_uri: str) -> str:

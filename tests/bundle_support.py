@@ -4,6 +4,7 @@ MONAI's bundle specification (``verify_metadata`` needs a schema that cannot be 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ REQUIRED_METADATA_KEYS = (
     "copyright",
     "network_data_format",
 )
+#: Inline logic a config expression should call a named library function for instead.
+LOGIC = re.compile(r"\bif\b.*\belse\b|\blambda\b|\bfor\b.*\bin\b")
+
 #: Keys the specification requires for each input and output in ``network_data_format``.
 REQUIRED_TENSOR_KEYS = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range")
 
@@ -76,3 +80,71 @@ def tensor_shape(spec: dict[str, Any], n: int) -> tuple[int, ...]:
     from monai.bundle.scripts import _get_fake_spatial_shape
 
     return (1, spec["num_channels"], *_get_fake_spatial_shape(spec["spatial_shape"], n=n))
+
+
+def _expressions(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.startswith("$") else []
+    if isinstance(value, dict):
+        return [e for v in value.values() for e in _expressions(v)]
+    if isinstance(value, list):
+        return [e for v in value for e in _expressions(v)]
+    return []
+
+
+def config_problems(bundle_root: Path) -> list[str]:
+    """What keeps the bundle's configs from running as a folder of their own: a ``%`` reference or a path
+    into the repository's ``bundles/`` folder, and inline logic (conditionals, lambdas, comprehensions) in a
+    ``$`` expression."""
+    problems = []
+    for config in sorted((bundle_root / "configs").glob("*.json")):
+        if config.name == "metadata.json":
+            continue
+        expressions = _expressions(json.loads(config.read_text()))
+        problems += [f"{config.name}: repository path in {e}" for e in expressions if "bundles/" in e]
+        problems += [f"{config.name}: inline logic in {e}" for e in expressions if LOGIC.search(e)]
+        problems += [f"{config.name}: {ref}" for ref in re.findall(r'"%[^"]*"', config.read_text())]
+    return problems
+
+
+def packaging_problems(bundle_root: Path) -> list[str]:
+    """Everything a model-zoo bundle folder lacks: valid metadata, ``eval_metrics`` figures that name the run
+    they come from, a ``LICENSE``, a ``docs/data_license.txt``, and configs that run from the folder alone."""
+    problems = metadata_problems(bundle_root)
+    meta = json.loads((bundle_root / "configs" / "metadata.json").read_text())
+    for name, figures in meta.get("eval_metrics", {}).items():
+        if not isinstance(figures, dict) or not figures.get("run"):
+            problems.append(f"eval_metrics.{name} does not name its run")
+        elif not all(isinstance(v, float) for k, v in figures.items() if k != "run"):
+            problems.append(f"eval_metrics.{name} holds something other than measured figures")
+    if "Apache License" not in _read(bundle_root / "LICENSE"):
+        problems.append("LICENSE is not the Apache-2.0 text")
+    if not _read(bundle_root / "docs" / "data_license.txt"):
+        problems.append("docs/data_license.txt is missing")
+    return problems + config_problems(bundle_root)
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
+def verify_network_io(bundle_root: Path, n: int = 4) -> None:
+    """MONAI's ``verify_net_in_out`` on ``network_def`` of ``inference.json``, and the same check for the
+    ``attention_map`` output, whose shape MONAI's tool does not look at."""
+    import torch
+    from monai.bundle import ConfigParser, verify_net_in_out
+
+    meta, inference = (str(bundle_root / "configs" / name) for name in ("metadata.json", "inference.json"))
+    verify_net_in_out("network_def", meta_file=meta, config_file=inference, device="cpu", n=n)
+    parser = ConfigParser()
+    parser.read_config(inference)
+    parser.read_meta(meta)
+    formats = parser.get("_meta_#network_data_format")
+    image, attention = formats["inputs"]["image"], formats["outputs"]["attention_map"]
+    size = [eval(str(s), {"n": n}) for s in image["spatial_shape"]]
+    with torch.no_grad():
+        out = parser.get_parsed_content("network_def").eval()(torch.rand(1, image["num_channels"], *size))
+    expected = (1, attention["num_channels"], *(eval(str(s), {"n": n}) for s in attention["spatial_shape"]))
+    found = tuple(out.attention_map.shape)
+    if found != expected:
+        raise ValueError(f"attention_map has shape {found}, the metadata says {expected}")

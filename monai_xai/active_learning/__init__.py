@@ -5,6 +5,9 @@ One small class per strategy over :class:`SelectionStrategy`; :func:`get_strateg
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from monai_xai.active_learning.base import SampleRecords, SelectionStrategy
 from monai_xai.active_learning.largest_map_error import LargestMapError
 from monai_xai.active_learning.lowest_confidence import LowestConfidence
@@ -18,6 +21,7 @@ __all__ = [
     "SampleRecords",
     "SelectionStrategy",
     "get_strategy",
+    "select_for_correction",
 ]
 
 #: Strategy classes by name.
@@ -31,3 +35,14 @@ def get_strategy(name: str, **kwargs) -> SelectionStrategy:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](**kwargs)
+
+
+def select_for_correction(
+    strategy: str, records_file: str | os.PathLike, fraction: float, **strategy_args: Any
+) -> list[str] | None:
+    """Ids of the samples whose corrected map the fine-tuning uses: the top ``fraction`` of ``strategy``'s
+    ranking of ``records_file`` (the ``records.csv`` of ``collect.json``), or None (every sample) for the
+    strategy ``"all"``, which needs no records."""
+    if strategy == "all":
+        return None
+    return get_strategy(strategy, **strategy_args).select(SampleRecords.from_csv(records_file), fraction)

@@ -24,6 +24,13 @@ class CorrectionDatalist(NamedTuple):
     #: selected items that had no map in ``source`` (they train without L_map).
     n_selected_without_map: int
 
+    def describe(self, source: str) -> str:
+        """One line for the fine-tuning log: how many samples train with a ``source`` map."""
+        return (
+            f"fine-tuning on {self.n_with_map} of {len(self.items)} training samples with a {source} map "
+            f"({self.n_selected_without_map} selected without one)"
+        )
+
 
 def correction_datalist(
     datalist: Sequence[dict],

@@ -1,4 +1,4 @@
-"""Datalists from a CSV table or from a folder of class subfolders.
+"""Datalists from a CSV table, from a folder of class subfolders, or of unlabelled images to classify.
 
 Items are MONAI-style dicts: ``image`` (absolute path), ``label`` (int), and when known ``mask``
 and ``patient``. Paths in a CSV are read relative to the CSV's own folder, so a dataset folder can

@@ -2,7 +2,7 @@
 
 ``python -m monai.bundle ckpt_export`` stores the bundle's config files and metadata in the TorchScript file,
 so the file alone says how the network was trained: its class names, its preprocessing
-(``infer#preprocessing`` of ``inference.json``) and which DICOM series it accepts (``series_selection`` of
+(``preprocessing`` of ``inference.json``) and which DICOM series it accepts (``series_selection`` of
 ``export.json``). The deploy app reads them from there, so that a deployed model cannot drift from the
 settings it was trained with.
 """
@@ -28,9 +28,9 @@ __all__ = ["IMAGE_SUFFIXES", "ABNPrediction", "DeployedABN", "is_image_file", "l
 
 #: File types classified as images (everything else in an input folder is left to the DICOM loader).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz")
-_FIRST_CONFIG = "train.json"
-_LAST_CONFIGS = ("inference.json", "export.json")
-_PREPROCESSING_ID = "infer#preprocessing"
+_FIRST_CONFIG = "inference.json"
+_LAST_CONFIGS = ("export.json",)
+_PREPROCESSING_ID = "preprocessing"
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -96,8 +96,8 @@ class DeployedABN:
         path: the exported ``.ts`` file, or a folder holding exactly one (the models folder of a MAP).
         device: where to run; CUDA when available by default.
 
-    The embedded configs are merged as the bundle run merges them: ``train.json`` first, then any other
-    config (dataset fragments, in name order), then ``inference.json`` and ``export.json``.
+    The embedded configs are merged as the bundle run merges them: ``inference.json`` first, then any other
+    config (dataset fragments, in name order), then ``export.json``.
     """
 
     def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None) -> None:

@@ -5,8 +5,8 @@ Why not the SDK's ``MonaiBundleInferenceOperator``: it keeps only the first netw
 labels with ``int(value)``, i.e. class 0 for any probability below 1; and it feeds DICOM volumes in its own
 (W, H, D) layout and drops every transform named ``LoadImage*``, so the bundle's own loader
 (``LoadImageOrArrayd``: rescale slope, colour, MONOCHROME1) would not run. :class:`ABNInferenceOperator` runs
-the bundle's ``infer#preprocessing`` unchanged on the selected series' files instead, so the deployed model
-sees the pixels it saw in ``inference.json``.
+the ``preprocessing`` of the bundle's ``inference.json`` unchanged on the selected series' files instead, so
+the deployed model sees the pixels it saw in ``inference.json``.
 """
 
 from __future__ import annotations

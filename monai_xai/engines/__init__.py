@@ -24,7 +24,6 @@ from monai_xai.engines.outputs import (
 )
 from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
-from monai_xai.engines.utils import get_device, lower_is_better
 
 __all__ = [
     "DETECTIONS",
@@ -42,8 +41,6 @@ __all__ = [
     "cpu_supports_bf16",
     "to_float32",
     "optimisation_step",
-    "get_device",
-    "lower_is_better",
     "AGCycleGANTrainer",
     "CounterfactualEvaluator",
     "ATTENTION_LOGITS",

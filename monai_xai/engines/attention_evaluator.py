@@ -18,8 +18,9 @@ class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
 
     ``engine.state.output`` holds ``image``, ``label``, ``pred`` (logits), and when present
     ``attention_map``, ``attention_logits``, ``mask`` and ``has_mask``, so that metrics of the
-    prediction and of the attention map can be computed from one forward pass. The forward runs on the
-    device's fast path when ``amp`` is on; every output is float32.
+    prediction and of the attention map can be computed from one forward pass. The forward goes through the
+    evaluator's ``inferer`` (``SimpleInferer`` by default) on the device's fast path when ``amp`` is on;
+    every output is float32.
     """
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
@@ -30,7 +31,7 @@ class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
         inputs = engine.fast_path.prepare_input(engine.state.output[Keys.IMAGE])
         engine.state.output[Keys.IMAGE] = inputs
         with engine.mode(engine.network):
-            raw = engine.fast_path.forward(engine.network, inputs)
+            raw = engine.fast_path.forward(engine.inferer, inputs, engine.network)
         engine.state.output.update(split_network_output(raw))
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)

@@ -12,7 +12,7 @@ from torch import nn
 
 from monai_xai.errors import InputError
 
-__all__ = ["load_weights", "resnet_depth_of"]
+__all__ = ["load_weights", "resnet_depth_of", "trainable_parameters"]
 
 # "<prefix>layer<stage>.<block>." in the weight names of MONAI ResNets and the networks built on them.
 _STAGE_BLOCK = re.compile(r"(?:^|\.)layer([1-4])\.(\d+)\.")
@@ -81,3 +81,9 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         )
     target.load_state_dict(state)
     return network
+
+
+def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
+    """The parameters that still require gradients, for an optimiser of a partly frozen network (the
+    multi-scale ABN's fine-tuning freezes its feature extractor)."""
+    return [p for p in network.parameters() if p.requires_grad]

@@ -10,7 +10,8 @@ from monai_xai.transforms.intensity import (
     ToGrayscaled,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
-from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd
+from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
+from monai_xai.transforms.postprocessing import classification_postprocessing
 from monai_xai.transforms.preflight import check_splits
 from monai_xai.transforms.presets import (
     CT_WINDOWS,
@@ -18,6 +19,7 @@ from monai_xai.transforms.presets import (
     ct_preset,
     fundus_preset,
     get_preset,
+    inference_transforms,
     modality_preset,
     mri_preset,
     ultrasound_preset,
@@ -45,11 +47,14 @@ __all__ = [
     "ToGrayscaled",
     "ValidateItemd",
     "check_splits",
+    "classification_postprocessing",
     "ct_preset",
     "diagnose_item",
     "fundus_preset",
     "get_preset",
     "modality_preset",
+    "inference_transforms",
+    "with_corrected_maps",
     "mri_preset",
     "ultrasound_preset",
     "validate_datalist",

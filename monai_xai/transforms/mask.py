@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import Compose, MapTransform
 
 from monai_xai.data.image_reader import PIL_SUFFIXES
 from monai_xai.errors import InputError
 from monai_xai.transforms.io import SOURCE_KEY, LoadImageOrArrayd
 
-__all__ = ["EnsureMaskd", "LoadCorrectedMapd"]
+__all__ = ["EnsureMaskd", "LoadCorrectedMapd", "with_corrected_maps"]
 
 
 class EnsureMaskd(MapTransform):
@@ -119,3 +119,14 @@ class LoadCorrectedMapd(MapTransform):
             )
         binary = (values.amax(dim=0, keepdim=True) / top >= self.threshold).float()
         return MetaTensor(binary, meta=meta) if isinstance(corrected, MetaTensor) else binary
+
+
+def with_corrected_maps(preprocessing: Compose, map_source: str, key: str = "mask") -> Compose:
+    """The training ``preprocessing`` for fine-tuning on ``map_source`` maps stored under ``key``.
+
+    Expert maps (``"corrected_map"``) are read and binarised by :class:`LoadCorrectedMapd` first; lesion
+    masks standing in for them (``"mask"``) go through ``preprocessing`` unchanged, as in training.
+    """
+    if map_source != "corrected_map":
+        return preprocessing
+    return Compose([LoadCorrectedMapd(key), preprocessing]).flatten()

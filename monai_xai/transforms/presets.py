@@ -10,7 +10,8 @@ stay aligned with the pixels the classifier sees.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ from monai_xai.transforms.intensity import (
     RemoveColorOverlayd,
     ToGrayscaled,
 )
+from monai_xai.transforms.io import LoadImageOrArrayd
+from monai_xai.transforms.validate import ValidateItemd
 
 __all__ = [
     "CT_WINDOWS",
@@ -50,6 +53,7 @@ __all__ = [
     "fundus_preset",
     "get_preset",
     "modality_preset",
+    "inference_transforms",
     "mri_preset",
     "ultrasound_preset",
     "xray_preset",
@@ -337,3 +341,23 @@ def modality_preset(
     if spatial_dims == 2:
         return get_preset(name, **kwargs)
     return Compose(list(volume_transforms))
+
+
+def inference_transforms(
+    preset: str,
+    spatial_size: Sequence[int] | None,
+    in_channels: int,
+    preset_args: Mapping[str, Any] | None = None,
+) -> Compose:
+    """What an unlabelled image goes through before the classifier: loading, a check of its channel count,
+    and the modality ``preset`` without augmentation (the validation pipeline of training, without masks).
+
+    The inference configs and the deploy app read it from here, so a deployed model sees the pixels the
+    bundle's inference gives it.
+    """
+    preset_transform = get_preset(
+        preset, keys=["image"], mask_keys=[], spatial_size=spatial_size, augment=False, **(preset_args or {})
+    )
+    return Compose(
+        [LoadImageOrArrayd(keys=["image"]), ValidateItemd(expected_channels=in_channels), preset_transform]
+    )

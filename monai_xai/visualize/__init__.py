@@ -25,6 +25,7 @@ from monai_xai.visualize.saliency import (
     batch_score_hooks,
     get_saliency,
     resnet_cam_layer,
+    saliency_functions,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SALIENCY_METHODS",
     "get_saliency",
     "resnet_cam_layer",
+    "saliency_functions",
     "batch_score_hooks",
     "attention_overlay_figure",
     "confusion_matrix_figure",

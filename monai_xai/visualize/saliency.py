@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ __all__ = [
     "batch_score_hooks",
     "get_saliency",
     "resnet_cam_layer",
+    "saliency_functions",
 ]
 
 CAM_METHODS = ("gradcam", "gradcampp")
@@ -119,3 +120,11 @@ def resnet_cam_layer(spatial_size: Sequence[int]) -> str:
         if smallest >= min_size:
             return f"network.{stage}"
     return "network.layer2"
+
+
+def saliency_functions(
+    network: nn.Module, methods: Sequence[str], target_layer: str | None = None
+) -> dict[str, Callable]:
+    """:func:`get_saliency` of each of ``methods`` on ``network`` by name, as the evaluation reports take
+    them; ``target_layer`` applies to the CAM methods."""
+    return {method: get_saliency(network, method, target_layer) for method in methods}

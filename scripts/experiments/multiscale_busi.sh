@@ -45,16 +45,16 @@ for net in $BACKBONES; do
     single="'$A/train.json','$D'"
     multi="'$A/train.json','$M/train.json','$D'"
     [ -f "$base/eval_test/faithfulness.json" ] || train_eval "$net plain ResNet" "$base" "$single" "" \
-        --mode baseline --network "$net" --max_epochs "$EPOCHS" "${COMMON[@]}" \
+        --mode baseline --backbone "$net" --max_epochs "$EPOCHS" "${COMMON[@]}" \
         --saliency_baselines "['gradcam','gradcampp']" --faithfulness_methods "['gradcam','gradcampp']"
     [ -f "$abn/eval_test/faithfulness.json" ] || train_eval "$net single-scale ABN" "$abn" "$single" "" \
-        --mode plain --network "$net" --max_epochs "$EPOCHS" "${COMMON[@]}" --saliency_baselines "[]" --faithfulness_methods "['attention']"
+        --mode plain --backbone "$net" --max_epochs "$EPOCHS" "${COMMON[@]}" --saliency_baselines "[]" --faithfulness_methods "['attention']"
     [ -f "$ms/eval_test/faithfulness.json" ] || train_eval "$net multi-scale ABN" "$ms" "$multi" ",'$M/evaluate.json'" \
-        --network "$net" --max_epochs "$EPOCHS" "${COMMON[@]}"
+        --backbone "$net" --max_epochs "$EPOCHS" "${COMMON[@]}"
     [ -f "$ms/correction/records.csv" ] || bundle "$ms/log.txt" "[$multi,'$M/collect.json']" \
-        --network "$net" --output_dir "$ms" --spatial_size "[$SIZE, $SIZE]"
+        --backbone "$net" --output_dir "$ms" --spatial_size "[$SIZE, $SIZE]"
     [ -f "$ms/finetune/mask_all_1.0/eval_test/faithfulness.json" ] || train_eval "$net multi-scale fine-tuned" "$ms" \
-        "$multi,'$M/finetune.json'" ",'$M/evaluate.json'" --network "$net" --max_epochs "$FT_EPOCHS" "${COMMON[@]}"
+        "$multi,'$M/finetune.json'" ",'$M/evaluate.json'" --backbone "$net" --max_epochs "$FT_EPOCHS" "${COMMON[@]}"
 done
 
 first="${BACKBONES%% *}"

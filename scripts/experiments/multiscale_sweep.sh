@@ -38,7 +38,7 @@ start=$SECONDS
 python -m monai_xai.active_learning.sweep \
     --config_file "['$A/train.json','$M/train.json','$DATASET']" --finetune_file "$M/finetune.json" \
     --evaluate_file "['$A/evaluate.json','$M/evaluate.json']" --output_dir "$OUT" --fractions $FRACTIONS \
-    --network "$NETWORK" --spatial_size "[$SIZE, $SIZE]" --max_epochs "$FT_EPOCHS" --map_weights "$MAP_WEIGHTS" \
+    --backbone "$NETWORK" --spatial_size "[$SIZE, $SIZE]" --max_epochs "$FT_EPOCHS" --map_weights "$MAP_WEIGHTS" \
     --learning_rate "$FT_LR" --seed "$SEED" --faithfulness_methods "[]" >> "$OUT/sweep_log.txt" 2>&1 \
     || { tail -30 "$OUT/sweep_log.txt"; exit 1; }
 echo "$NETWORK active-learning sweep (fine-tuning $FT_EPOCHS epochs, map weight $MAP_WEIGHTS, lr $FT_LR, seed $SEED):" \

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ABN_CONFIGS = REPO / "bundles" / "abn_classification" / "configs"
-EXPORT_CONFIGS = [str(ABN_CONFIGS / f"{name}.json") for name in ("train", "inference", "export")]
+EXPORT_CONFIGS = [str(ABN_CONFIGS / f"{name}.json") for name in ("inference", "export")]
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,11 @@ def exported_abn(tmp_path_factory) -> SimpleNamespace:
         use_trace=True,
     )
     return SimpleNamespace(root=root, data=data, checkpoint=checkpoint, model=model)
+
+
+@pytest.fixture
+def outside(tmp_path, monkeypatch) -> Path:
+    """A working folder outside the repository, made the current one: a bundle copied there cannot lean on
+    the repository's paths."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

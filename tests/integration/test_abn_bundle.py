@@ -61,7 +61,16 @@ def test_busi_train_evaluate_infer(shared_data, tmp_path):
     assert {"accuracy", "sensitivity", "specificity", "auc"} <= set(metrics["image"])
     assert set(metrics["attention_agreement"]) == {"attention", "gradcampp"}
     images = sorted((shared_data / "busi_256" / "malignant").glob("malignant_00[12].png"))
-    run_bundle("train", busi, "inference", mode="dynamic", input_files=[str(p) for p in images], **common)
+    inference = {
+        "ckpt_path": str(tmp_path / "checkpoints" / "best.pt"),
+        "input_files": [str(p) for p in images],
+    }
+    run_bundle(
+        "inference",
+        busi,
+        mode="dynamic",
+        **{**common, **inference, "output_dir": str(tmp_path / "inference")},
+    )
     predictions = json.loads((tmp_path / "inference" / "predictions.json").read_text())
     assert [Path(p["source"]).name for p in predictions] == [p.name for p in images]
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-3 for p in predictions)
@@ -152,8 +161,8 @@ def test_wrong_mode_is_named(demo_dir, tmp_path):
 
 @pytest.mark.slow
 def test_multi_gpu_config_two_processes_on_cpu(demo_dir, tmp_path):
-    """``multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU)."""
-    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
+    """The shared ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU)."""
+    configs = f"['{CONFIGS / 'train.json'}','{REPO / 'configs' / 'multi_gpu_train.json'}']"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", str(demo_dir),

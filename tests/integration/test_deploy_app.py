@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+METADATA = REPO / "bundles" / "abn_classification" / "configs" / "metadata.json"
+VERSION = json.loads(METADATA.read_text())["version"]
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_app_on_a_dicom_study_and_a_png(sdk, shared_data, exported_abn, tmp_path
     for folder, dicom_source in ((out / series, source), (out / "malignant_001", None)):
         record = json.loads((folder / "probabilities.json").read_text())
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert record["model"]["version"] == "0.1.0"
+        assert record["model"]["version"] == VERSION
         overlay = Image.open(folder / "overlay.png")
         assert overlay.mode == "RGB" and max(overlay.size) >= 512
         sc = pydicom.dcmread(folder / "overlay_sc.dcm")
@@ -66,4 +68,4 @@ def test_app_on_a_dicom_study_and_a_png(sdk, shared_data, exported_abn, tmp_path
             assert sc.PatientID == "" and record["dicom"] == {}
         report = (folder / "report.html").read_text()
         assert f'<span id="prediction">{record["prediction"]}</span>' in report
-        assert '<td id="model-version">0.1.0</td>' in report
+        assert f'<td id="model-version">{VERSION}</td>' in report

@@ -65,13 +65,11 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
     )
 
     images = sorted((shared_data / "busi_256" / "benign").glob("benign_00[12].png"))
-    inference = [*train, str(ABN / "inference.json"), str(MS / "inference.json")]
     run(
-        config_file=inference,
+        config_file=[str(MS / "inference.json"), BUSI],
         input_files=[str(p) for p in images],
-        strategy="largest_map_error",
-        fraction=0.5,
-        **common,
+        ckpt_path=str(finetune_dir / "checkpoints" / "best.pt"),
+        **{**common, "output_dir": str(finetune_dir / "inference")},
     )
     predictions = json.loads((finetune_dir / "inference" / "predictions.json").read_text())
     assert [Path(p["source"]).name for p in predictions] == [p.name for p in images]
@@ -79,8 +77,9 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
-    """``multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU): training, then fine-tuning with
-    the feature extractor frozen inside DistributedDataParallel; the fine-tuning summary is printed once."""
+    """The shared ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU): training,
+    then fine-tuning with the feature extractor frozen inside DistributedDataParallel; the fine-tuning
+    summary is printed once."""
     from monai_xai.data import write_demo_dataset
     from monai_xai.tracking import find_run
 
@@ -92,7 +91,7 @@ def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
         "--max_epochs", "1", "--batch_size", "2", "--val_batch_size", "4", "--num_workers", "0",
     ]  # fmt: skip
     train = [ABN / "train.json", MS / "train.json"]
-    ddp = [ABN / "multi_gpu_train.json", MS / "multi_gpu_train.json"]
+    ddp = [REPO / "configs" / "multi_gpu_train.json"]
     for configs in ([*train, *ddp], [*train, MS / "finetune.json", *ddp]):
         config_list = str([str(c) for c in configs])
         cmd = [

@@ -50,7 +50,7 @@ def test_modality_preset_is_the_2d_preset_or_the_volume_transforms():
 
 
 def test_get_device_falls_back_to_the_cpu(monkeypatch):
-    from monai_xai.engines import get_device
+    from monai_xai.bundle import get_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert get_device() == torch.device("cpu") and get_device("cpu") == torch.device("cpu")
@@ -59,7 +59,8 @@ def test_get_device_falls_back_to_the_cpu(monkeypatch):
 
 
 def test_lower_is_better_and_loss_part():
-    from monai_xai.engines import loss_part, lower_is_better
+    from monai_xai.bundle import lower_is_better
+    from monai_xai.engines import loss_part
 
     assert lower_is_better(0.1, 0.2) and not lower_is_better(0.2, 0.2)
     assert loss_part("loss_g")({"loss": 1.0, "loss_parts": {"loss_g": 0.5, "loss_d": 2.0}}) == 0.5

@@ -167,4 +167,4 @@ def test_checkpoint_of_another_backbone_is_named(tmp_path) -> None:
     torch.save(MultiScaleAttentionBranchNetwork("resnet18", num_classes=3).state_dict(), tmp_path / "ms18.pt")
     with pytest.raises(InputError, match="shape mismatches") as info:
         load_weights(MultiScaleAttentionBranchNetwork("resnet18"), tmp_path / "ms18.pt")
-    assert "backbone" not in str(info.value)
+    assert "it holds a" not in str(info.value)

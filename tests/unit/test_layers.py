@@ -31,15 +31,14 @@ LAYERS = {
     "tracking": 6,
     "active_learning": 7,
     "benchmarking": 7,
+    "bundle": 7,
     "cli_args": 7,
     "crossval": 7,
     "deploy": 7,
+    "distributed": 7,
     "editor": 7,
     "lr_finder": 7,
 }
-
-#: (importing module, imported module, private name) pairs allowed for now: ``lr_finder`` is being replaced
-#: by MONAI's ``LearningRateFinder`` (issue 18) and is not edited until then.
 
 
 def _module_name(path: Path) -> str:

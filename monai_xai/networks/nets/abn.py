@@ -46,6 +46,17 @@ class ABNOutput(NamedTuple):
     #: (B, 1, *feature_size) the network's own map M(x) in [0, 1], also when an external map was used.
     attention_map: torch.Tensor
 
+    @property
+    def shape(self) -> torch.Size:
+        """The prediction's shape: tools that check a network's output as one tensor (MONAI's
+        ``verify_net_in_out``) then check the prediction."""
+        return self.perception_logits.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The prediction's dtype (see :attr:`shape`)."""
+        return self.perception_logits.dtype
+
 
 def external_attention_map(attention_map: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """An expert's map as a (B, 1, *feature size) tensor in [0, 1] on ``features``' device and dtype.

@@ -19,7 +19,7 @@ import torch
 from monai.networks.layers.factories import Pool
 from torch import nn
 
-from monai_xai.networks.nets.abn import AttentionBranch, external_attention_map
+from monai_xai.networks.nets.abn import ABNOutput, AttentionBranch, external_attention_map
 from monai_xai.networks.nets.resnet import (
     STAGE_WIDTHS,
     get_resnet_spec,
@@ -53,6 +53,10 @@ class MultiScaleABNOutput(NamedTuple):
     stage_perception_logits: tuple[torch.Tensor, ...]
     #: the stages' own maps M_l in [0, 1], each at its stage's resolution (finest first).
     stage_attention_maps: tuple[torch.Tensor, ...]
+
+    #: the fused prediction's shape and dtype, as for :class:`~monai_xai.networks.nets.abn.ABNOutput`.
+    shape = ABNOutput.shape
+    dtype = ABNOutput.dtype
 
 
 class MultiScaleAttentionBranchNetwork(nn.Module):

@@ -1,0 +1,138 @@
+"""The named functions the bundle configs call instead of inline conditionals, lambdas and comprehensions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def test_when_and_key_metric():
+    from monai_xai.bundle import get_device, key_metric, when
+
+    assert when(True, "a", "b") == ["a", "b"] and when(False, "a") == []
+    assert when(["attention"], "handler") == ["handler"] and when([], "handler") == []
+    assert key_metric(2) == "auc" and key_metric(3) == "accuracy"
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_classifier_run_name_leaves_out_the_default_architecture():
+    from monai_xai.tracking import classifier_run_name
+
+    assert classifier_run_name("demo", "dynamic", "abn", "resnet18", 0) == "demo_dynamic_resnet18_fold0"
+    assert classifier_run_name("busi2", "dynamic", "abn_gated", "resnet34", 2) == (
+        "busi2_dynamic_abn_gated_resnet34_fold2"
+    )
+
+
+def test_rank_rules_in_one_process(monkeypatch, capsys):
+    from monai_xai import distributed
+
+    assert distributed.device_ids(torch.device("cpu")) is None
+    assert distributed.device_ids(torch.device("cuda:1")) == [torch.device("cuda:1")]
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets before the process group exists
+    assert distributed.rank_handlers(["lr", "log", "save"]) == ["lr"]
+    distributed.print_once("not on rank 1")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.rank_handlers(["lr", "log", "save"]) == ["lr", "log", "save"]
+    distributed.print_once("summary")
+    assert capsys.readouterr().out == "summary\n"
+
+
+def test_process_group_of_one_with_its_tracking_store(monkeypatch, tmp_path):
+    import torch.distributed as dist
+
+    from monai_xai import distributed
+
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531", "RANK": "0", "WORLD_SIZE": "1"}
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    distributed.setup_process_group(torch.device("cpu"), store)
+    try:
+        assert dist.is_initialized() and dist.get_backend() == "gloo"
+        assert (tmp_path / "mlruns.db").is_file()
+    finally:
+        distributed.destroy_process_group()
+    assert not dist.is_initialized()
+    distributed.destroy_process_group()  # nothing joined: no error
+
+
+def test_select_for_correction(tmp_path):
+    from monai_xai.active_learning import select_for_correction
+
+    records = tmp_path / "records.csv"
+    records.write_text(
+        "source,label,prob_0,prob_1,map_mse\na,0,0.9,0.1,0.5\nb,1,0.55,0.45,0.1\nc,1,0.2,0.8,0.3\n"
+    )
+    assert select_for_correction("all", tmp_path / "not_needed.csv", 1.0) is None
+    assert select_for_correction("largest_map_error", records, 0.5) == ["a", "c"]
+    assert select_for_correction("lowest_confidence", records, 0.3) == ["b"]
+
+
+def test_inference_transforms_and_corrected_maps(tmp_path):
+    from monai.transforms import Compose
+
+    from monai_xai.transforms import LoadCorrectedMapd, inference_transforms, with_corrected_maps
+
+    path = tmp_path / "image.png"
+    Image.fromarray((np.arange(48 * 40).reshape(48, 40) % 255).astype(np.uint8)).save(path)
+    item = inference_transforms("ultrasound", [32, 32], 1, {"remove_overlays": False})({"image": str(path)})
+    image = item["image"]
+    assert image.shape == (1, 32, 32) and 0.0 <= float(image.min()) < float(image.max()) <= 1.0
+    preprocessing = Compose([])
+    assert with_corrected_maps(preprocessing, "mask") is preprocessing
+    corrected = with_corrected_maps(preprocessing, "corrected_map")
+    assert isinstance(corrected.transforms[0], LoadCorrectedMapd)
+
+
+def test_trainable_parameters_saliency_functions_and_summary():
+    from monai_xai.data import correction_datalist
+    from monai_xai.networks import MultiScaleAttentionBranchNetwork, get_classifier, trainable_parameters
+    from monai_xai.visualize import CAMSaliency, saliency_functions
+
+    network = MultiScaleAttentionBranchNetwork("resnet18").freeze_features()
+    trainable = trainable_parameters(network)
+    assert trainable and all(p.requires_grad for p in trainable)
+    assert len(trainable) < len(list(network.parameters()))
+    functions = saliency_functions(get_classifier("baseline"), ["gradcam", "gradcampp"])
+    assert list(functions) == ["gradcam", "gradcampp"]
+    assert all(isinstance(f, CAMSaliency) for f in functions.values())
+    items = [{"image": "a.png", "mask": "a_mask.png"}, {"image": "b.png"}]
+    summary = correction_datalist(items, None, "mask").describe("mask")
+    assert summary == "fine-tuning on 1 of 2 training samples with a mask map (1 selected without one)"
+
+
+def test_attention_outputs_read_as_their_prediction_and_the_evaluator_uses_its_inferer():
+    from monai.inferers import SimpleInferer
+
+    from monai_xai.engines import AttentionEvaluator
+    from monai_xai.networks import MultiScaleAttentionBranchNetwork, get_classifier
+
+    for network in (get_classifier("dynamic"), MultiScaleAttentionBranchNetwork("resnet18")):
+        out = network.eval()(torch.rand(2, 1, 32, 32))
+        assert out.shape == out.perception_logits.shape == (2, 2) and out.dtype == torch.float32
+
+    calls = []
+
+    class CountingInferer(SimpleInferer):
+        def __call__(self, inputs, network, *args, **kwargs):
+            calls.append(inputs.shape)
+            return super().__call__(inputs, network, *args, **kwargs)
+
+    batches = [{"image": torch.rand(2, 1, 32, 32)}]
+    evaluator = AttentionEvaluator(
+        device="cpu", val_data_loader=batches, network=get_classifier("dynamic"), inferer=CountingInferer()
+    )
+    evaluator.run()
+    assert calls == [(2, 1, 32, 32)] and evaluator.state.output["attention_map"].shape == (2, 1, 2, 2)
+
+
+def test_classification_postprocessing_works_on_batches():
+    from monai_xai.transforms import classification_postprocessing
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.5]])
+    out = classification_postprocessing()({"pred": logits})
+    assert torch.equal(out["pred"], logits)
+    assert torch.allclose(torch.as_tensor(out["probabilities"]), torch.softmax(logits, dim=1))
+    assert torch.as_tensor(out["class"]).tolist() == [0, 1, 1]
