@@ -132,7 +132,7 @@ def lr_range_test(
     initial = copy.deepcopy(model.state_dict())
     curves = []
     grid = [(m, wd) for m in momenta for wd in weight_decays]
-    for momentum, weight_decay in tqdm(grid, desc="LR range test"):
+    for momentum, weight_decay in tqdm(grid, desc="LR range test", disable=None):
         trial = copy.deepcopy(model).to(device)
         trial.load_state_dict(initial)
         curves.append(
