@@ -8,6 +8,7 @@ from monai_xai.transforms.intensity import (
     InvertMonochrome1d,
     RemoveColorOverlayd,
     ToGrayscaled,
+    ToRGBd,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd
@@ -19,6 +20,7 @@ from monai_xai.transforms.presets import (
     fundus_preset,
     get_preset,
     mri_preset,
+    photo_rgb_preset,
     ultrasound_preset,
     xray_preset,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "LoadImageOrArrayd",
     "RemoveColorOverlayd",
     "ToGrayscaled",
+    "ToRGBd",
     "ValidateItemd",
     "check_splits",
     "ct_preset",
@@ -49,6 +52,7 @@ __all__ = [
     "fundus_preset",
     "get_preset",
     "mri_preset",
+    "photo_rgb_preset",
     "ultrasound_preset",
     "validate_datalist",
     "xray_preset",
