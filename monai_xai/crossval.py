@@ -143,7 +143,7 @@ def run_crossval(
     experiment_name = parsers[folds[0]].get_parsed_content("experiment_name")
 
     per_fold = []
-    for k in tqdm(folds, desc="cross-validation", unit="fold"):
+    for k in tqdm(folds, desc="cross-validation", unit="fold", disable=None):
         fold_dir = out / f"fold{k}"
         reused = _is_evaluated(fold_dir, Path(parsers[k].get_parsed_content("checkpoint")))
         if reused:

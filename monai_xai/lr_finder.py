@@ -121,7 +121,7 @@ def lr_range_test(
                 model, loss_fn, data_loader, torch.device(device), momentum, weight_decay,
                 start_lr, end_lr, num_iter, smoothing, diverge_factor,
             )
-            for momentum, weight_decay in tqdm(grid, desc="LR range test")
+            for momentum, weight_decay in tqdm(grid, desc="LR range test", disable=None)
         ]  # fmt: skip
     model.zero_grad(set_to_none=True)  # the last test step's gradients are not the caller's
     result = LRRangeResult(curves, min(curves, key=lambda c: c.min_loss))

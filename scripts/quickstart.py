@@ -102,8 +102,10 @@ def run_arm(name: str, arm: Arm, overrides: dict) -> None:
     with open(log, "w") as f:
         for step, args in steps.items():
             started = time.perf_counter()
-            # the bundle's log goes to the file; its progress bars (and any error) to the terminal
-            done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], stdout=f)
+            # the bundle's log goes to the file; its progress bars (and any error) to the terminal, and no
+            # bars when that "terminal" is a file too (TQDM_DISABLE turns off the ignite and MONAI bars)
+            env = None if sys.stderr.isatty() else {**os.environ, "TQDM_DISABLE": "1"}
+            done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], stdout=f, env=env)
             if done.returncode != 0:
                 raise SystemExit(
                     f"{name}: {step} failed (exit {done.returncode}); see above, and the log {log}"

@@ -113,7 +113,7 @@ def run_sweep(
     evaluate = [*finetune, *evaluate_files]
     results = []
     combos = [(s, float(f)) for s in strategies for f in fractions]
-    for strategy, fraction in tqdm(combos, desc="active-learning sweep", unit="fine-tune"):
+    for strategy, fraction in tqdm(combos, desc="active-learning sweep", unit="fine-tune", disable=None):
         args = {**base, "strategy": strategy, "fraction": fraction}
         parser = ConfigParser()
         parser.read_config(evaluate)

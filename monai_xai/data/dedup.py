@@ -105,7 +105,7 @@ _HASHES = {"dhash": dhash, "phash": phash}
 
 def _progress(items: Sequence[Any], progress: bool | None, desc: str) -> Any:
     show = len(items) >= _PROGRESS_MIN_ITEMS if progress is None else progress
-    return tqdm(items, desc=desc) if show and has_tqdm else items
+    return tqdm(items, desc=desc, disable=None) if show and has_tqdm else items
 
 
 def _describe(value: Any) -> str:
@@ -134,7 +134,8 @@ def find_near_duplicates(
         max_distance: largest Hamming distance between two members of a pair (out of ``hash_size**2`` bits).
         method: ``"phash"`` (robust to noise and brightness) or ``"dhash"`` (cheaper, gradient-based).
         hash_size: side of the hash; 8 gives 64-bit hashes.
-        progress: show a tqdm bar while hashing; ``None`` shows it for lists of 100 items or more.
+        progress: show a tqdm bar while hashing (on a terminal only); ``None`` shows it for lists of
+            100 items or more.
 
     Returns:
         Groups of two or more indices, each sorted, ordered by their first index; singletons are left out.

@@ -73,7 +73,8 @@ class ABNPrediction:
     probabilities: np.ndarray
     #: the input as loaded, for display: (H, W) grey or (H, W, 3) colour, in [0, 1].
     image: np.ndarray
-    #: (H, W) the preprocessed image the network classified (first channel), in [0, 1].
+    #: the preprocessed image the network classified, in [0, 1]: (H, W, 3) for a colour input, else
+    #: (H, W) of the first channel.
     network_input: np.ndarray
     #: (H, W) the attention map M(x) resized to ``network_input``, in [0, 1].
     attention: np.ndarray
@@ -137,6 +138,7 @@ class DeployedABN:
         """Classify one file or DICOM series folder with the bundle's own inference preprocessing."""
         from monai_xai.transforms import LoadImageOrArrayd
         from monai_xai.utils import upsample_attention
+        from monai_xai.visualize import display_plane
 
         loaded = LoadImageOrArrayd(keys=["image"])({"image": source})
         try:
@@ -155,7 +157,7 @@ class DeployedABN:
         with torch.no_grad():
             logits, attention = self.network(x)
             attention = upsample_attention(attention.float(), x.shape[2:])
-        network_input = _unit_range(_first_plane(x[0]))
+        network_input = _unit_range(display_plane(x[0]))
         return ABNPrediction(
             source=str(source),
             class_names=self.class_names,

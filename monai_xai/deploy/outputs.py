@@ -75,17 +75,19 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 def overlay_rgb(image: np.ndarray, attention: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The attention map in the ``jet`` colours over a grey image, as (H, W, 3) uint8.
+    """The attention map in the ``jet`` colours over the image, as (H, W, 3) uint8.
 
-    Both (H, W) arrays in [0, 1] are resized bilinearly so that the longer side has at least 512 pixels
-    (the network's input is often 64-256 pixels, too small to read on a screen).
+    ``image`` is (H, W) grey or (H, W, 3) colour, kept in colour; it and the (H, W) map, both in [0, 1],
+    are resized bilinearly so that the longer side has at least 512 pixels (the network's input is often
+    64-256 pixels, too small to read on a screen).
     """
     import matplotlib
 
     shape = _display_shape(image.shape[:2])
-    grey = _resize(np.clip(image, 0.0, 1.0), shape)
+    base = _resize(np.clip(image, 0.0, 1.0), shape)
+    base = base[..., None] if base.ndim == 2 else base
     heat = matplotlib.colormaps["jet"](np.clip(_resize(attention, shape), 0.0, 1.0))[..., :3]
-    return _to_uint8((1.0 - alpha) * grey[..., None] + alpha * heat)
+    return _to_uint8((1.0 - alpha) * base + alpha * heat)
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

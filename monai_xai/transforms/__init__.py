@@ -8,6 +8,7 @@ from monai_xai.transforms.intensity import (
     InvertMonochrome1d,
     RemoveColorOverlayd,
     ToGrayscaled,
+    ToRGBd,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
@@ -22,6 +23,7 @@ from monai_xai.transforms.presets import (
     inference_transforms,
     modality_preset,
     mri_preset,
+    photo_rgb_preset,
     ultrasound_preset,
     xray_preset,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "LoadImageOrArrayd",
     "RemoveColorOverlayd",
     "ToGrayscaled",
+    "ToRGBd",
     "ValidateItemd",
     "check_splits",
     "classification_postprocessing",
@@ -56,6 +59,7 @@ __all__ = [
     "inference_transforms",
     "with_corrected_maps",
     "mri_preset",
+    "photo_rgb_preset",
     "ultrasound_preset",
     "validate_datalist",
     "xray_preset",

@@ -24,6 +24,7 @@ __all__ = [
     "InvertMonochrome1d",
     "RemoveColorOverlayd",
     "ToGrayscaled",
+    "ToRGBd",
 ]
 
 # Where a loader may have put the DICOM Photometric Interpretation (0028,0004): our own key, the keyword,
@@ -153,6 +154,26 @@ class ToGrayscaled(MapTransform):
         for key in self.key_iterator(d):
             img = convert_to_tensor(d[key], dtype=torch.float32, track_meta=False)
             d[key] = convert_to_dst_type(_luma(img)[None], d[key], dtype=torch.float32)[0]
+        return d
+
+
+class ToRGBd(MapTransform):
+    """Make images three float32 RGB channels: one channel is repeated, an alpha channel dropped.
+
+    A colour network needs three channels from every input, and a folder of photographs may hold a few
+    saved in grey or with transparency.
+    """
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = convert_to_tensor(d[key], dtype=torch.float32, track_meta=False)
+            if img.shape[0] not in (1, 3, 4):
+                raise ValueError(
+                    f"expected 1, 3 or 4 channels (grayscale, RGB or RGBA), got shape {tuple(img.shape)}."
+                )
+            rgb = img.expand(3, *img.shape[1:]) if img.shape[0] == 1 else img[:3]
+            d[key] = convert_to_dst_type(rgb.contiguous(), d[key], dtype=torch.float32)[0]
         return d
 
 

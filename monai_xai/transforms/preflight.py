@@ -57,7 +57,8 @@ def check_splits(
         split_names: the splits to check (those absent from ``splits`` are left out).
         cache_dir: folder for the cached verdict; ``None`` checks every time.
         skip_bad_items: drop bad items (a warning each) instead of raising.
-        progress: show a progress bar; by default from ``PROGRESS_MIN_ITEMS`` items on.
+        progress: show a progress bar (on a terminal only; a log gets the summary line); by default
+            from ``PROGRESS_MIN_ITEMS`` items on.
         checks: arguments of :class:`~monai_xai.transforms.ValidateItemd` (``num_classes``,
             ``expected_channels``, ``require_mask``, ...).
 
@@ -118,7 +119,7 @@ def check_splits(
 
 def _diagnose(splits, names, loader, validator, n_items, progress) -> list[dict]:
     show = (n_items >= PROGRESS_MIN_ITEMS if progress is None else progress) and has_tqdm
-    bar = tqdm(total=n_items, desc="checking inputs", unit="item") if show else None
+    bar = tqdm(total=n_items, desc="checking inputs", unit="item", disable=None) if show else None
     bad = []
     try:
         for name in names:

@@ -42,6 +42,7 @@ from monai_xai.transforms.intensity import (
     InvertMonochrome1d,
     RemoveColorOverlayd,
     ToGrayscaled,
+    ToRGBd,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
 from monai_xai.transforms.validate import ValidateItemd
@@ -55,6 +56,7 @@ __all__ = [
     "modality_preset",
     "inference_transforms",
     "mri_preset",
+    "photo_rgb_preset",
     "ultrasound_preset",
     "xray_preset",
 ]
@@ -73,11 +75,18 @@ def _keys(keys: KeysCollection) -> tuple[str, ...]:
     return tuple(ensure_tuple(keys))
 
 
-def _resize_2d(keys: tuple[str, ...], mask_keys: tuple[str, ...], spatial_size: Sequence[int]) -> Resized:
-    """Anti-aliased bilinear for images (radiographs may shrink tenfold), pixel-centred nearest for masks."""
+def _resize_2d(
+    keys: tuple[str, ...], mask_keys: tuple[str, ...], spatial_size: Sequence[int] | int
+) -> Resized:
+    """Anti-aliased bilinear for images (radiographs may shrink tenfold), pixel-centred nearest for masks.
+
+    An int resizes the longer side to it and keeps the aspect ratio.
+    """
+    longest = isinstance(spatial_size, int)
     return Resized(
         keys=keys + mask_keys,
-        spatial_size=tuple(spatial_size),
+        spatial_size=spatial_size if longest else tuple(spatial_size),
+        size_mode="longest" if longest else "all",
         mode=("bilinear",) * len(keys) + ("nearest-exact",) * len(mask_keys),
         anti_aliasing=(True,) * len(keys) + (False,) * len(mask_keys),
     )
@@ -284,6 +293,47 @@ def fundus_preset(
     return Compose(transforms + _finalize(keys, mask_keys))
 
 
+def photo_rgb_preset(
+    keys: KeysCollection = ("image",),
+    mask_keys: KeysCollection = (),
+    max_value: float = 255.0,
+    spatial_size: Sequence[int] | None = (224, 224),
+    keep_aspect: bool = True,
+    augment: bool = False,
+) -> Compose:
+    """Colour photographs (dermoscopy, endoscopy, clinical photos) as three channels in [0, 1], colour kept.
+
+    Values are divided by a fixed maximum, not stretched per image as in ``fundus``, because exposure and
+    white balance can be part of the finding and should stay comparable between photographs. Grey or RGBA
+    files become RGB (:class:`ToRGBd`), so that every input fits one colour network. Photographs come in
+    many aspect ratios: by default they are letterboxed, not stretched.
+
+    Args:
+        keys: image keys (channel-first RGB, RGBA or grey).
+        mask_keys: mask keys following the images spatially.
+        max_value: the value mapped to 1 (255 for 8-bit photographs); larger values are clipped.
+        spatial_size: output size; ``None`` keeps the input size.
+        keep_aspect: resize the longer side to the shorter side of ``spatial_size`` and pad with zeros to
+            ``spatial_size``; otherwise stretch to it.
+        augment: add light random augmentation for training, with horizontal flips.
+    """
+    keys, mask_keys = _keys(keys), _keys(mask_keys)
+    transforms: list[MapTransform] = [
+        ToRGBd(keys=keys),
+        ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=float(max_value), b_min=0.0, b_max=1.0, clip=True),
+    ]
+    if spatial_size is not None and keep_aspect:
+        transforms += [
+            _resize_2d(keys, mask_keys, int(min(spatial_size))),
+            ResizeWithPadOrCropd(keys=keys + mask_keys, spatial_size=tuple(spatial_size)),
+        ]
+    elif spatial_size is not None:
+        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+    if augment:
+        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=1)
+    return Compose(transforms + _finalize(keys, mask_keys))
+
+
 def ultrasound_preset(
     keys: KeysCollection = ("image",),
     mask_keys: KeysCollection = (),
@@ -318,6 +368,7 @@ PRESETS: dict[str, Callable[..., Compose]] = {
     "mri": mri_preset,
     "xray": xray_preset,
     "fundus": fundus_preset,
+    "photo_rgb": photo_rgb_preset,
     "ultrasound": ultrasound_preset,
 }
 """Preset factories by modality name."""

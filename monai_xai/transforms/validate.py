@@ -171,7 +171,8 @@ def validate_datalist(
         datalist: items such as ``{"image": path, "mask": path, "label": 1}``.
         loader: turns an item into loaded tensors, e.g. ``LoadImageOrArrayd(["image", "mask"])`` or a
             ``Compose`` starting with it.
-        progress: show a tqdm progress bar; by default from ``PROGRESS_MIN_ITEMS`` items on.
+        progress: show a tqdm progress bar (on a terminal only); by default from ``PROGRESS_MIN_ITEMS``
+            items on.
         checks: arguments of :class:`ValidateItemd` other than ``on_error``.
 
     Returns:
@@ -181,7 +182,7 @@ def validate_datalist(
     """
     validator = ValidateItemd(**checks)
     show = len(datalist) >= PROGRESS_MIN_ITEMS if progress is None else progress
-    items = tqdm(datalist, desc="validating", unit="item") if show and has_tqdm else datalist
+    items = tqdm(datalist, desc="validating", unit="item", disable=None) if show and has_tqdm else datalist
     good = []
     counts = dict.fromkeys(("unreadable", *PROBLEM_KINDS), 0)
     for item in items:

@@ -13,6 +13,7 @@ from monai_xai.utils import atomic_path, pyplot
 
 __all__ = [
     "middle_slice",
+    "display_plane",
     "attention_overlay_figure",
     "confusion_matrix_figure",
     "roc_curve_figure",
@@ -32,7 +33,21 @@ def middle_slice(array: np.ndarray | torch.Tensor) -> np.ndarray:
     return a[..., a.shape[-1] // 2] if a.ndim == 3 else a
 
 
+def display_plane(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    """What to draw of an input image: (3, H, W) -> (H, W, 3) colour; anything else :func:`middle_slice`.
+
+    Drawing only the first channel of a colour photograph would show its red channel as a grey image.
+    """
+    a = (
+        array.detach().float().cpu().numpy()
+        if isinstance(array, torch.Tensor)
+        else np.asarray(array, dtype=float)
+    )
+    return np.moveaxis(a, 0, -1) if a.ndim == 3 and a.shape[0] == 3 else middle_slice(a)
+
+
 def _normalise(a: np.ndarray) -> np.ndarray:
+    """1st-99th percentile stretch to [0, 1], all channels together so that colours keep their balance."""
     lo, hi = np.percentile(a, [1, 99])
     return np.clip((a - lo) / (hi - lo + 1e-8), 0, 1)
 
@@ -47,18 +62,18 @@ def attention_overlay_figure(
     """Two rows per figure: the images with their mask outline, and the attention map over them.
 
     Maps may be at feature resolution; they are resized to the image here so that a reader sees
-    where on the anatomy the model looked.
+    where on the anatomy the model looked. Colour images are drawn in colour (:func:`display_plane`).
     """
     plt = pyplot()
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
     for i in range(n):
-        image = _normalise(middle_slice(images[i]))
+        image = _normalise(display_plane(images[i]))
         att = middle_slice(maps[i])
         att_t = torch.as_tensor(att)[None, None]
-        att = torch.nn.functional.interpolate(att_t, size=image.shape, mode="bilinear", align_corners=False)[
-            0, 0
-        ]
+        att = torch.nn.functional.interpolate(
+            att_t, size=image.shape[:2], mode="bilinear", align_corners=False
+        )[0, 0]
         for row in range(2):
             ax = axes[row, i]
             ax.imshow(image, cmap="gray")
@@ -83,12 +98,13 @@ def explanation_grid_figure(
 
     ``columns`` maps a column title (e.g. "baseline: Grad-CAM++") to one map per image, at any resolution;
     maps are resized to the image and shown on a common [0, 1] scale after per-map min-max scaling.
+    Colour images are drawn in colour (:func:`display_plane`).
     """
     plt = pyplot()
     n, m = len(images), len(columns)
     fig, axes = plt.subplots(n, m + 1, figsize=(2.0 * (m + 1), 2.0 * n + 0.4), squeeze=False)
     for i in range(n):
-        image = _normalise(middle_slice(images[i]))
+        image = _normalise(display_plane(images[i]))
         mask = middle_slice(masks[i]) > 0 if masks is not None else None
         for j, (title, maps) in enumerate([("input", None), *columns.items()]):
             ax = axes[i, j]
@@ -96,7 +112,7 @@ def explanation_grid_figure(
             if maps is not None:
                 att = torch.as_tensor(middle_slice(maps[i]), dtype=torch.float32)[None, None]
                 att = torch.nn.functional.interpolate(
-                    att, size=image.shape, mode="bilinear", align_corners=False
+                    att, size=image.shape[:2], mode="bilinear", align_corners=False
                 )
                 ax.imshow(_normalise(att[0, 0].numpy()), cmap="jet", alpha=alpha, vmin=0, vmax=1)
             if mask is not None and mask.any():

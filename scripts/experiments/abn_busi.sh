@@ -25,6 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
+export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
 
 TASK="${TASK:-busi_binary_dedup busi_dedup}"
 EPOCHS="${EPOCHS:-40}"

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
+export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
 
 DATASETS="${DATASETS:-pneumoniamnist breastmnist}"
 OUT="${OUT:-runs/experiments/medmnist}"

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
+export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
 
 # one thread per process unless told otherwise: on a shared host, spin-waiting OpenMP threads slow every step
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
+export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
 
 PRETRAINED="${PRETRAINED:?set PRETRAINED to a multi-scale run with checkpoints/ and correction/}"
 OUT="${OUT:-$PRETRAINED}"

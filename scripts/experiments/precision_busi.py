@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -59,7 +60,9 @@ def run_arm(args, amp: bool) -> dict:
             *(["--limit", str(args.limit)] if args.limit else []),
         ]  # fmt: skip
         start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True)
+        # progress bars on a terminal only: TQDM_DISABLE turns off the bundle's ignite and MONAI bars in a log
+        env = None if sys.stderr.isatty() else {**os.environ, "TQDM_DISABLE": "1"}
+        subprocess.run(command, cwd=REPO, check=True, env=env)
         out.mkdir(parents=True, exist_ok=True)
         wall_file.write_text(f"{time.perf_counter() - start:.1f}\n")
         finished = find_run(store, "abn_classification", run_name)

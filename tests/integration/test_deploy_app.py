@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,17 +13,9 @@ METADATA = REPO / "bundles" / "abn_classification" / "configs" / "metadata.json"
 VERSION = json.loads(METADATA.read_text())["version"]
 
 
-@pytest.fixture
-def sdk() -> str:
-    try:
-        return importlib.metadata.version("monai-deploy-app-sdk")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip('monai-deploy-app-sdk not installed (pip install -e ".[deploy]")')
-
-
 @pytest.mark.integration
 @pytest.mark.slow
-def test_app_on_a_dicom_study_and_a_png(sdk, shared_data, exported_abn, tmp_path):
+def test_app_on_a_dicom_study_and_a_png(deploy_python, shared_data, exported_abn, tmp_path):
     import pydicom
     from PIL import Image
 
@@ -42,7 +32,7 @@ def test_app_on_a_dicom_study_and_a_png(sdk, shared_data, exported_abn, tmp_path
     rules.write_text(json.dumps({"selections": [{"name": "ultrasound", "conditions": conditions}]}))
     out = tmp_path / "output"
     cmd = [
-        sys.executable, "-m", "monai_xai.deploy", "-i", str(tmp_path / "input"), "-o", str(out),
+        deploy_python, "-m", "monai_xai.deploy", "-i", str(tmp_path / "input"), "-o", str(out),
         "-m", str(exported_abn.model), "--rules", str(rules),
     ]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -65,6 +65,7 @@ def _edited_column(page) -> list[str]:
     return page.eval_on_selector_all("#predictions tbody tr", "rows => rows.map(r => r.cells[2].textContent)")
 
 
+@pytest.mark.slow
 def test_paint_predict_save_in_chromium(tmp_path: Path) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"

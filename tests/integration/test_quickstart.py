@@ -23,6 +23,7 @@ def test_quickstart_writes_summary_and_figure(tmp_path: Path) -> None:
         [*command, "--epochs", "1", "--batch-size", "8"], cwd=REPO, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "\r" not in done.stderr  # stderr is a pipe here, not a terminal: no progress bars
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["arms"]) == {"baseline", "rrr", "abn"}
     assert summary["elapsed_s"] > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,19 +30,19 @@ def test_package_imports_without_the_extra():
             importlib.import_module(module)
 
 
-def test_extra_imports_and_keeps_the_torch_pin():
-    version = _sdk_version()
-    if version is None:
-        pytest.skip('monai-deploy-app-sdk not installed (pip install -e ".[deploy]")')
+def test_extra_imports_and_keeps_the_torch_pin(deploy_python):
+    import torch
+
     # a fresh interpreter: with the SDK installed, ``import monai`` imports monai.deploy (and holoscan) itself
     code = (
-        "import monai, torch, highdicom\n"
+        "import importlib.metadata, monai, torch, highdicom\n"
         "from monai.deploy.operators import DICOMDataLoaderOperator, DICOMSeriesSelectorOperator\n"
         "from monai_xai.deploy.app import ABNDeployApp\n"
-        "print(torch.__version__)\n"
+        "print(torch.__version__, importlib.metadata.version('monai-deploy-app-sdk'))\n"
     )
-    cmd = [sys.executable, "-c", code]
+    cmd = [deploy_python, "-c", code]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1].startswith("2.13.0")
-    assert version.startswith("4.0.")
+    torch_version, sdk_version = result.stdout.strip().splitlines()[-1].split()
+    assert torch_version == torch.__version__ and torch_version.startswith("2.13.0")  # the extra's venv too
+    assert sdk_version.startswith("4.0.")

@@ -199,6 +199,9 @@ def _case(name: str) -> tuple[dict, dict, float]:
         fov = _ellipse(h, w, 30, 38, 29, 36)
         img = torch.where(blob, 250.0, torch.where(fov, 80.0, 0.0)).expand(3, h, w).clone()
         return {"image": img, "mask": blob[None].float()}, {}, 0.66
+    if name == "photo_rgb":  # an orange lesion on dark brown skin, letterboxed into 48x40
+        img = torch.stack([torch.where(blob, v, b) for v, b in ((230.0, 60.0), (140.0, 35.0), (40.0, 20.0))])
+        return {"image": img, "mask": blob[None].float()}, {}, 0.3
     if name == "ultrasound":
         img = torch.where(blob, 220.0, 60.0).expand(3, h, w).clone()
         img[:, 50, :] = torch.tensor([0.0, 255.0, 0.0])[:, None]  # green caliper line
@@ -234,7 +237,7 @@ def test_masks_follow_images_through_each_preset(name):
     assert any(not torch.equal(o["mask"], plain["mask"]) for o in outputs[1:]), (
         "augmentation never moved the mask"
     )
-    expected_channels = 3 if name == "fundus" else 1
+    expected_channels = 3 if name in ("fundus", "photo_rgb") else 1
     assert plain["image"].shape[0] == expected_channels
 
 
@@ -268,6 +271,6 @@ def test_mri_spacing_and_zscore():
 
 def test_get_preset_lists_valid_names():
     assert isinstance(get_preset("ultrasound", remove_overlays=False), Compose)
-    with pytest.raises(ValueError, match="ct, fundus, mri, ultrasound, xray"):
+    with pytest.raises(ValueError, match="ct, fundus, mri, photo_rgb, ultrasound, xray"):
         get_preset("pet")
     assert isinstance(fundus_preset(fov_crop=False), Compose) and isinstance(ultrasound_preset(), Compose)
