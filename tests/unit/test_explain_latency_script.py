@@ -45,8 +45,9 @@ def test_quick_run_prints_json_last(tmp_path, load_script) -> None:
     assert result["settings"]["batch_sizes"] == [1, 16] and result["settings"]["device"] == "cpu"
     assert json.loads((tmp_path / "latency.json").read_text()) == result
     table = load_script("render_results.py").explain_latency(result)
-    b1 = result["medians_ms"]["explain_b1_abn_narrow"]
-    assert f"| {b1:.1f} ms | {result['explain_ratio_b1_abn_narrow']:.2f} |" in table
+    b1, ratio = result["medians_ms"]["explain_b1_abn_narrow"], result["explain_ratio_b1_abn_narrow"]
+    bold = "**" if ratio <= 0.5 else ""
+    assert f"| {b1:.1f} ms | {bold}{ratio:.2f}{bold} |" in table
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_trainers_whose_key_metric_is_a_loss_call_the_lowest_value_best():
     def visit(node, where):
         if isinstance(node, dict):
             if str(node.get("_target_", "")).endswith("Trainer") and "key_train_metric" in node:
-                if "current < best" not in node.get("metric_cmp_fn", ""):
+                if node.get("metric_cmp_fn") != "$monai_xai.bundle.lower_is_better":
                     offenders.append(where)
             for key, value in node.items():
                 visit(value, f"{where}#{key}")
