@@ -347,38 +347,29 @@ def medmnist(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+#: a renderer and the results file it reads for a README
+Renderer = tuple[Callable[..., str], Callable[[Path], Path]]
+
+
+def _bundle_results(renderer: Callable[[dict], str], name: str) -> Renderer:
+    """A block rendered from the README's own bundle's ``docs/results/<name>.json``."""
+    return (
+        lambda report, bundle: renderer(report),
+        lambda readme: readme.parent / "results" / f"{name}.json",
+    )
+
+
 #: block name -> (renderer(report, bundle), the results file it reads for a README)
-RENDERERS: dict[str, tuple[Callable[..., str], Callable[[Path], Path]]] = {
+RENDERERS: dict[str, Renderer] = {
     "train_throughput": (lambda report, bundle: train_throughput(report), lambda readme: THROUGHPUT),
-    "precision_busi": (
-        lambda report, bundle: precision_busi(report),
-        lambda readme: readme.parent / "results" / "precision_busi.json",
-    ),
     "fast_path_speedups": (fast_path_speedups, lambda readme: THROUGHPUT),
-    "busi_binary": (
-        lambda report, bundle: busi_crossval(report),
-        lambda readme: readme.parent / "results" / "busi_binary.json",
-    ),
-    "busi_3class": (
-        lambda report, bundle: busi_crossval(report),
-        lambda readme: readme.parent / "results" / "busi_3class.json",
-    ),
-    "medmnist": (
-        lambda report, bundle: medmnist(report),
-        lambda readme: readme.parent / "results" / "medmnist.json",
-    ),
-    "explain_latency": (
-        lambda report, bundle: explain_latency(report),
-        lambda readme: readme.parent / "results" / "explain_latency.json",
-    ),
-    "demo_shortcut": (
-        lambda report, bundle: demo_shortcut(report),
-        lambda readme: readme.parent / "results" / "demo_shortcut.json",
-    ),
-    "deletion_insertion": (
-        lambda report, bundle: deletion_insertion(report),
-        lambda readme: readme.parent / "results" / "deletion_insertion.json",
-    ),
+    "precision_busi": _bundle_results(precision_busi, "precision_busi"),
+    "busi_binary": _bundle_results(busi_crossval, "busi_binary"),
+    "busi_3class": _bundle_results(busi_crossval, "busi_3class"),
+    "medmnist": _bundle_results(medmnist, "medmnist"),
+    "explain_latency": _bundle_results(explain_latency, "explain_latency"),
+    "demo_shortcut": _bundle_results(demo_shortcut, "demo_shortcut"),
+    "deletion_insertion": _bundle_results(deletion_insertion, "deletion_insertion"),
 }
 
 
