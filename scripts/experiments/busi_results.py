@@ -161,11 +161,12 @@ def curves_figure(report: dict):
     plt = pyplot()
     names = [name for name in CURVES if any(name in arm for arm in report["learning_curves"].values())]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    colours = {arm: f"C{i}" for i, arm in enumerate(report["learning_curves"])}  # one colour per arm
     for ax, name in zip(axes[0], names):
         for arm, curves in report["learning_curves"].items():
             if name in curves:
                 values = [math.nan if v is None else v for v in curves[name]]
-                ax.plot(range(1, len(values) + 1), values, label=arm)
+                ax.plot(range(1, len(values) + 1), values, label=arm, color=colours[arm])
         ax.set_xlabel("epoch")
         ax.set_title(CURVES[name], fontsize=9)
         ax.legend(fontsize=7)
