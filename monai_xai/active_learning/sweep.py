@@ -2,10 +2,10 @@
 
 For every strategy and fraction, the fine-tuning config is run with ``strategy`` and ``fraction`` set (so the
 expert's corrected maps, or the masks standing in for them, are used for that selection only), then the
-evaluate config on the test split. Accuracy (and quadratic weighted kappa, for ordinal grades) and the map
-error against the reference masks are collected into ``sweep.json``/``sweep.md``, curves into
-``sweep_curves.png``, and all of it into an MLflow run ``<dataset>_sweep``. A combination already evaluated
-after its last checkpoint is reused, so a killed sweep continues where it stopped.
+evaluate config on the test split. Accuracy (and quadratic weighted kappa, for ordinal grades) and the
+map's error and pointing game against the reference masks are collected into ``sweep.json``/``sweep.md``,
+curves into ``sweep_curves.png``, and all of it into an MLflow run ``<dataset>_sweep``. A combination
+already evaluated after its last checkpoint is reused, so a killed sweep continues where it stopped.
 
 .. code-block:: bash
 
@@ -28,12 +28,16 @@ from tqdm import tqdm
 
 from monai_xai.cli_args import bundle_overrides, config_file_list
 
-__all__ = ["DEFAULT_FRACTIONS", "main", "run_sweep"]
+__all__ = ["DEFAULT_FRACTIONS", "SCORES", "evaluated", "main", "run_sweep"]
 
 DEFAULT_FRACTIONS = tuple(round(0.1 * k, 1) for k in range(1, 11))
+#: What each combination is scored by: the prediction, and its map against the reference masks.
+SCORES = ("accuracy", "kappa", "map_mse", "map_pointing_game")
 
 
-def _evaluated(eval_dir: Path, checkpoint: Path) -> bool:
+def evaluated(eval_dir: Path, checkpoint: Path) -> bool:
+    """Whether ``eval_dir`` holds an evaluation of ``checkpoint`` as it is now (written after it), so a
+    rerun can reuse it; a checkpoint that no longer exists leaves the evaluation valid."""
     metrics = eval_dir / "metrics.json"
     return metrics.is_file() and (
         not checkpoint.is_file() or metrics.stat().st_mtime > checkpoint.stat().st_mtime
@@ -60,6 +64,7 @@ def _scores(eval_dir: Path) -> dict[str, float]:
     agreement = metrics.get("attention_agreement", {}).get("attention")
     if agreement:
         scores["map_mse"] = agreement["map_mse"]
+        scores["map_pointing_game"] = agreement["pointing_game"]
     return scores
 
 
@@ -68,7 +73,7 @@ def _curves_figure(results: Sequence[dict], path: Path) -> Path:
     from monai_xai.visualize import save_figure
 
     plt = pyplot()
-    keys = [k for k in ("accuracy", "kappa", "map_mse") if any(k in r for r in results)]
+    keys = [k for k in SCORES if any(k in r for r in results)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for strategy in dict.fromkeys(r["strategy"] for r in results):
@@ -119,7 +124,7 @@ def run_sweep(
         parser.read_config(evaluate)
         parser.update({**args, "eval_split": "test"})
         eval_dir = Path(parser.get_parsed_content("eval_dir"))
-        if not _evaluated(eval_dir, Path(parser.get_parsed_content("checkpoint"))):
+        if not evaluated(eval_dir, Path(parser.get_parsed_content("checkpoint"))):
             run(config_file=finetune, **args)
             run(config_file=evaluate, eval_split="test", **args)
         results.append({"strategy": strategy, "fraction": fraction, **_scores(eval_dir)})
@@ -133,7 +138,7 @@ def run_sweep(
     sweep_dir = out / "sweep"
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(json.dumps(results, indent=2))
-    keys = [k for k in ("accuracy", "kappa", "map_mse") if any(k in r for r in results)]
+    keys = [k for k in SCORES if any(k in r for r in results)]
     lines = ["| strategy | fraction | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     lines += [
         f"| {r['strategy']} | {r['fraction']:.0%} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |"
