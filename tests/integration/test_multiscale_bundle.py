@@ -49,7 +49,7 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
         overrides={k: v for k, v in common.items() if k != "output_dir"} | {"faithfulness_steps": 4},
     )
     assert [(r["strategy"], r["fraction"]) for r in results] == [("largest_map_error", 0.5)]
-    assert {"accuracy", "kappa", "map_mse"} <= set(results[0])
+    assert {"accuracy", "kappa", "map_mse", "map_pointing_game"} <= set(results[0])
     finetune_dir = tmp_path / "finetune" / "mask_largest_map_error_0.5"
     scores = json.loads((finetune_dir / "eval_test" / "faithfulness.json").read_text())
     assert {"deletion_auc", "insertion_auc"} <= set(scores["attention"])
