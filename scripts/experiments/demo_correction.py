@@ -200,10 +200,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
     parser.add_argument("--results", type=Path, required=True, help="the results JSON to write")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs")
     parser.add_argument("--size", type=int, default=64, help="image size the network sees")
+    # the fine-tuning defaults: the setting under which L_map converged on BUSI (the bundle's docs)
     parser.add_argument("--ft_epochs", type=int, default=15, help="fine-tuning epochs")
     parser.add_argument("--map_weights", type=float, default=10.0, help="L_map weight while fine-tuning")
-    parser.add_argument("--ft_learning_rate", type=float, default=0.001)
-    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="last", help="fine-tune scored")
+    parser.add_argument("--ft_learning_rate", type=float, default=0.001, help="fine-tuning learning rate")
+    parser.add_argument(
+        "--checkpoint",
+        choices=CHECKPOINTS,
+        default="last",
+        help="the fine-tune's checkpoint scored: its last epoch, or its best validation AUC (marker in view)",
+    )
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     parser.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
