@@ -6,11 +6,14 @@
 #   [EPOCHS=12] [SIZE=64] [FT_EPOCHS=15] [MAP_WEIGHTS=10] [FT_LR=0.001] bash scripts/experiments/demo_correction.sh
 # The full run, in the background, with a log (a second launch refuses while one runs: one job at a time):
 #   mkdir -p runs/experiments && nohup bash scripts/experiments/demo_correction.sh >> runs/experiments/demo_correction.log 2>&1 &
-# Smoke test of the whole chain on 48/16/32 phantoms, one epoch each (results stay in the run folder):
+# Smoke test of the whole chain on 48/16/32 phantoms, one epoch each, one strategy and two fractions (about
+# 3.5 min under load; results stay in the run folder; without --strategies/--fractions: all 30 fine-tunes):
 #   DATA=runs/experiments/demo_correction_smoke/data N_TRAIN=48 N_VAL=16 N_TEST=32 EPOCHS=1 FT_EPOCHS=1 \
-#   OUT=runs/experiments/demo_correction_smoke bash scripts/experiments/demo_correction.sh --batch_size 16
-# Extra arguments are bundle overrides for every run. Only a run at the default budget or above (data,
-# epochs, size, every strategy, fraction and arm, no overrides) writes the docs' results file,
+#   OUT=runs/experiments/demo_correction_smoke bash scripts/experiments/demo_correction.sh --batch_size 16 \
+#   --strategies random --fractions 0.1 0.2
+# Extra arguments go to demo_correction.py: its options (--strategies, --fractions, --arms, --checkpoint) or
+# bundle overrides for every run (--key value). Only a run at the default budget or above (data, epochs,
+# size, no extra arguments) writes the docs' results file,
 # bundles/multiscale_abn_correction/docs/results/demo_correction.json; others write $OUT/demo_correction.json.
 #
 # Resumable: the training resumes from its last epoch, the evaluation and the records are reused when newer
