@@ -138,7 +138,7 @@ class DeployedABN:
         """Classify one file or DICOM series folder with the bundle's own inference preprocessing."""
         from monai_xai.transforms import LoadImageOrArrayd
         from monai_xai.utils import upsample_attention
-        from monai_xai.visualize import display_plane
+        from monai_xai.visualize import display_plane, middle_slice
 
         loaded = LoadImageOrArrayd(keys=["image"])({"image": source})
         try:
@@ -164,7 +164,7 @@ class DeployedABN:
             probabilities=torch.softmax(logits.float(), dim=1)[0].cpu().numpy(),
             image=_display_image(loaded["image"], network_input),
             network_input=network_input,
-            attention=np.clip(_first_plane(attention[0]), 0.0, 1.0),
+            attention=np.clip(middle_slice(attention[0]), 0.0, 1.0),
         )
 
 
@@ -200,13 +200,6 @@ def _merge_configs(extra: dict[str, str]) -> dict[str, Any]:
     return merged.get()
 
 
-def _first_plane(array: torch.Tensor) -> np.ndarray:
-    """(C, H, W) -> (H, W) of channel 0; (C, H, W, D) -> its middle slice along the last axis."""
-    from monai_xai.visualize import middle_slice
-
-    return middle_slice(array.detach().float().cpu())
-
-
 def _unit_range(a: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(a)), float(np.max(a))
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
@@ -218,9 +211,10 @@ def _display_image(image: torch.Tensor, network_input: np.ndarray) -> np.ndarray
     Volumes are shown as the network saw them: DICOM and NIfTI volumes differ in axis order, and the
     preset, not the display, decides which slice a 2D network classifies.
     """
-    array = image.detach().float().cpu().numpy()
-    if array.ndim != 3:
+    from monai_xai.visualize import display_plane
+
+    if image.ndim != 3:
         return network_input
-    shown = np.moveaxis(array, 0, -1) if array.shape[0] == 3 else array[0]
+    shown = display_plane(image)
     lo, hi = np.percentile(shown, [1, 99])
     return np.clip((shown - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(shown)

@@ -22,13 +22,15 @@ __all__ = [
 ]
 
 
+def _as_array(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    return (
+        array.detach().float().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array, float)
+    )
+
+
 def middle_slice(array: np.ndarray | torch.Tensor) -> np.ndarray:
     """(C, H, W) -> (H, W) first channel; (C, H, W, D) -> its middle axial slice."""
-    a = (
-        array.detach().float().cpu().numpy()
-        if isinstance(array, torch.Tensor)
-        else np.asarray(array, dtype=float)
-    )
+    a = _as_array(array)
     a = a[0] if a.ndim >= 3 else a
     return a[..., a.shape[-1] // 2] if a.ndim == 3 else a
 
@@ -38,11 +40,7 @@ def display_plane(array: np.ndarray | torch.Tensor) -> np.ndarray:
 
     Drawing only the first channel of a colour photograph would show its red channel as a grey image.
     """
-    a = (
-        array.detach().float().cpu().numpy()
-        if isinstance(array, torch.Tensor)
-        else np.asarray(array, dtype=float)
-    )
+    a = _as_array(array)
     return np.moveaxis(a, 0, -1) if a.ndim == 3 and a.shape[0] == 3 else middle_slice(a)
 
 
