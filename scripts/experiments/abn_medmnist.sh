@@ -15,6 +15,9 @@ ensure_venv ""
 export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
 
 DATASETS="${DATASETS:-pneumoniamnist breastmnist}"
+# Only the default run folder feeds the docs' table; any other OUT keeps its results beside its runs.
+DEST=bundles/abn_classification/docs/results/medmnist.json
+[ -n "${OUT:-}" ] && DEST="$OUT/medmnist.json"
 OUT="${OUT:-runs/experiments/medmnist}"
 B=bundles/abn_classification/configs
 for ds in $DATASETS; do
@@ -45,4 +48,4 @@ for ds in $DATASETS; do
 done
 # shellcheck disable=SC2086  # DATASETS is a word list
 python scripts/experiments/medmnist_results.py --runs "$OUT" --datasets $DATASETS \
-    --out bundles/abn_classification/docs/results/medmnist.json
+    --out "$DEST"
