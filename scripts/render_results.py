@@ -175,6 +175,179 @@ def demo_correction(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _percent(fraction: float | str) -> str:
+    """A share as the docs write it: ``0.3`` -> ``30 %``."""
+    return f"{float(fraction) * 100:g} %"
+
+
+def _seed_stats(stats: dict | None, digits: int) -> str:
+    if stats is None or stats["mean"] is None:
+        return "-"
+    return f"{_fmt(stats['mean'], digits)} ± {_fmt(stats['sd'], digits)}"
+
+
+#: the tables of busi_active_learning: metric -> (its words, decimals)
+ACTIVE_LEARNING_TABLES = {"map_mse": ("map MSE", 4), "accuracy": ("accuracy", 3)}
+
+
+def _active_learning_settings(settings: dict) -> str:
+    """The settings the results file records, in one sentence; empty when it records none."""
+    parts = []
+    if "dataset" in settings:
+        parts.append(f"dataset `{settings['dataset']}`")
+    if "backbone" in settings:
+        parts.append(f"backbone {settings['backbone']}")
+    if "spatial_size" in settings:
+        parts.append(f"{settings['spatial_size']}x{settings['spatial_size']}")
+    if "max_epochs" in settings and "patience" in settings:
+        parts.append(f"at most {settings['max_epochs']} training epochs (patience {settings['patience']})")
+    elif "max_epochs" in settings:
+        parts.append(f"{settings['max_epochs']} training epochs")
+    elif "patience" in settings:
+        parts.append(f"early-stopping patience {settings['patience']}")
+    if "ft_epochs" in settings:
+        parts.append(f"fine-tuning {settings['ft_epochs']} epochs")
+    if "map_weights" in settings:
+        parts.append(f"L_map weight {settings['map_weights']:g}")
+    if "ft_learning_rate" in settings:
+        parts.append(f"fine-tuning learning rate {settings['ft_learning_rate']:g}")
+    return f"Settings: {'; '.join(parts)}." if parts else ""
+
+
+def busi_active_learning(report: dict) -> str:
+    """Map MSE and accuracy per strategy and corrected fraction, mean ± sd over the seeds, beside the model
+    before correction, and where each strategy reaches most of its map-MSE gain
+    (``scripts/experiments/busi_active_learning.py``)."""
+    fractions = [str(float(f)) for f in report["fractions"]]
+    seeds = report["seeds"]
+    rows = [
+        "Test set after fine-tuning on the corrected maps of each strategy's top fraction of the training "
+        f"images, mean ± sd over {seeds} seed{'' if seeds == 1 else 's'} "
+        f"({', '.join(report['seed_names'])})."
+    ]
+    for metric, (words, digits) in ACTIVE_LEARNING_TABLES.items():
+        rows += [
+            "",
+            f"| strategy: {words} | {' | '.join(_percent(f) for f in fractions)} |",
+            "|---" * (len(fractions) + 1) + "|",
+        ]
+        for strategy, by_fraction in report["strategies"].items():
+            cells = [_seed_stats(by_fraction.get(f, {}).get(metric), digits) for f in fractions]
+            rows.append(f"| `{strategy}` | {' | '.join(cells)} |")
+    before = report["before"]
+    rows += [
+        "",
+        "Before correction: "
+        + ", ".join(
+            f"{words} {_seed_stats(before.get(metric), digits)}"
+            for metric, (words, digits) in ACTIVE_LEARNING_TABLES.items()
+        )
+        + ".",
+    ]
+    gain = report["fraction_for_gain"]
+    reached = []
+    for strategy in report["strategies"]:
+        fraction = gain[strategy]["map_mse"]
+        reached.append(f"`{strategy}` {'never' if fraction is None else _percent(fraction)}")
+    rows += [
+        "",
+        f"Fraction at which each strategy reaches {_percent(gain['share'])} of its full-correction map-MSE "
+        f"gain: {', '.join(reached)} (the study: about 30 % for choosing by map error).",
+    ]
+    settings = _active_learning_settings(report.get("settings", {}))
+    if settings:
+        rows += ["", settings]
+    return "\n".join(rows) + "\n"
+
+
+#: the study's map tables: measure -> (column heading, decimals)
+MAP_MEASURES = {
+    "deletion_auc": ("Deletion ↓", 3),
+    "insertion_auc": ("Insertion ↑", 3),
+    "map_mse": ("map MSE ↓", 3),
+}
+#: the explained model's test scores: measure -> (column heading, decimals)
+MODEL_MEASURES = {
+    "accuracy": ("accuracy", 3),
+    "auc": ("AUC", 3),
+    "map_pointing_game": ("map pointing game", 3),
+}
+
+
+def _method_table(report: dict, measures: dict[str, tuple[str, int]], best: bool) -> list[str]:
+    """One row per method, a column per backbone and measure; with ``best``, each column's best in bold."""
+    backbones, methods = report["backbones"], report["methods"]
+    heads = [f"{backbone} {head}" for backbone in backbones for head, _ in measures.values()]
+    rows = [f"| method | {' | '.join(heads)} |", "|---" * (len(heads) + 1) + "|"]
+    bold = {}
+    for backbone in backbones:
+        for measure in measures:
+            values = [m["scores"].get(backbone, {}).get(measure) for m in methods.values()]
+            values = [v for v in values if v is not None]
+            if best and values:
+                bold[backbone, measure] = max(values) if "↑" in measures[measure][0] else min(values)
+    for method in methods.values():
+        cells = []
+        for backbone in backbones:
+            for measure, (_, digits) in measures.items():
+                value = method["scores"].get(backbone, {}).get(measure)
+                text = "-" if value is None else _fmt(value, digits)
+                cells.append(
+                    f"**{text}**" if value is not None and bold.get((backbone, measure)) == value else text
+                )
+        rows.append(f"| {method['label']} | {' | '.join(cells)} |")
+    return rows
+
+
+def busi_maps(report: dict) -> str:
+    """The study's layout: Deletion, Insertion and map MSE per method and backbone, then the explained
+    models' test scores and how long each trained (``scripts/experiments/busi_maps.py``)."""
+    settings = report.get("settings", {})
+    rows = _method_table(report, MAP_MEASURES, best=True)
+    rows += ["", *_method_table(report, MODEL_MEASURES, best=False), ""]
+    trained = []
+    for backbone, runs in report.get("training", {}).items():
+        for run, record in runs.items():
+            if "epochs_trained" in record and "best_epoch" in record:
+                trained.append(f"{backbone} `{run}` {record['best_epoch']}/{record['epochs_trained']}")
+    if trained:
+        rows += [f"Best epoch / epochs trained: {', '.join(trained)}.", ""]
+    size, get = settings.get("spatial_size"), settings.get
+    rows.append(
+        f"Dataset `{get('dataset', '?')}`, fold 0, {size}x{size}; training stopped after "
+        f"{get('patience', '?')} epochs without a better validation AUC (at most {get('max_epochs', '?')}); "
+        "fine-tuning "
+        f"{get('ft_epochs', '?')} epochs, L_map weight {get('map_weights', '?')}, learning rate "
+        f"{get('ft_learning_rate', '?')}; Deletion/Insertion {get('faithfulness_steps', '?')} steps, blur "
+        "baseline. Bold: the best of each column."
+    )
+    return "\n".join(rows) + "\n"
+
+
+def retinamnist(report: dict) -> str:
+    """Kappa, accuracy and AUC per arm beside the MedMNIST v2 paper's ResNet-18 (28)."""
+    rows = [
+        "| model | quadratic weighted kappa | accuracy | AUC | test images | reaches the paper's ACC, AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in report["arms"].values():
+        rows.append(
+            f"| {arm['label']} | {_fmt(arm['kappa'], 3)} | {_fmt(arm['accuracy'], 3)} | "
+            f"{_fmt(arm['auc'], 3)} | {arm['n']} | {'yes' if arm['reaches_paper'] else '**no**'} |"
+        )
+    paper = report["paper"]
+    rows.append(
+        f"| MedMNIST v2 paper, ResNet-18 (28) | not reported | {_fmt(paper['accuracy'], 3)} | "
+        f"{_fmt(paper['auc'], 3)} | 400 | |"
+    )
+    settings = report.get("settings", {})
+    if settings:
+        rows += ["", "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]
+    if report.get("wall_time"):
+        rows += ["", "Wall time: " + "; ".join(report["wall_time"]) + "."]
+    return "\n".join(rows) + "\n"
+
+
 #: The networks of train_throughput.py's bare steps that each bundle trains.
 BUNDLE_NETWORKS = {
     "abn_classification": ["abn", "resnet"],
@@ -438,6 +611,9 @@ RENDERERS: dict[str, Renderer] = {
     "explain_latency": _bundle_results(explain_latency, "explain_latency"),
     "demo_shortcut": _bundle_results(demo_shortcut, "demo_shortcut"),
     "demo_correction": _bundle_results(demo_correction, "demo_correction"),
+    "busi_active_learning": _bundle_results(busi_active_learning, "busi_active_learning"),
+    "busi_maps": _bundle_results(busi_maps, "busi_maps"),
+    "retinamnist": _bundle_results(retinamnist, "retinamnist"),
     "deletion_insertion": _bundle_results(deletion_insertion, "deletion_insertion"),
 }
 

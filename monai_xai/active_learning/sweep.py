@@ -96,18 +96,20 @@ def run_sweep(
     strategies: Sequence[str] = ("lowest_confidence", "largest_map_error", "random"),
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     overrides: Mapping | None = None,
+    strategy_args: Mapping[str, Mapping] | None = None,
 ) -> list[dict]:
     """Fine-tune and evaluate every (strategy, fraction); returns one dict of scores per combination.
 
     ``output_dir`` is the pretrained run's output dir (its ``checkpoints/best.pt`` and, for the ranking
-    strategies, ``correction/records.csv`` from the collect config must exist).
+    strategies, ``correction/records.csv`` from the collect config must exist). ``strategy_args`` gives a
+    strategy its constructor arguments by name, e.g. ``{"random": {"seed": 1}}`` for another random pick.
     """
     from monai.bundle import ConfigParser, run
 
     from monai_xai.active_learning import STRATEGIES
     from monai_xai.tracking import log_to_run
 
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in [*strategies, *(strategy_args or {})] if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; valid strategies: {', '.join(STRATEGIES)}")
     if not fractions or not all(0.0 < float(f) <= 1.0 for f in fractions):
@@ -120,6 +122,8 @@ def run_sweep(
     combos = [(s, float(f)) for s in strategies for f in fractions]
     for strategy, fraction in tqdm(combos, desc="active-learning sweep", unit="fine-tune", disable=None):
         args = {**base, "strategy": strategy, "fraction": fraction}
+        if strategy in (strategy_args or {}):
+            args["strategy_args"] = dict(strategy_args[strategy])
         parser = ConfigParser()
         parser.read_config(evaluate)
         parser.update({**args, "eval_split": "test"})
@@ -152,7 +156,11 @@ def run_sweep(
         parser.get_parsed_content("experiment_name"),
         f"{dataset}_sweep",
         metrics={f"{r['strategy']}_{k}_{round(r['fraction'] * 100)}": r[k] for r in results for k in keys},
-        params={"strategies": list(strategies), "fractions": [float(f) for f in fractions]},
+        params={
+            "strategies": list(strategies),
+            "fractions": [float(f) for f in fractions],
+            "strategy_args": dict(strategy_args or {}),
+        },
         artifacts=[sweep_dir],
         finish=True,
     )
@@ -175,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         "--strategies", nargs="+", default=["lowest_confidence", "largest_map_error", "random"]
     )
     parser.add_argument("--fractions", type=_fraction, nargs="+", default=list(DEFAULT_FRACTIONS))
+    parser.add_argument(
+        "--strategy_args",
+        type=json.loads,
+        default={},
+        help='JSON: constructor arguments per strategy, e.g. \'{"random": {"seed": 1}}\'',
+    )
     args, extra = parser.parse_known_args(argv)
     return run_sweep(
         config_file_list(args.config_file),
@@ -184,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         args.strategies,
         args.fractions,
         bundle_overrides(extra),
+        args.strategy_args,
     )
 
 

@@ -17,6 +17,7 @@ from monai_xai.handlers.detection_metrics import DetectionEpochMetric
 from monai_xai.handlers.detection_overlay import DetectionOverlayHandler
 from monai_xai.handlers.detection_report import DetectionReport, flatten_detection_report
 from monai_xai.handlers.detection_writer import DetectionWriter
+from monai_xai.handlers.early_stopping import ValidationEarlyStopping
 from monai_xai.handlers.epoch_metrics import (
     AttentionAgreementEpochMetric,
     ClassificationEpochMetric,
@@ -48,6 +49,7 @@ __all__ = [
     "FrozenBackbone",
     "PlateauUnfreeze",
     "TrainAll",
+    "ValidationEarlyStopping",
     "flatten_detection_report",
     "get_freeze_policy",
     "CounterfactualReport",

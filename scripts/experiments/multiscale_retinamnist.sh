@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # RetinaMNIST DR grading (5 grades, 28x28 RGB fundus, no masks): plain ResNet18, ResNet18 + ABN (no map
 # supervision) and the multi-scale ABN, each trained on the official train split, its best epoch chosen on val
-# accuracy, scored on test; then a table of quadratic weighted kappa (from the written predictions), accuracy
-# and AUC beside the MedMNIST v2 paper's ResNet-18 (28).
+# accuracy, scored on test; then the results file of quadratic weighted kappa (from the written
+# predictions), accuracy and AUC beside the MedMNIST v2 paper's ResNet-18 (28) (retinamnist_results.py).
+# Only a run at the default budget or above (>= 10 epochs, standard stem, no extra arguments) writes the
+# docs' file, bundles/multiscale_abn_correction/docs/results/retinamnist.json; others write $OUT/retinamnist.json.
 #   EPOCHS=10  [BATCH=64]  [STEM=standard]  [OUT=runs/experiments/retinamnist-10ep]  \
 #   bash scripts/experiments/multiscale_retinamnist.sh [--key value ...]   # extra bundle overrides, e.g. --limit 32
 # An arm whose test evaluation exists is skipped, so an interrupted experiment picks up where it stopped.
@@ -40,5 +42,10 @@ single="'$A/train.json','$D'"
 arm baseline "$single" "" --mode baseline "${COMMON[@]}"
 arm plain "$single" "" --mode plain "${COMMON[@]}"
 arm multiscale "'$A/train.json','$M/train.json','$D'" ",'$M/evaluate.json'" "${COMMON[@]}"
-echo
-python scripts/experiments/retinamnist_table.py "$OUT"
+dest="$OUT/retinamnist.json"
+if [ "$EPOCHS" -ge 10 ] && [ "$STEM" = standard ] && [ $# -eq 0 ]; then
+    dest=bundles/multiscale_abn_correction/docs/results/retinamnist.json
+fi
+python scripts/experiments/retinamnist_results.py "$OUT" --results "$dest" --epochs "$EPOCHS" --batch_size "$BATCH" \
+    --stem "$STEM"
+[ "$dest" = "$OUT/retinamnist.json" ] || python scripts/render_results.py

@@ -168,3 +168,10 @@ def test_checkpoint_of_another_backbone_is_named(tmp_path) -> None:
     with pytest.raises(InputError, match="shape mismatches") as info:
         load_weights(MultiScaleAttentionBranchNetwork("resnet18"), tmp_path / "ms18.pt")
     assert "it holds a" not in str(info.value)
+
+
+def test_sweep_strategy_arguments_name_known_strategies() -> None:
+    from monai_xai.active_learning.sweep import run_sweep
+
+    with pytest.raises(ValueError, match="unknown strategies \\['randm'\\]"):
+        run_sweep(["t.json"], "f.json", ["e.json"], "out", strategies=["random"], strategy_args={"randm": {}})

@@ -1,4 +1,4 @@
-"""scripts/experiments/retinamnist_table.py: kappa from the written predictions, arms in their rows."""
+"""scripts/experiments/retinamnist_results.py: kappa from the written predictions, arms against the paper."""
 
 from __future__ import annotations
 
@@ -16,18 +16,26 @@ def _write(eval_dir: Path, labels: list[int], preds: list[int], accuracy: float,
     (eval_dir / "predictions.csv").write_text(f"source,patient,label,pred,{probs}\n" + "\n".join(rows) + "\n")
 
 
-def test_table_scores_each_arm_from_its_predictions(tmp_path, load_script) -> None:
-    table = load_script("experiments/retinamnist_table.py")
+def test_results_score_each_arm_from_its_predictions(tmp_path, load_script) -> None:
+    script = load_script("experiments/retinamnist_results.py")
     # Confusion [[2, 0], [1, 1]] over grades 0 and 1: kappa 0.5 (worked out in test_deletion_insertion_kappa).
     _write(tmp_path / "baseline" / "eval_test", [0, 0, 1, 1], [0, 0, 0, 1], 0.75, 0.8)
     _write(tmp_path / "multiscale" / "eval_test", [0, 1, 2, 4], [0, 1, 2, 4], 1.0, 1.0)
-    text = table.main([str(tmp_path)])
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
-    assert rows["ResNet18 (`baseline`)"] == "| ResNet18 (`baseline`) | 0.500 | 0.750 | 0.800 | 4 |"
-    assert rows["ResNet18 + ABN (`plain`)"] == "| ResNet18 + ABN (`plain`) | - | - | - | - |"
-    assert rows["Multi-scale ABN (ResNet18)"].startswith("| Multi-scale ABN (ResNet18) | 1.000 | 1.000 |")
-    assert "| 0.524 | 0.717 |" in rows["MedMNIST v2 paper, ResNet-18 (28)"]
-    assert (tmp_path / "table.md").read_text() == text
+    with pytest.raises(SystemExit, match="plain/eval_test: no test evaluation"):
+        script.main([str(tmp_path)])
+    _write(tmp_path / "plain" / "eval_test", [0, 1], [1, 1], 0.5, 0.7)
+    report = script.main([str(tmp_path), "--epochs", "10"])
+    assert report["arms"]["baseline"] == {
+        "label": "ResNet18 (`baseline`)", "kappa": pytest.approx(0.5), "accuracy": 0.75, "auc": 0.8, "n": 4,
+        "reaches_paper": True,
+    }  # fmt: skip
+    assert not report["arms"]["plain"]["reaches_paper"]  # accuracy 0.5 < 0.524
+    assert report["settings"] == {"epochs": 10} and report["paper"] == {"accuracy": 0.524, "auc": 0.717}
+    assert json.loads((tmp_path / "retinamnist.json").read_text()) == json.loads(json.dumps(report))
+    table = load_script("render_results.py").retinamnist(report)
+    assert "| ResNet18 (`baseline`) | 0.500 | 0.750 | 0.800 | 4 | yes |" in table
+    assert "| ResNet18 + ABN (`plain`) | 0.000 | 0.500 | 0.700 | 2 | **no** |" in table
+    assert "| MedMNIST v2 paper, ResNet-18 (28) | not reported | 0.524 | 0.717 | 400 | |" in table
 
 
 def test_predictions_kappa_skips_unlabelled_rows_and_names_bad_files(tmp_path) -> None:
