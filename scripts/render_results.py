@@ -588,6 +588,190 @@ def medmnist(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _ap(value: float) -> str:
+    """An AP as the detection tables write it; -1 (no lesion of that size) is n/a."""
+    return "n/a" if value < 0 else _fmt(value, 3)
+
+
+def _knn_row(label: str, scores: dict) -> str:
+    cells = [
+        _fmt(scores[part][key], 3) for part in ("val", "test") for key in ("accuracy", "balanced_accuracy")
+    ]
+    return f"| {label} | {' | '.join(cells)} |"
+
+
+def centernet_busi(report: dict) -> str:
+    """Test AP and F1 per detector arm with its training length, the targets, the k-NN probe of the encoders,
+    the SimSiam curves in numbers, then the IoU-0.25 confusion matrices and the per-class statistics
+    (``scripts/experiments/centernet_busi.sh``)."""
+    arms, target, settings = report["arms"], report["targets"], report["settings"]
+    rows = [
+        "| arm | mAP@[.50:.95] | AP50 | AP75 | AP small | AP medium | AP large | F1 | threshold | "
+        "epochs (best) | train + test |",
+        "|---" * 11 + "|",
+    ]
+    for arm in arms.values():
+        aps = " | ".join(_ap(arm[k]) for k in ("map", "ap50", "ap75", "ap_small", "ap_medium", "ap_large"))
+        epochs = f"{arm.get('epochs_trained', '-')} ({arm.get('best_epoch', '-')})"
+        rows.append(
+            f"| {arm['label']} | {aps} | {_fmt(arm['f1'], 3)} | {_fmt(arm['f1_threshold'])} | {epochs} | "
+            f"{_runtime(arm.get('wall_s'))} |"
+        )
+    knn = target["knn_test_accuracy"]
+    progressive, random_init = target["simsiam_progressive_map"], target["random_init_map"]
+    rows += [
+        "",
+        f"Targets: best arm AP50 ≥ {target['ap50_at_least']:.2f}: {arms[target['best_arm']]['label']}, "
+        f"{_fmt(target['best_ap50'], 3)}, {_met(target['ap50_met'])}; SimSiam + progressive unfreezing mAP ≥ "
+        f"random init mAP: {_fmt(progressive, 3)} vs {_fmt(random_init, 3)}, "
+        f"{_met(target['pretraining_met'])}; SimSiam encoder above a random one in k-NN test accuracy: "
+        f"{_fmt(knn['simsiam'], 3)} vs {_fmt(knn['random'], 3)}, {_met(target['knn_met'])}.",
+    ]
+    probe, simsiam = report["knn_probe"], report["simsiam"]
+    majority, n_images = probe["majority_class_rate"], probe["images"]
+    rows += [
+        "",
+        "| encoder (frozen) | val accuracy | val balanced accuracy | test accuracy | test balanced "
+        "accuracy |",
+        "|---|---|---|---|---|",
+        _knn_row(f"SimSiam, {simsiam['epochs']} epochs", probe["encoders"]["simsiam"]),
+        _knn_row("random init", probe["encoders"]["random"]),
+        f"| majority class of the training images | {_fmt(majority['val'], 3)} | "
+        f"{_fmt(1 / len(probe['class_names']), 3)} | {_fmt(majority['test'], 3)} | "
+        f"{_fmt(1 / len(probe['class_names']), 3)} |",
+        "",
+        f"k-NN probe: each validation or test image takes the class ({', '.join(probe['class_names'])}) "
+        f"that wins the vote of its {probe['k']} nearest training images (the fold's {n_images['train']}, "
+        "those SimSiam pretrained on) by cosine similarity s, each vote weighing exp(s / "
+        f"{probe['temperature']:g}), on L2-normalised, globally pooled `layer4` features at "
+        f"{probe['spatial_size'][0]}x{probe['spatial_size'][1]}; {n_images['val']} validation, "
+        f"{n_images['test']} test images.",
+    ]
+    loss, ratio = simsiam["train_loss"], simsiam["z_std_ratio"]
+    rows += [
+        "",
+        f"SimSiam: {simsiam['epochs']} epochs at {settings['simsiam_spatial_size']}x"
+        f"{settings['simsiam_spatial_size']} on the fold's training images only, loss "
+        f"{_fmt(loss['first'], 3)} → {_fmt(loss['last'], 3)} (lowest {_fmt(loss['min'], 3)}; -1 is the "
+        f"bound), collapse monitor `z_std_ratio` {_fmt(ratio['first'], 3)} → {_fmt(ratio['last'], 3)} "
+        f"(lowest {_fmt(ratio['min'], 3)}; about 1 healthy, 0 collapsed); {_runtime(simsiam.get('wall_s'))}.",
+    ]
+    for arm in arms.values():
+        labels, matrix = arm["confusion_matrix"]["labels"], arm["confusion_matrix"]["matrix"]
+        rows += [
+            "",
+            f"Confusion matrix, {arm['label']} (IoU ≥ {arm['iou_threshold']}, score ≥ "
+            f"{_fmt(arm['f1_threshold'])}; rows true, columns predicted)",
+            "",
+            f"| true \\ predicted | {' | '.join(labels)} |",
+            "|---" * (len(labels) + 1) + "|",
+        ]
+        rows += [f"| {label} | {' | '.join(str(v) for v in row)} |" for label, row in zip(labels, matrix)]
+    rows += [
+        "",
+        "| arm | class | precision | recall | F1 | over-detected | missed | false detections |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms.values():
+        for name, s in arm["per_class"].items():
+            rows.append(
+                f"| {arm['label']} | {name} | {_fmt(s['precision'], 3)} | {_fmt(s['recall'], 3)} | "
+                f"{_fmt(s['f1'], 3)} | {s['over_detected']} | {s['missed']} | {s['false_detections']} |"
+            )
+    images, size = report["images"], settings["spatial_size"]
+    smoke = f" Smoke run: at most {settings['limit']} images per part." if "limit" in settings else ""
+    rows += [
+        "",
+        f"Split `{report['split']}` (near-duplicates kept in one part), fold {report['fold']}: "
+        f"{images['train']} training, {images['val']} validation images; test set {images['test']} images, "
+        f"{report['test_lesions']} lesions. Detectors at {size}x{size}, at most {settings['max_epochs']} "
+        f"epochs, stopped after {settings['early_stop_patience']} validations without a better validation "
+        "mAP; the epoch of the best validation mAP is tested. Progressive unfreezing: one more stage every "
+        f"{settings['unfreeze_interval']} epochs, `layer4` first. Train + test: wall time of the arm.{smoke}",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+#: Per-direction columns of ``agcyclegan`` before the Grad-CAM++ agreement, by results-file key.
+AGCYCLEGAN_FIGURES = (
+    "flip_rate",
+    "control_flip_rate",
+    "uniform_flip_rate",
+    "mean_attention",
+    "mean_abs_difference",
+)
+
+
+def agcyclegan(report: dict) -> str:
+    """Per direction: flip rate of the translations and of their two controls, mean attention and change,
+    agreement with Grad-CAM++; then the classifier beside the paper's row and the targets
+    (``scripts/experiments/agcyclegan_results.py``)."""
+    classes, targets = report["classes"], report["targets"]
+    iou = next(key for key in report["attention_vs_gradcampp"] if key.endswith("pct_iou"))
+    top = iou.removeprefix("top").removesuffix("pct_iou")
+    rows = [
+        "| direction | test images | flip rate | control: shuffled maps | control: uniform maps | mean A "
+        f"| mean \\|M(x) − x\\| | corr(A, Grad-CAM++) | top-{top} % IoU (A, Grad-CAM++) |",
+        "|---" * 9 + "|",
+    ]
+    directions = {
+        "_from_0": f"{classes[0]} → {classes[1]}",
+        "_from_1": f"{classes[1]} → {classes[0]}",
+        "": "both",
+    }
+    for suffix, label in directions.items():
+        agreement = report[f"attention_vs_gradcampp{suffix}"]
+        cells = [report[f"{key}{suffix}"] for key in AGCYCLEGAN_FIGURES]
+        cells += [agreement["correlation"], agreement[iou]]
+        rows.append(f"| {label} | {report[f'n_images{suffix}']} | {' | '.join(_fmt(c, 3) for c in cells)} |")
+    clf, reference = report["classifier"], report["reference"]
+    rows += [
+        "",
+        "| classifier | accuracy | AUC | sensitivity | specificity |",
+        "|---|---|---|---|---|",
+        f"| this run's classifier | {' | '.join(_fmt(clf[k], 3) for k in MEDMNIST_METRICS)} |",
+    ]
+    if reference:
+        rows.append(
+            f"| {reference['model']} | {_fmt(reference['accuracy'], 3)} | {_fmt(reference['auc'], 3)} | | |"
+        )
+    checks = [
+        (f"classifier accuracy ≥ {targets['classifier_accuracy_at_least']} and AUC ≥ "
+         f"{targets['classifier_auc_at_least']}", targets["classifier_met"]),
+        (f"flip rate ≥ {targets['flip_rate_at_least']} both ways", targets["flip_rate_met"]),
+        ("both controls flip less than the translations, each direction", targets["controls_met"]),
+    ]  # fmt: skip
+    rows += ["", "| target | |", "|---|---|"]
+    rows += [f"| {label} | {_met(met)} |" for label, met in checks if met is not None]
+    mask = report.get("mask_agreement")
+    if mask:
+        rows += [
+            "",
+            "| map vs expert masks | energy inside mask | pointing game | IoU | MSE | images |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, label in (("attention", "attention A"), ("gradcampp", "Grad-CAM++")):
+            if name in mask:
+                s = mask[name]
+                figures = " | ".join(
+                    _fmt(s[k], 3) for k in ("energy_inside_mask", "pointing_game", "map_iou", "map_mse")
+                )
+                rows.append(f"| {label} | {figures} | {s['num_evaluated']} |")
+    rows += [
+        "",
+        "Controls: each translation G(x) let through another test image's attention map (seeded shuffle "
+        "over its batch and the one before) or a uniform map of the same mean instead of its own A(x); they "
+        "flip less when A picks the region that matters. Flip rate: share of translations the frozen "
+        "classifier assigns to the target class; mean \\|M(x) − x\\| in the classifier's [0, 1] input range.",
+    ]
+    settings = report.get("settings", {})
+    if settings:
+        rows += ["", "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]
+    if report.get("wall_time"):
+        rows += ["", "Wall time: " + "; ".join(report["wall_time"]) + "."]
+    return "\n".join(rows) + "\n"
+
+
 #: a renderer and the results file it reads for a README
 Renderer = tuple[Callable[..., str], Callable[[Path], Path]]
 
@@ -615,6 +799,10 @@ RENDERERS: dict[str, Renderer] = {
     "busi_maps": _bundle_results(busi_maps, "busi_maps"),
     "retinamnist": _bundle_results(retinamnist, "retinamnist"),
     "deletion_insertion": _bundle_results(deletion_insertion, "deletion_insertion"),
+    "agcyclegan_pneumoniamnist": _bundle_results(agcyclegan, "pneumoniamnist"),
+    "agcyclegan_adrenalmnist3d": _bundle_results(agcyclegan, "adrenalmnist3d"),
+    "agcyclegan_busi": _bundle_results(agcyclegan, "busi"),
+    "centernet_busi": _bundle_results(centernet_busi, "busi"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Report of a counterfactual explanation pass: panels, before/after confusion, flip rate, map agreement."""
+"""Report of a counterfactual explanation pass: panels, before/after confusion, flip rates with controls,
+map agreement, best and worst examples."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from monai_xai.handlers.base import ReportHandler
 
 __all__ = ["CounterfactualReport"]
 
+#: the controls' key prefixes: the attention map of each translation replaced by another image's map
+#: (shuffled), or by a uniform map of the same mean
+CONTROLS = ("control", "uniform")
+
 
 def _safe_name(name: str) -> str:
     """A file stem from an item's file name or MedMNIST source (``file.npz:test[3]``)."""
@@ -22,15 +27,47 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_")
 
 
+def _mean(values: torch.Tensor) -> float:
+    return float(values.float().nanmean()) if values.numel() else float("nan")
+
+
+def _classify(engine: Engine, images: torch.Tensor) -> torch.Tensor:
+    """The class probabilities of the engine's ``network`` (the classifier) for ``images``, on the engine's
+    fast path when it has one, in eval mode."""
+    from monai.networks import eval_mode
+
+    network, fast_path = engine.network, getattr(engine, "fast_path", None)
+    with torch.no_grad(), eval_mode(network):
+        logits = (
+            network(images)
+            if fast_path is None
+            else fast_path.forward(network, fast_path.prepare_input(images))
+        )
+    return torch.softmax(logits.float(), dim=1).cpu()
+
+
 class CounterfactualReport(ReportHandler):
     """Collects a :class:`~monai_xai.engines.CounterfactualEvaluator` pass and writes its report.
 
     Per image (the first ``n_panels``, all when ``None``): a PNG panel (input, attention, A*G, translation,
     difference, Grad-CAM++), and for 3D the volumes as NIfTI. At the end: ``metrics.json`` (classifier
-    metrics, confusion matrices before/after translation, flip rate, attention vs Grad-CAM++ correlation
-    and top-k IoU, and agreement with expert masks when the items carry them), ``predictions.json``,
-    confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when
+    metrics, confusion matrices before/after translation; flip rates overall and per source class
+    (``flip_rate_from_0``, ``flip_rate_from_1``); the same for two controls, the translations ``G(x)`` let
+    through another image's attention map (``control_flip_rate*``) or a uniform map of the same mean
+    (``uniform_flip_rate*``), which flip less when the attention picks the region that matters; mean
+    attention and mean ``|M(x) - x|``; attention vs Grad-CAM++ correlation and top-k IoU; agreement with
+    expert masks when the items carry them), ``predictions.json``, ``examples.json`` with
+    ``panels_{best,worst}_from_{0,1}.png`` (the ``n_examples`` translations of each direction that flip
+    the classifier with the largest change of the target probability, and those that fail with the
+    smallest), confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when
     ``tracking_uri`` and ``run_name`` are given.
+
+    Memory stays bounded by a few batches: every map measure is reduced to one value per image as the
+    batches come, the example buffers keep ``n_examples`` images each, and the controls are classified by
+    the engine's ``network`` batch by batch. The shuffled control needs maps of other images: each batch
+    takes them from itself and the previous batch (:func:`~monai_xai.metrics.shuffled_maps`, a seeded random
+    cyclic order over both), so one batch of maps is carried, not the whole set. A first batch of a single
+    image waits for the next batch; a pass of a single image has no shuffled control (NaN).
     """
 
     def __init__(
@@ -41,6 +78,9 @@ class CounterfactualReport(ReportHandler):
         n_overview: int = 8,
         topk_fraction: float = 0.1,
         split_name: str = "test",
+        n_examples: int = 4,
+        controls: bool = True,
+        seed: int = 0,
         tracking_uri: str | None = None,
         experiment_name: str | None = None,
         run_name: str | None = None,
@@ -48,28 +88,120 @@ class CounterfactualReport(ReportHandler):
         super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.class_names = list(class_names)
         self.n_panels, self.n_overview, self.topk_fraction = n_panels, n_overview, topk_fraction
-        self.split_name = split_name
+        self.split_name, self.n_examples, self.controls, self.seed = split_name, n_examples, controls, seed
 
     def reset(self, engine: Engine | None = None) -> None:
         self.records: dict[str, list] = {}
         self.overview: dict[str, list] = {}
         self.panels: list[str] = []
+        self.examples: dict[str, list[dict]] = {}
+        self._carry: torch.Tensor | None = None
+        self._held: dict[str, torch.Tensor] | None = None
+        self._generator = torch.Generator().manual_seed(self.seed)
 
     def _add(self, key: str, value) -> None:
         self.records.setdefault(key, []).append(value)
 
     def collect(self, engine: Engine) -> None:
+        from monai_xai.metrics import (
+            agreement_scores,
+            map_correlation,
+            map_mean,
+            mean_abs_difference,
+            target_probability_change,
+            topk_iou,
+        )
+
         out = engine.state.output
-        for key in ("pred", "pred_after"):
-            self._add(key, torch.softmax(out[key].detach().float(), dim=1).cpu())
+        probs = {key: torch.softmax(out[key].detach().float(), dim=1).cpu() for key in ("pred", "pred_after")}
+        for key, value in probs.items():
+            self._add(key, value)
         for key in ("source_class", "target_class", "label"):
             if key in out:
                 self._add(key, out[key].detach().view(-1).cpu())
-        for key in ("attention", "cam", "mask"):
-            if key in out:
-                self._add(key, out[key].detach().float().cpu())
+        image, attention, generated, fake = (
+            out[k].detach().float() for k in ("image", "attention", "generated", "fake")
+        )
+        self._add("attention_mean", map_mean(attention).cpu())
+        self._add("abs_difference", mean_abs_difference(fake, image).cpu())
+        cam = out["cam"].detach().float() if "cam" in out else None
+        if cam is not None:
+            self._add("cam_correlation", map_correlation(attention, cam).cpu())
+            self._add("cam_topk_iou", topk_iou(attention, cam, self.topk_fraction).cpu())
+        if "mask" in out:
+            mask = out["mask"].detach().float()
+            for name, maps in (("attention", attention), ("gradcampp", cam)):
+                if maps is not None:
+                    for key, value in agreement_scores(maps, mask).items():
+                        self._add(f"mask_{name}.{key}", value.cpu())
+        if self.controls:
+            self._collect_controls(engine, {"image": image, "generated": generated, "attention": attention})
+        target = out["target_class"].detach().view(-1).cpu()
+        change = target_probability_change(probs["pred"], probs["pred_after"], target)
+        self._collect_examples(out, change, probs, target)
         self.records.setdefault("name", []).extend(out["name"])
         self._write_panels(out)
+
+    def _collect_controls(self, engine: Engine, batch: dict[str, torch.Tensor]) -> None:
+        """Classify the batch's translations with a uniform map, and with shuffled maps once the batch has
+        another image's map to take (class docstring)."""
+        from monai_xai.metrics import uniform_maps
+
+        self._add("pred_uniform", self._classify_with(engine, batch, uniform_maps(batch["attention"])))
+        if self._held is not None:  # a first batch of one image: its partner has come
+            held, self._held = self._held, None
+            self._add_shuffled(engine, held, carry=batch["attention"])
+            self._carry = held["attention"]
+        if self._carry is None and len(batch["attention"]) < 2:
+            self._held = batch
+            return
+        self._add_shuffled(engine, batch, self._carry)
+        self._carry = batch["attention"]
+
+    def _add_shuffled(
+        self, engine: Engine, batch: dict[str, torch.Tensor], carry: torch.Tensor | None
+    ) -> None:
+        from monai_xai.metrics import shuffled_maps
+
+        maps = shuffled_maps(batch["attention"], carry, self._generator)
+        self._add("pred_control", self._classify_with(engine, batch, maps))
+
+    @staticmethod
+    def _classify_with(
+        engine: Engine, batch: dict[str, torch.Tensor], attention: torch.Tensor
+    ) -> torch.Tensor:
+        """Class probabilities of the batch's translations let through ``attention`` instead of their own."""
+        from monai_xai.metrics import masked_translation
+
+        return _classify(engine, masked_translation(batch["image"], batch["generated"], attention))
+
+    def _collect_examples(self, out: dict, change: torch.Tensor, probs: dict, target: torch.Tensor) -> None:
+        """Keep the ``n_examples`` best and worst translations per direction seen so far."""
+        from monai_xai.metrics import extreme_examples
+
+        source = out["source_class"].detach().view(-1).cpu()
+        flipped = probs["pred_after"].argmax(1) == target
+        for cls in (0, 1):
+            rows = (source == cls).nonzero().view(-1)
+            for kind, picked in extreme_examples(change[rows], flipped[rows], self.n_examples).items():
+                new = [
+                    {
+                        "name": out["name"][i],
+                        "source_class": cls,
+                        "target_class": int(target[i]),
+                        "prob_target_before": float(probs["pred"][i, target[i]]),
+                        "prob_target_after": float(probs["pred_after"][i, target[i]]),
+                        "change": float(change[i]),
+                        "flipped": bool(flipped[i]),
+                        **{k: out[k][i].detach().float().cpu() for k in ("image", "attention", "fake")},
+                    }
+                    for i in rows[picked].tolist()
+                ]
+                pool = self.examples.get(f"{kind}_from_{cls}", []) + new
+                keep = extreme_examples(
+                    [e["change"] for e in pool], [e["flipped"] for e in pool], self.n_examples
+                )
+                self.examples[f"{kind}_from_{cls}"] = [pool[i] for i in keep[kind].tolist()]
 
     def _write_panels(self, out: dict) -> None:
         from monai_xai.visualize import save_figure
@@ -96,25 +228,49 @@ class CounterfactualReport(ReportHandler):
                 self.overview.setdefault("cam", []).append(None if cam is None else cam[0])
                 self.overview.setdefault("title", []).append(title)
 
+    def _concatenated(self) -> dict[str, torch.Tensor]:
+        """Every per-image record as one tensor; control predictions of images still waiting are NaN."""
+        cat = {k: torch.cat(v) for k, v in self.records.items() if k != "name"}
+        n, classes = cat["pred"].shape
+        for name in CONTROLS if self.controls else ():
+            done = cat.get(f"pred_{name}", torch.empty(0, classes))
+            cat[f"pred_{name}"] = torch.cat([done, torch.full((n - len(done), classes), float("nan"))])
+        return cat
+
     def compute(self) -> dict:
         """The metrics of everything collected so far."""
-        from monai_xai.metrics import attention_agreement, classification_metrics
-        from monai_xai.metrics.counterfactual import (
-            before_after_confusion,
-            flip_rate,
-            map_correlation,
-            topk_iou,
-        )
+        from monai_xai.metrics import classification_metrics, summarize_agreement
+        from monai_xai.metrics.counterfactual import before_after_confusion, flip_rate
 
-        cat = {k: torch.cat(v) for k, v in self.records.items() if k != "name"}
+        cat = self._concatenated()
         pred_before, pred_after = cat["pred"].argmax(1), cat["pred_after"].argmax(1)
-        metrics: dict = {
-            "n_images": int(len(pred_before)),
-            "flip_rate": flip_rate(pred_after, cat["target_class"]),
+        source, target = cat["source_class"], cat["target_class"]
+        metrics: dict = {"n_images": int(len(pred_before))}
+        for cls, name in enumerate(self.class_names):  # the names of earlier reports
+            from_cls = source == cls
+            metrics[f"flip_rate_from_{name}"] = flip_rate(pred_after[from_cls], target[from_cls])
+        iou_key = f"top{round(100 * self.topk_fraction)}pct_iou"
+        directions = {
+            "": torch.ones_like(source, dtype=torch.bool),
+            "_from_0": source == 0,
+            "_from_1": source == 1,
         }
-        for cls, name in enumerate(self.class_names):
-            from_cls = cat["source_class"] == cls
-            metrics[f"flip_rate_from_{name}"] = flip_rate(pred_after[from_cls], cat["target_class"][from_cls])
+        for suffix, rows in directions.items():
+            if suffix:
+                metrics[f"n_images{suffix}"] = int(rows.sum())
+            metrics[f"flip_rate{suffix}"] = flip_rate(pred_after[rows], target[rows])
+            for name in CONTROLS:
+                if f"pred_{name}" in cat:
+                    probs = cat[f"pred_{name}"]
+                    done = rows & ~probs.isnan().any(1)
+                    metrics[f"{name}_flip_rate{suffix}"] = flip_rate(probs[done].argmax(1), target[done])
+            metrics[f"mean_attention{suffix}"] = _mean(cat["attention_mean"][rows])
+            metrics[f"mean_abs_difference{suffix}"] = _mean(cat["abs_difference"][rows])
+            if "cam_correlation" in cat:
+                metrics[f"attention_vs_gradcampp{suffix}"] = {
+                    "correlation": _mean(cat["cam_correlation"][rows]),
+                    iou_key: _mean(cat["cam_topk_iou"][rows]),
+                }
         if "label" in cat:
             scores = classification_metrics(cat["label"].numpy(), cat["pred"].numpy(), len(self.class_names))
             metrics["classifier"] = {k: float(v) for k, v in scores.items() if k != "confusion_matrix"}
@@ -122,18 +278,15 @@ class CounterfactualReport(ReportHandler):
             metrics["confusion_before"] = confusion["before"].tolist()
             metrics["confusion_after"] = confusion["after"].tolist()
             correct = pred_before == cat["label"]
-            metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct], cat["target_class"][correct])
-        if "cam" in cat:
-            metrics["attention_vs_gradcampp"] = {
-                "correlation": float(map_correlation(cat["attention"], cat["cam"]).nanmean()),
-                f"top{round(100 * self.topk_fraction)}pct_iou": float(
-                    topk_iou(cat["attention"], cat["cam"], self.topk_fraction).nanmean()
-                ),
+            metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct], target[correct])
+        if "mask_attention.has_mask" in cat and bool(cat["mask_attention.has_mask"].any()):
+            metrics["mask_agreement"] = {
+                name: summarize_agreement(
+                    {k.split(".", 1)[1]: v for k, v in cat.items() if k.startswith(f"mask_{name}.")}
+                )
+                for name in ("attention", "gradcampp")
+                if f"mask_{name}.has_mask" in cat
             }
-        if "mask" in cat and bool((cat["mask"].flatten(1) > 0.5).any()):
-            metrics["mask_agreement"] = {"attention": attention_agreement(cat["attention"], cat["mask"])}
-            if "cam" in cat:
-                metrics["mask_agreement"]["gradcampp"] = attention_agreement(cat["cam"], cat["mask"])
         return metrics
 
     def write(self, engine: Engine | None = None) -> dict:
@@ -142,28 +295,9 @@ class CounterfactualReport(ReportHandler):
 
         metrics = self.compute()
         self.save_json("metrics.json", metrics)
-        cat_before, cat_after = torch.cat(self.records["pred"]), torch.cat(self.records["pred_after"])
-        predictions = [
-            {
-                "source": name,
-                "source_class": self.class_names[int(src)],
-                "target_class": self.class_names[int(tgt)],
-                "prob_target_before": float(before[int(tgt)]),
-                "prob_target_after": float(after[int(tgt)]),
-                "flipped": bool(after.argmax() == tgt),
-                "panel": self.panels[i] if i < len(self.panels) else None,
-            }
-            for i, (name, src, tgt, before, after) in enumerate(
-                zip(
-                    self.records["name"],
-                    torch.cat(self.records["source_class"]),
-                    torch.cat(self.records["target_class"]),
-                    cat_before,
-                    cat_after,
-                )
-            )
-        ]
-        self.save_json("predictions.json", predictions)
+        self.save_json("predictions.json", self._predictions())
+        examples = self._write_examples()
+        self.save_json("examples.json", examples)
         figures = self.output_dir / "figures"
         for when in ("before", "after"):
             if f"confusion_{when}" in metrics:
@@ -184,10 +318,64 @@ class CounterfactualReport(ReportHandler):
                 titles=self.overview["title"],
             )
             save_figure(fig, figures / "overview.png")
-        self._log(metrics)
+        panels = [self.output_dir / e["panel"] for e in examples.values() if e["panel"]]
+        self._log(metrics, panels)
         return metrics
 
-    def _log(self, metrics: dict) -> None:
+    def _predictions(self) -> list[dict]:
+        """Per image: classes, target probability before/after translation and under each control."""
+        cat = self._concatenated()
+        predictions = []
+        for i, name in enumerate(self.records["name"]):
+            tgt = int(cat["target_class"][i])
+            record = {
+                "source": name,
+                "source_class": self.class_names[int(cat["source_class"][i])],
+                "target_class": self.class_names[tgt],
+                "prob_target_before": float(cat["pred"][i, tgt]),
+                "prob_target_after": float(cat["pred_after"][i, tgt]),
+                "flipped": bool(cat["pred_after"][i].argmax() == tgt),
+                "mean_attention": float(cat["attention_mean"][i]),
+                "mean_abs_difference": float(cat["abs_difference"][i]),
+            }
+            for control in CONTROLS:
+                if f"pred_{control}" in cat:
+                    probs = cat[f"pred_{control}"][i]
+                    record[f"prob_target_{control}"] = float(probs[tgt])
+                    record[f"flipped_{control}"] = (
+                        None if bool(probs.isnan().any()) else bool(probs.argmax() == tgt)
+                    )
+            record["panel"] = self.panels[i] if i < len(self.panels) else None
+            predictions.append(record)
+        return predictions
+
+    def _write_examples(self) -> dict:
+        """``panels_<kind>_from_<class>.png`` of the kept examples; what they show, by panel."""
+        from monai_xai.visualize import counterfactual_examples_figure, save_figure
+
+        written = {}
+        for key, examples in sorted(self.examples.items()):
+            panel = None
+            if examples:
+                titles = [
+                    f"{_safe_name(e['name'])[-18:]}\n{self.class_names[e['source_class']]} -> "
+                    f"{self.class_names[e['target_class']]}: p {e['prob_target_before']:.2f} -> "
+                    f"{e['prob_target_after']:.2f}"
+                    for e in examples
+                ]
+                fig = counterfactual_examples_figure(
+                    *([e[k] for e in examples] for k in ("image", "attention", "fake")), titles=titles
+                )
+                panel = save_figure(fig, self.output_dir / f"panels_{key}.png").name
+            written[key] = {
+                "panel": panel,
+                "examples": [
+                    {k: v for k, v in e.items() if not isinstance(v, torch.Tensor)} for e in examples
+                ],
+            }
+        return written
+
+    def _log(self, metrics: dict, panels: Sequence[Path]) -> None:
         flat = {}
         for key, value in metrics.items():
             if isinstance(value, dict):
@@ -200,6 +388,7 @@ class CounterfactualReport(ReportHandler):
                 flat[key] = value
         self.log(
             {f"{self.split_name}_{k}": v for k, v in flat.items()},
-            [self.output_dir / "figures", self.output_dir / "metrics.json"],
+            [self.output_dir / "figures", self.output_dir / "metrics.json", self.output_dir / "examples.json"]
+            + list(panels),
             f"counterfactual_{self.split_name}",
         )

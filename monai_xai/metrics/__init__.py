@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from .attention import attention_agreement, energy_inside_mask, map_iou, map_mse, pointing_game, region_energy
+from .attention import (
+    agreement_scores,
+    attention_agreement,
+    energy_inside_mask,
+    map_iou,
+    map_mse,
+    pointing_game,
+    region_energy,
+    summarize_agreement,
+)
 from .classification import (
     aggregate_by_patient,
     classification_metrics,
     confusion_matrix,
     patient_level_metrics,
 )
-from .counterfactual import before_after_confusion, flip_rate, map_correlation, topk_iou
+from .counterfactual import (
+    before_after_confusion,
+    extreme_examples,
+    flip_rate,
+    map_correlation,
+    map_mean,
+    masked_translation,
+    mean_abs_difference,
+    shuffled_maps,
+    target_probability_change,
+    topk_iou,
+    uniform_maps,
+)
 from .deletion_insertion import BASELINES, DeletionInsertionResult, deletion_insertion, perturbation_baseline
 from .detection import (
     AREA_RANGES,
@@ -39,10 +60,18 @@ __all__ = [
     "per_class_detection_stats",
     "reported_f1_threshold",
     "before_after_confusion",
+    "extreme_examples",
     "flip_rate",
     "map_correlation",
+    "map_mean",
+    "masked_translation",
+    "mean_abs_difference",
+    "shuffled_maps",
+    "target_probability_change",
     "topk_iou",
+    "uniform_maps",
     "aggregate_by_patient",
+    "agreement_scores",
     "attention_agreement",
     "region_energy",
     "classification_metrics",
@@ -52,4 +81,5 @@ __all__ = [
     "map_mse",
     "patient_level_metrics",
     "pointing_game",
+    "summarize_agreement",
 ]

@@ -15,12 +15,14 @@ import torch
 from monai_xai.utils import upsample_attention
 
 __all__ = [
+    "agreement_scores",
     "attention_agreement",
     "energy_inside_mask",
     "map_iou",
     "map_mse",
     "pointing_game",
     "region_energy",
+    "summarize_agreement",
 ]
 
 
@@ -101,23 +103,45 @@ def map_iou(maps: Any, masks: Any, threshold: float = 0.5) -> torch.Tensor:
     return intersection / union
 
 
+def agreement_scores(maps: Any, masks: Any, threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """Every agreement measure per sample, shape (B,) each, NaN where the mask is empty, and ``has_mask``.
+
+    What :func:`attention_agreement` averages, for callers that score batch by batch instead of keeping
+    every map; :func:`summarize_agreement` of the concatenated batches gives the same figures.
+    """
+    maps = torch.as_tensor(maps)
+    masks = torch.as_tensor(masks).to(maps.device)
+    has_mask = (masks.flatten(1) > 0.5).any(dim=1)
+    scores = {
+        "map_mse": map_mse(maps, masks),
+        "pointing_game": pointing_game(maps, masks),
+        "energy_inside_mask": energy_inside_mask(maps, masks),
+        "map_iou": map_iou(maps, masks, threshold),
+    }
+    nan = torch.tensor(float("nan"), device=has_mask.device)
+    scores = {name: torch.where(has_mask, values, nan) for name, values in scores.items()}
+    return {**scores, "has_mask": has_mask}
+
+
+def summarize_agreement(scores: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Means of the per-sample :func:`agreement_scores` over the samples whose mask is not empty.
+
+    Undefined per-sample values are left out of the means (NaN when no sample has a mask); adds
+    ``num_evaluated`` and ``num_empty_masks``.
+    """
+    has_mask = scores["has_mask"].bool()
+    result: dict[str, float] = {
+        name: float(values[has_mask].nanmean()) for name, values in scores.items() if name != "has_mask"
+    }
+    result["num_evaluated"] = int(has_mask.sum())
+    result["num_empty_masks"] = int((~has_mask).sum())
+    return result
+
+
 def attention_agreement(maps: Any, masks: Any, threshold: float = 0.5) -> dict[str, float]:
     """Means of all agreement measures over the samples whose mask is not empty.
 
     Returns ``map_mse``, ``pointing_game``, ``energy_inside_mask``, ``map_iou`` (NaN when no sample has a
     mask; undefined per-sample values are left out of the mean), ``num_evaluated`` and ``num_empty_masks``.
     """
-    maps = torch.as_tensor(maps)
-    masks = torch.as_tensor(masks).to(maps.device)
-    has_mask = (masks.flatten(1) > 0.5).any(dim=1)
-    selected_maps, selected_masks = maps[has_mask], masks[has_mask]
-    scores = {
-        "map_mse": map_mse(selected_maps, selected_masks),
-        "pointing_game": pointing_game(selected_maps, selected_masks),
-        "energy_inside_mask": energy_inside_mask(selected_maps, selected_masks),
-        "map_iou": map_iou(selected_maps, selected_masks, threshold),
-    }
-    result: dict[str, float] = {name: float(values.nanmean()) for name, values in scores.items()}
-    result["num_evaluated"] = int(has_mask.sum())
-    result["num_empty_masks"] = int((~has_mask).sum())
-    return result
+    return summarize_agreement(agreement_scores(maps, masks, threshold))

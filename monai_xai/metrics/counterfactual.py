@@ -1,5 +1,6 @@
-"""How well a counterfactual explanation works: does the translation flip the classifier, and does its
-attention map agree with the classifier's own saliency (Grad-CAM++)?
+"""How well a counterfactual explanation works: does the translation flip the classifier, does it flip it
+because the attention map picks the region that matters (controls with other maps), and does the map agree
+with the classifier's own saliency (Grad-CAM++)?
 
 Map functions take (B, 1, *spatial) maps, bring the first to the second's size when they differ, and
 return one value per sample.
@@ -15,7 +16,19 @@ import torch
 from monai_xai.metrics.classification import confusion_matrix
 from monai_xai.utils import upsample_attention
 
-__all__ = ["before_after_confusion", "flip_rate", "map_correlation", "topk_iou"]
+__all__ = [
+    "before_after_confusion",
+    "extreme_examples",
+    "flip_rate",
+    "map_correlation",
+    "map_mean",
+    "masked_translation",
+    "mean_abs_difference",
+    "shuffled_maps",
+    "target_probability_change",
+    "topk_iou",
+    "uniform_maps",
+]
 
 
 def flip_rate(pred_after: Any, target_class: Any) -> float:
@@ -81,3 +94,77 @@ def topk_iou(maps: Any, reference: Any, fraction: float = 0.1) -> torch.Tensor:
     k = max(1, round(fraction * a.shape[1]))
     top_a, top_b = _topk_mask(a, k), _topk_mask(b, k)
     return (top_a & top_b).sum(dim=1).float() / (top_a | top_b).sum(dim=1).float()
+
+
+def masked_translation(
+    images: torch.Tensor, generated: torch.Tensor, attention: torch.Tensor
+) -> torch.Tensor:
+    """``M(x) = A * G(x) + (1 - A) * x``: the translation ``G(x)`` let through only where ``A`` looks.
+
+    Affine in the images, so it gives the same result in the classifier's [0, 1] range as in the GAN's
+    [-1, 1]; (B, 1, *spatial) maps act on every channel.
+    """
+    return attention * generated + (1.0 - attention) * images
+
+
+def map_mean(maps: torch.Tensor) -> torch.Tensor:
+    """Mean of each map over its pixels (voxels), shape (B,): the share of an image a translation alters."""
+    return maps.flatten(1).float().mean(dim=1)
+
+
+def mean_abs_difference(translated: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Mean ``|M(x) - x|`` of each image, shape (B,): how much a translation changed it (images' range)."""
+    return (translated.float() - images.float()).abs().flatten(1).mean(dim=1)
+
+
+def uniform_maps(attention: torch.Tensor) -> torch.Tensor:
+    """Each map replaced by its mean everywhere: a control that changes as much of the image, nowhere in
+    particular."""
+    shape = (-1,) + (1,) * (attention.ndim - 1)
+    return map_mean(attention).view(shape).to(attention.dtype).expand_as(attention)
+
+
+def shuffled_maps(
+    maps: torch.Tensor, carry: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Each of ``maps`` replaced by the map of another image: a control with maps of the same size and
+    shape that look at the wrong place.
+
+    The pool is ``carry`` (an earlier batch's maps, resized to ``maps`` when their sizes differ) followed by
+    ``maps``. A random cyclic order of the pool (``torch.randperm`` with ``generator``, so seeded) gives each
+    image the map of its successor: no image keeps its own map and no map is used twice. Carrying one batch
+    keeps memory to two batches of maps while a batch of one image still gets another image's map.
+
+    Raises:
+        ValueError: when the pool holds fewer than two maps.
+    """
+    pool = maps
+    if carry is not None:
+        carry = carry.to(device=maps.device, dtype=maps.dtype)
+        if carry.shape[2:] != maps.shape[2:]:
+            carry = upsample_attention(carry, maps.shape[2:])
+        pool = torch.cat([carry, maps])
+    if len(pool) < 2:
+        raise ValueError(f"shuffling needs at least two maps, got {len(pool)} (carry included)")
+    order = torch.randperm(len(pool), generator=generator)
+    successor = torch.empty_like(order)
+    successor[order] = order.roll(-1)
+    return pool[successor[len(pool) - len(maps) :].to(maps.device)]
+
+
+def target_probability_change(prob_before: Any, prob_after: Any, target_class: Any) -> torch.Tensor:
+    """Change of each image's probability of its target class through the translation, shape (B,)."""
+    before, after = torch.as_tensor(prob_before).float(), torch.as_tensor(prob_after).float()
+    target = torch.as_tensor(target_class).reshape(-1, 1).long().to(before.device)
+    return (after.gather(1, target) - before.gather(1, target)).squeeze(1)
+
+
+def extreme_examples(change: Any, flipped: Any, n: int) -> dict[str, torch.Tensor]:
+    """Indices of the ``n`` best and ``n`` worst translations: ``best`` flip the classifier with the largest
+    ``change`` of the target probability (largest first), ``worst`` fail to flip it with the smallest
+    (smallest first); fewer when there are not that many. Ties keep their order."""
+    change = torch.as_tensor(change).reshape(-1).float()
+    flipped = torch.as_tensor(flipped).reshape(-1).bool().to(change.device)
+    descending = torch.sort(change, descending=True, stable=True).indices
+    ascending = torch.sort(change, stable=True).indices
+    return {"best": descending[flipped[descending]][:n], "worst": ascending[~flipped[ascending]][:n]}

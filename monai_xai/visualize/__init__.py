@@ -1,7 +1,9 @@
 """Figures for explanations and evaluation, and saliency baselines."""
 
 from monai_xai.visualize.counterfactual import (
+    EXAMPLE_COLUMNS,
     PANEL_COLUMNS,
+    counterfactual_examples_figure,
     counterfactual_figure,
     counterfactual_parts,
     save_counterfactual_nifti,
@@ -35,7 +37,9 @@ __all__ = [
     "detection_overlay",
     "overlay_grid",
     "save_png",
+    "EXAMPLE_COLUMNS",
     "PANEL_COLUMNS",
+    "counterfactual_examples_figure",
     "counterfactual_figure",
     "counterfactual_parts",
     "save_counterfactual_nifti",

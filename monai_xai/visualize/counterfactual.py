@@ -16,10 +16,19 @@ import torch
 from monai_xai.utils import atomic_path, pyplot
 from monai_xai.visualize.figures import middle_slice
 
-__all__ = ["PANEL_COLUMNS", "counterfactual_figure", "counterfactual_parts", "save_counterfactual_nifti"]
+__all__ = [
+    "EXAMPLE_COLUMNS",
+    "PANEL_COLUMNS",
+    "counterfactual_examples_figure",
+    "counterfactual_figure",
+    "counterfactual_parts",
+    "save_counterfactual_nifti",
+]
 
 #: Column titles of :func:`counterfactual_figure` (plus "Grad-CAM++" when class maps are given).
 PANEL_COLUMNS = ("input", "attention A", "masked region A*G", "translated", "difference")
+#: Column titles of :func:`counterfactual_examples_figure`.
+EXAMPLE_COLUMNS = ("input", "attention A", "translated", "|difference|")
 
 
 def counterfactual_parts(
@@ -71,6 +80,40 @@ def counterfactual_figure(
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(columns[j], fontsize=8)
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def counterfactual_examples_figure(
+    images: Sequence, attentions: Sequence, fakes: Sequence, titles: Sequence[str] | None = None
+):
+    """One row per example: input, attention, translation, |translation - input|.
+
+    For the best and worst translations of a direction side by side: |difference| shares one scale over
+    the figure (its maximum in the column title), so that a translation that barely changes its image
+    looks like one.
+    """
+    plt = pyplot()
+    n = len(images)
+    differences = [(torch.as_tensor(f) - torch.as_tensor(i)).abs() for f, i in zip(fakes, images)]
+    top = max([float(d.max()) for d in differences] + [1e-6])
+    fig, axes = plt.subplots(n, 4, figsize=(7.6, 2.0 * n + 0.3), squeeze=False)
+    for i in range(n):
+        shown = [
+            (images[i], "gray", 0, 1),
+            (attentions[i], "jet", 0, 1),
+            (fakes[i], "gray", 0, 1),
+            (differences[i], "magma", 0, top),
+        ]
+        for j, (volume, cmap, vmin, vmax) in enumerate(shown):
+            ax = axes[i, j]
+            ax.imshow(middle_slice(volume), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(EXAMPLE_COLUMNS[j] + (f" (0-{top:.2f})" if j == 3 else ""), fontsize=8)
         if titles is not None:
             axes[i, 0].set_ylabel(titles[i], fontsize=7)
     fig.tight_layout()

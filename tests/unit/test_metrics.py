@@ -11,6 +11,7 @@ from monai.metrics import compute_roc_auc
 
 from monai_xai.metrics import (
     aggregate_by_patient,
+    agreement_scores,
     attention_agreement,
     classification_metrics,
     confusion_matrix,
@@ -19,6 +20,7 @@ from monai_xai.metrics import (
     map_mse,
     patient_level_metrics,
     pointing_game,
+    summarize_agreement,
 )
 
 # labels 1,1,1,0,0; p(class 1) 0.9,0.6,0.3,0.4,0.6 -> predictions 1,1,0,0,1
@@ -175,3 +177,8 @@ def test_agreement_skips_empty_masks() -> None:
     assert result["energy_inside_mask"] == pytest.approx(0.5)
     assert result["map_iou"] == pytest.approx(0.25)
     assert result["map_mse"] == pytest.approx((0.42 + 2.42) / 8)
+    # scored batch by batch (a report that keeps no maps), then summarised: the same figures
+    batches = [agreement_scores(maps[i : i + 2], masks[i : i + 2]) for i in (0, 2)]
+    assert batches[1]["has_mask"].tolist() == [False] and torch.isnan(batches[1]["map_mse"]).all()
+    joined = summarize_agreement({k: torch.cat([b[k] for b in batches]) for k in batches[0]})
+    assert joined == pytest.approx(result, nan_ok=True)

@@ -1,0 +1,186 @@
+"""Results file of one task of scripts/experiments/agcyclegan_explain.sh: does the explanation explain?
+
+Reads ``<task_dir>/eval_test/{metrics.json,examples.json}`` (``monai_xai.handlers.CounterfactualReport``)
+and writes, atomically: the classifier's test accuracy and AUC beside the MedMNIST v2 paper's row; per
+direction the flip rate of the translations and of the two controls (each translation let through another
+image's attention map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; attention vs
+Grad-CAM++ (correlation, top-10 % IoU); the targets with ``*_met``; the settings given here and the task's
+wall time from the experiment's ``runtime.txt``. ``scripts/render_results.py`` renders it (blocks
+``agcyclegan_<task>``). An evaluation that predates the controls is an error naming its file.
+
+    python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumonia \\
+        --task pneumoniamnist --out bundles/agcyclegan_explainer/docs/results/pneumoniamnist.json \\
+        --cls_epochs 3 --gan_epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from monai_xai.utils import atomic_write_json
+
+#: MedMNIST v2 (Yang et al., Scientific Data 2023): test ACC and AUC of the ResNet-18 row of the task's size.
+REFERENCES = {
+    "pneumoniamnist": {"model": "MedMNIST v2, ResNet-18 (28)", "accuracy": 0.854, "auc": 0.944},
+    "adrenalmnist3d": {"model": "MedMNIST v2, ResNet-18 + 3D", "accuracy": 0.721, "auc": 0.827},
+}
+#: task -> its words, class names (0, 1) and the flip rate both directions must reach (None: no target)
+TASKS = {
+    "pneumoniamnist": {
+        "label": "PneumoniaMNIST",
+        "classes": ["normal", "pneumonia"],
+        "flip_rate_target": 0.9,
+    },
+    "adrenalmnist3d": {
+        "label": "AdrenalMNIST3D",
+        "classes": ["normal", "hyperplasia"],
+        "flip_rate_target": 0.8,
+    },
+    "busi": {"label": "BUSI", "classes": ["benign", "malignant"], "flip_rate_target": None},
+}
+DIRECTIONS = ("_from_0", "_from_1")
+#: per-direction figures of metrics.json copied into the results file, overall ("") and per direction
+FIGURES = (
+    "n_images",
+    "flip_rate",
+    "control_flip_rate",
+    "uniform_flip_rate",
+    "mean_attention",
+    "mean_abs_difference",
+    "attention_vs_gradcampp",
+)
+SETTINGS = (
+    "limit",
+    "cls_epochs",
+    "gan_epochs",
+    "spatial_size",
+    "base_lr",
+    "max_lr",
+    "gan_loss",
+    "n_dis",
+    "lambda_cyc",
+    "lambda_att",
+    "gan_batch_size",
+    "cam_layer",
+)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def evaluation_figures(eval_dir: Path) -> dict:
+    """The classifier's scores and every figure of :data:`FIGURES` (overall and per direction)."""
+    metrics_file = eval_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise SystemExit(
+            f"{eval_dir}: no test evaluation: run bash scripts/experiments/agcyclegan_explain.sh"
+        )
+    metrics = json.loads(metrics_file.read_text())
+    wanted = [
+        name + suffix for name in FIGURES for suffix in ("", *DIRECTIONS) if name + suffix != "n_images"
+    ]
+    missing = [key for key in ["classifier", *wanted] if key not in metrics]
+    if missing:
+        raise SystemExit(
+            f"{metrics_file}: no {', '.join(missing)}: an evaluation from before the controls; delete "
+            f"{eval_dir} and rerun the evaluate step of scripts/experiments/agcyclegan_explain.sh"
+        )
+    figures = {
+        "classifier": {k: metrics["classifier"][k] for k in ("accuracy", "auc", "sensitivity", "specificity")}
+    }
+    figures.update({key: metrics[key] for key in ["n_images", *wanted] if key in metrics})
+    if "mask_agreement" in metrics:
+        figures["mask_agreement"] = metrics["mask_agreement"]
+    examples = _read(eval_dir / "examples.json")
+    figures["example_panels"] = {
+        key: f"{eval_dir.name}/{entry['panel']}" if entry["panel"] else None
+        for key, entry in examples.items()
+    }
+    return figures
+
+
+def targets(figures: dict, task: str) -> dict:
+    """The targets and whether they are met: the classifier reaches the paper's row (ACC and AUC), the
+    translations flip the classifier often enough both ways, and both controls flip it less than the
+    translations in each direction; ``None`` where the task has no such target."""
+    reference, flip_target = REFERENCES.get(task), TASKS[task]["flip_rate_target"]
+    clf = figures["classifier"]
+    classifier_met = None
+    if reference is not None:
+        classifier_met = clf["accuracy"] >= reference["accuracy"] and clf["auc"] >= reference["auc"]
+    flip_rate_met = None
+    if flip_target is not None:
+        flip_rate_met = all(figures[f"flip_rate{d}"] >= flip_target for d in DIRECTIONS)
+    result: dict = {
+        "classifier_accuracy_at_least": None if reference is None else reference["accuracy"],
+        "classifier_auc_at_least": None if reference is None else reference["auc"],
+        "flip_rate_at_least": flip_target,
+        "classifier_met": classifier_met,
+        "flip_rate_met": flip_rate_met,
+        "controls_met": all(
+            figures[f"{control}_flip_rate{d}"] < figures[f"flip_rate{d}"]
+            for control in ("control", "uniform")
+            for d in DIRECTIONS
+        ),
+    }
+    result["all_met"] = all(
+        result[k] for k in ("classifier_met", "flip_rate_met", "controls_met") if result[k] is not None
+    )
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "task_dir", type=Path, help="the task's output folder (OUT/<task> of the shell script)"
+    )
+    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument(
+        "--out", type=Path, help="results JSON to write (default: <task_dir>/agcyclegan_<task>.json)"
+    )
+    parser.add_argument("--limit", type=int, help="training items per split (recorded)")
+    parser.add_argument("--cls_epochs", type=int, help="classifier epochs (recorded)")
+    parser.add_argument("--gan_epochs", type=int, help="GAN epochs (recorded)")
+    parser.add_argument("--spatial_size", type=int, help="image side (recorded)")
+    parser.add_argument("--base_lr", type=float, help="classifier cyclical LR, low end (recorded)")
+    parser.add_argument("--max_lr", type=float, help="classifier cyclical LR, high end (recorded)")
+    parser.add_argument("--gan_loss", help="lsgan or bce (recorded)")
+    parser.add_argument("--n_dis", type=int, help="discriminator steps per generator step (recorded)")
+    parser.add_argument("--lambda_cyc", type=float, help="cycle-loss weight (recorded)")
+    parser.add_argument("--lambda_att", type=float, help="attention-sparsity weight (recorded)")
+    parser.add_argument("--gan_batch_size", type=int, help="GAN batch size (recorded)")
+    parser.add_argument("--cam_layer", help="Grad-CAM++ target layer (recorded)")
+    args = parser.parse_args(argv)
+    figures = evaluation_figures(args.task_dir / "eval_test")
+    report = {
+        "task": args.task,
+        **{k: TASKS[args.task][k] for k in ("label", "classes")},
+        **figures,
+        "reference": REFERENCES.get(args.task),
+        "targets": targets(figures, args.task),
+        "settings": {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None},
+    }
+    runtime = args.task_dir.parent / "runtime.txt"
+    if runtime.is_file():
+        prefix = f"{args.task_dir.name}/"
+        report["wall_time"] = [line for line in runtime.read_text().splitlines() if line.startswith(prefix)]
+    destination = args.out or args.task_dir / f"agcyclegan_{args.task}.json"
+    atomic_write_json(destination, report, indent=1)
+    for d in DIRECTIONS:
+        print(
+            f"flip rate {d[-1]} -> {1 - int(d[-1])}: {figures[f'flip_rate{d}']:.3f} (controls: shuffled maps "
+            f"{figures[f'control_flip_rate{d}']:.3f}, uniform maps {figures[f'uniform_flip_rate{d}']:.3f})"
+        )
+    print(f"targets: {json.dumps(report['targets'])}")
+    print(f"written {destination}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""scripts/experiments/agcyclegan_results.py: the evaluation's figures, the paper's row, targets, renderer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from ignite.engine import Engine
+from torch import nn
+
+
+def _metrics(flip=(0.95, 0.92), control=(0.3, 0.1), uniform=(0.2, 0.05), accuracy=0.86, auc=0.95) -> dict:
+    """A metrics.json as CounterfactualReport writes it (the figures the results file reads)."""
+    metrics = {"n_images": 10, "classifier": {"accuracy": accuracy, "auc": auc, "sensitivity": 0.8,
+               "specificity": 0.9}}  # fmt: skip
+    for suffix, i in (("_from_0", 0), ("_from_1", 1), ("", None)):
+        pick = (lambda pair: sum(pair) / 2) if i is None else (lambda pair, i=i: pair[i])
+        metrics.update({
+            f"flip_rate{suffix}": pick(flip), f"control_flip_rate{suffix}": pick(control),
+            f"uniform_flip_rate{suffix}": pick(uniform), f"mean_attention{suffix}": 0.1,
+            f"mean_abs_difference{suffix}": 0.02,
+            f"attention_vs_gradcampp{suffix}": {"correlation": 0.4, "top10pct_iou": 0.25},
+        })  # fmt: skip
+        if suffix:
+            metrics[f"n_images{suffix}"] = 5
+    return metrics
+
+
+def _write(task_dir: Path, metrics: dict) -> Path:
+    eval_dir = task_dir / "eval_test"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / "metrics.json").write_text(json.dumps(metrics))
+    examples = {"best_from_0": {"panel": "panels_best_from_0.png", "examples": []},
+                "worst_from_0": {"panel": None, "examples": []}}  # fmt: skip
+    (eval_dir / "examples.json").write_text(json.dumps(examples))
+    return eval_dir
+
+
+def test_results_report_figures_reference_and_targets(tmp_path, load_script) -> None:
+    script = load_script("experiments/agcyclegan_results.py")
+    task_dir = tmp_path / "pneumonia"
+    with pytest.raises(SystemExit, match="pneumonia/eval_test: no test evaluation"):
+        script.main([str(task_dir), "--task", "pneumoniamnist"])
+    old = {k: v for k, v in _metrics().items() if "control" not in k}  # written before the controls
+    _write(task_dir, old)
+    with pytest.raises(SystemExit, match="no control_flip_rate, .*rerun the evaluate step"):
+        script.main([str(task_dir), "--task", "pneumoniamnist"])
+    _write(task_dir, _metrics())
+    (tmp_path / "runtime.txt").write_text(
+        "pneumonia/classifier: 10 s\nbusi/classifier: 5 s\npneumonia/gan: 7 s\n"
+    )
+    out = tmp_path / "results" / "pneumoniamnist.json"
+    report = script.main(
+        [
+            str(task_dir),
+            "--task",
+            "pneumoniamnist",
+            "--out",
+            str(out),
+            "--cls_epochs",
+            "3",
+            "--gan_epochs",
+            "2",
+        ]
+    )
+    assert report["classifier"] == {"accuracy": 0.86, "auc": 0.95, "sensitivity": 0.8, "specificity": 0.9}
+    assert (report["flip_rate_from_0"], report["flip_rate_from_1"]) == (0.95, 0.92)
+    assert (report["control_flip_rate_from_0"], report["uniform_flip_rate_from_1"]) == (0.3, 0.05)
+    assert report["mean_attention"] == 0.1 and report["mean_abs_difference_from_1"] == 0.02
+    assert report["attention_vs_gradcampp_from_0"] == {"correlation": 0.4, "top10pct_iou": 0.25}
+    assert report["reference"] == {"model": "MedMNIST v2, ResNet-18 (28)", "accuracy": 0.854, "auc": 0.944}
+    assert report["targets"] == {
+        "classifier_accuracy_at_least": 0.854, "classifier_auc_at_least": 0.944, "flip_rate_at_least": 0.9,
+        "classifier_met": True, "flip_rate_met": True, "controls_met": True, "all_met": True,
+    }  # fmt: skip
+    assert report["settings"] == {"cls_epochs": 3, "gan_epochs": 2}
+    assert report["wall_time"] == ["pneumonia/classifier: 10 s", "pneumonia/gan: 7 s"]
+    assert report["example_panels"] == {
+        "best_from_0": "eval_test/panels_best_from_0.png",
+        "worst_from_0": None,
+    }
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+
+    table = load_script("render_results.py").agcyclegan(report)
+    assert "| normal → pneumonia | 5 | 0.950 | 0.300 | 0.200 | 0.100 | 0.020 | 0.400 | 0.250 |" in table
+    assert "| both | 10 | 0.935 |" in table and "top-10 % IoU" in table
+    assert "| MedMNIST v2, ResNet-18 (28) | 0.854 | 0.944 | | |" in table
+    assert "| flip rate ≥ 0.9 both ways | met |" in table
+    assert "Settings: cls_epochs 3, gan_epochs 2." in table
+
+
+def test_results_targets_not_met_and_busi_without_reference(tmp_path, load_script) -> None:
+    script = load_script("experiments/agcyclegan_results.py")
+    # AdrenalMNIST3D: AUC below the paper, 1 -> 0 flips 0.7 < 0.8, the uniform control flips 0 -> 1 as often
+    _write(tmp_path / "adrenal3d", _metrics(flip=(0.9, 0.7), uniform=(0.9, 0.05), accuracy=0.8, auc=0.8))
+    report = script.main([str(tmp_path / "adrenal3d"), "--task", "adrenalmnist3d"])
+    assert (tmp_path / "adrenal3d" / "agcyclegan_adrenalmnist3d.json").is_file()
+    targets = report["targets"]
+    assert targets["flip_rate_at_least"] == 0.8 and report["reference"]["auc"] == 0.827
+    assert not targets["classifier_met"] and not targets["flip_rate_met"] and not targets["controls_met"]
+    assert not targets["all_met"]
+    table = load_script("render_results.py").agcyclegan(report)
+    assert "| both controls flip less than the translations, each direction | **not met** |" in table
+    metrics = _metrics(flip=(0.5, 0.4))
+    agreement = {"energy_inside_mask": 0.3, "pointing_game": 0.5, "map_iou": 0.2, "map_mse": 0.1}
+    metrics["mask_agreement"] = {"attention": {**agreement, "num_evaluated": 10, "num_empty_masks": 0}}
+    _write(tmp_path / "busi", metrics)
+    report = script.main([str(tmp_path / "busi"), "--task", "busi"])
+    assert report["reference"] is None and report["classes"] == ["benign", "malignant"]
+    assert report["targets"]["classifier_met"] is None and report["targets"]["flip_rate_met"] is None
+    assert report["targets"]["all_met"]  # only the controls are a target on BUSI
+    table = load_script("render_results.py").agcyclegan(report)
+    assert "flip rate ≥" not in table and "MedMNIST" not in table
+    assert "| attention A | 0.300 | 0.500 | 0.200 | 0.100 | 10 |" in table
+
+
+class _Mean(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mean = images.flatten(1).mean(dim=1)
+        return torch.stack([0.5 - mean, mean - 0.5], dim=1)
+
+
+def test_results_read_what_the_report_handler_writes(tmp_path, load_script) -> None:
+    from monai_xai.handlers import CounterfactualReport
+    from monai_xai.metrics import masked_translation
+
+    torch.manual_seed(0)
+    outputs = []
+    for b in range(2):
+        images, generated, attention = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8)
+        fake, labels = masked_translation(images, generated, attention), torch.tensor([0, 1, b])
+        outputs.append({
+            "image": images, "attention": attention, "generated": generated, "fake": fake,
+            "pred": _Mean()(images), "pred_after": _Mean()(fake), "label": labels, "source_class": labels,
+            "target_class": 1 - labels, "cam": torch.rand(3, 1, 4, 4), "name": [f"b{b}{i}" for i in range(3)],
+        })  # fmt: skip
+    engine = Engine(lambda engine, output: output)
+    engine.network = _Mean()
+    CounterfactualReport(tmp_path / "busi" / "eval_test", ["benign", "malignant"], n_panels=0).attach(engine)
+    engine.run(outputs, max_epochs=1)
+    report = load_script("experiments/agcyclegan_results.py").main([str(tmp_path / "busi"), "--task", "busi"])
+    assert report["n_images"] == 6 and report["n_images_from_0"] == 3
+    assert set(report["example_panels"]) == {f"{k}_from_{c}" for k in ("best", "worst") for c in (0, 1)}
+    assert "| benign → malignant | 3 |" in load_script("render_results.py").agcyclegan(report)
