@@ -1,5 +1,6 @@
 """Datalists, splits (near-duplicate-aware on request) and built-in demo data."""
 
+from monai_xai.data.balanced import ClassBalancedDataset
 from monai_xai.data.coco import (
     clean_detection_datalist,
     coco_class_names,
@@ -21,7 +22,6 @@ from monai_xai.data.dedup import (
 )
 from monai_xai.data.loader import DataLoader, exit_with_parent
 from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
-from monai_xai.data.sampler import ClassBalancedSampler
 from monai_xai.data.splits import (
     fold_datalists,
     read_split_file,
@@ -51,7 +51,7 @@ __all__ = [
     "coco_splits",
     "load_coco",
     "masks_to_coco",
-    "ClassBalancedSampler",
+    "ClassBalancedDataset",
     "DataLoader",
     "exit_with_parent",
     "UnpairedDataset",

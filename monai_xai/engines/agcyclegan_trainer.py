@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPath
@@ -30,6 +31,9 @@ class AGCycleGANTrainer(Trainer):
     sample grids. With ``amp`` the networks run on the device's fast path (see
     :class:`~monai_xai.engines.precision.FastPath`), losses in float32; on CUDA each update has its own
     gradient scaler.
+
+    Under torchrun ``network``, ``d_x`` and ``d_y`` are all wrapped in ``DistributedDataParallel``, or none
+    is: a discriminator left out would train apart on each process.
     """
 
     def __init__(
@@ -37,7 +41,7 @@ class AGCycleGANTrainer(Trainer):
         device: torch.device | str,
         max_epochs: int,
         train_data_loader: Iterable,
-        network: AGCycleGAN,
+        network: AGCycleGAN | DistributedDataParallel,
         d_x: nn.Module,
         d_y: nn.Module,
         g_optimizer: torch.optim.Optimizer,
@@ -54,6 +58,13 @@ class AGCycleGANTrainer(Trainer):
     ) -> None:
         if n_dis < 1:
             raise ValueError(f"n_dis (discriminator steps per generator step) must be >= 1, got {n_dis}")
+        modules = {"network": network, "d_x": d_x, "d_y": d_y}
+        wrapped = [name for name, module in modules.items() if isinstance(module, DistributedDataParallel)]
+        if 0 < len(wrapped) < len(modules):
+            raise ValueError(
+                f"only {wrapped} of network, d_x and d_y are wrapped in DistributedDataParallel: the others "
+                "would train apart on each process; wrap all three (the bundle's configs/multi_gpu_gan.json)"
+            )
         super().__init__(
             device=device,
             max_epochs=max_epochs,

@@ -22,9 +22,11 @@ from monai_xai.handlers.epoch_metrics import (
     AttentionAgreementEpochMetric,
     ClassificationEpochMetric,
     LossAveragesMetric,
+    LossEpochMetric,
 )
 from monai_xai.handlers.evaluation_report import EvaluationReport
 from monai_xai.handlers.faithfulness_report import FaithfulnessReport
+from monai_xai.handlers.flip_rate import FlipRateEpochMetric
 from monai_xai.handlers.mlflow_handler import ResumableMLFlowHandler
 from monai_xai.handlers.prediction_writer import PredictionWriter
 from monai_xai.handlers.progressive_unfreeze import (
@@ -64,7 +66,9 @@ __all__ = [
     "CorrectionCandidates",
     "EvaluationReport",
     "FaithfulnessReport",
+    "FlipRateEpochMetric",
     "LossAveragesMetric",
+    "LossEpochMetric",
     "PredictionWriter",
     "ReportHandler",
     "ResumableCheckpointer",

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from ignite.exceptions import NotComputableError
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 
 from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, LOSS_PARTS, MASK
 
-__all__ = ["ClassificationEpochMetric", "AttentionAgreementEpochMetric", "LossAveragesMetric"]
+__all__ = [
+    "ClassificationEpochMetric",
+    "AttentionAgreementEpochMetric",
+    "LossAveragesMetric",
+    "LossEpochMetric",
+]
 
 
 class ClassificationEpochMetric(Metric):
@@ -106,3 +114,33 @@ class LossAveragesMetric(Metric):
         if self.only is not None:
             return means[self.only]
         return {f"train_{name}": value for name, value in means.items()}
+
+
+class LossEpochMetric(Metric):
+    """Mean of ``loss_fn(pred, label)`` per item over one epoch, on this process alone.
+
+    ignite's ``Loss`` sums over all processes when it computes. Under torchrun the validator runs on rank 0
+    only (``monai_xai.distributed.rank_handlers``), where that sum would wait for processes that never
+    validate. ``loss_fn`` defaults to cross-entropy of logits and class indices.
+    """
+
+    def __init__(self, loss_fn: Callable | None = None, device: str | torch.device = "cpu"):
+        self.loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
+        super().__init__(output_transform=lambda output: (output["pred"], output["label"]), device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._count = 0
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        logits, labels = output
+        labels = labels.detach().view(-1).long()
+        self._sum += float(self.loss_fn(logits.detach().float(), labels)) * len(labels)
+        self._count += len(labels)
+
+    def compute(self) -> float:
+        if self._count == 0:
+            raise NotComputableError("LossEpochMetric needs at least one batch before it can be computed")
+        return self._sum / self._count

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,9 @@ def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
     assert set(torch.load(tmp_path / "models" / "model.pt", weights_only=True)) == {"classifier", "gan"}
     data = mlflow_metrics(tmp_path)
     assert {"train_loss_g", "train_loss_cyc", "train_loss_d"} <= set(data.metrics)
+    # validated every epoch; the 8 validation images of this sample are all of class 1, so the rate from
+    # class 0 and the minimum are NaN and no gan/checkpoints/best.pt is kept (the synthetic runs keep one)
+    assert {"val_flip_rate_from_0", "val_flip_rate_from_1", "val_flip_rate_min"} <= set(data.metrics)
     assert data.params["n_dis"] == "1"
 
 
@@ -113,6 +119,50 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     with pytest.raises(RuntimeError) as info:
         run_bundle("train", "evaluate", **common)
     assert "latest.pt: checkpoint does not fit AGCycleGAN" in " ".join(_messages(info.value))
+
+
+@pytest.mark.slow
+def test_multi_gpu_classifier_then_gan_two_processes_on_cpu(tmp_path):
+    """The classifier with the shared ``configs/multi_gpu_train.json``, then the GAN with it and the bundle's
+    ``multi_gpu_gan.json``, under torchrun with 2 processes (gloo on CPU) on tiny synthetic data, both with
+    early stopping on (every process must stop together), validation and checkpoints on rank 0."""
+    from monai_xai.data import write_demo_dataset
+    from monai_xai.tracking import find_run
+
+    csv = write_demo_dataset(tmp_path / "demo", n_train=8, n_val=4, n_test=4, size=28)
+    out = tmp_path / "out"
+    overrides = [
+        "--dataset", "demo", "--dataset_source", "csv", "--dataset_path", str(csv),
+        "--class_names", "['class0', 'class1']", "--output_dir", str(out), "--model_dir", str(out / "models"),
+        "--num_workers", "0", "--batch_size", "2", "--gan_batch_size", "2", "--val_batch_size", "4",
+        "--max_epochs", "2", "--gan_epochs", "2",
+        "--early_stop_patience", "1", "--gan_early_stop_patience", "1",
+        "--decoder_widths", "[4, 4, 8, 8, 8]", "--disc_channels", "[8, 16]",
+    ]  # fmt: skip
+    shared = REPO / "configs" / "multi_gpu_train.json"
+    workflows = {
+        "classifier": [CONFIGS / "train.json", CONFIGS / "train_classifier.json", shared],
+        "gan": [CONFIGS / "train.json", shared, CONFIGS / "multi_gpu_gan.json"],
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    for configs in workflows.values():
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+            "-m", "monai.bundle", "run", "--config_file", str([str(c) for c in configs]), *overrides,
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for workflow in workflows:
+        assert all(
+            (out / workflow / "checkpoints" / f).is_file() for f in ("latest.pt", "best.pt", "best.json")
+        )
+    assert (out / "models" / "model.pt").is_file()
+    store = f"sqlite:///{out.resolve() / 'mlruns.db'}"
+    classifier = find_run(store, "agcyclegan_explainer", "demo_classifier_resnet18_leakyrelu")
+    gan = find_run(store, "agcyclegan_explainer", "demo_agcyclegan_lsgan_ndis1_cyc10.0")
+    assert classifier.info.status == gan.info.status == "FINISHED"
+    assert "val_loss" in classifier.data.metrics
+    assert {"val_flip_rate_from_0", "val_flip_rate_from_1", "val_flip_rate_min"} <= set(gan.data.metrics)
 
 
 def _messages(error: BaseException | None) -> list[str]:

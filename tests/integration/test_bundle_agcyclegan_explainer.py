@@ -35,8 +35,9 @@ def test_network_def_shapes_match_the_metadata(tmp_path, n):
 
 @pytest.mark.slow
 def test_train_then_infer_from_a_copy(tmp_path, monkeypatch):
-    """Classifier and GAN one step each, then the standalone inference.json on a folder of images, all run
-    from the copy's folder with its default bundle_root ``.``."""
+    """The classifier's learning-rate range test (``--run_id lr_find``), classifier and GAN one step each
+    (each validated, with early stopping on), then the standalone inference.json on a folder of images, all
+    run from the copy's folder with its default bundle_root ``.``."""
     from monai.bundle import run
 
     from monai_xai.data import write_demo_dataset
@@ -48,10 +49,15 @@ def test_train_then_infer_from_a_copy(tmp_path, monkeypatch):
         "dataset": "demo", "dataset_source": "csv", "dataset_dir": str(csv.parent), "dataset_path": str(csv),
         "class_names": ["class0", "class1"], "limit": 4, "batch_size": 4, "gan_batch_size": 2,
         "val_batch_size": 4, "max_epochs": 1, "gan_epochs": 1,
+        "early_stop_patience": 1, "gan_early_stop_patience": 1,
     }  # fmt: skip
-    run(config_file=["configs/train.json", "configs/train_classifier.json"], **data, **TINY)
+    classifier = ["configs/train.json", "configs/train_classifier.json"]
+    run(run_id="lr_find", config_file=classifier, lr_test_iters=2, lr_test_momenta=[0.9], **data, **TINY)
+    assert (root / "runs" / "demo" / "classifier" / "lr_range_test" / "lr_range_test.json").is_file()
+    run(config_file=classifier, **data, **TINY)
     assert (root / "runs" / "demo" / "classifier" / "checkpoints" / "best.pt").is_file()
     run(config_file="configs/train.json", **data, **TINY)
+    assert (root / "runs" / "demo" / "gan" / "checkpoints" / "best.pt").is_file()
     model = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert set(model) == {"classifier", "gan"}
     run(config_file="configs/inference.json", dataset="demo", dataset_dir=str(csv.parent / "images"),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from monai_xai.data import ClassBalancedSampler, UnpairedDataset
+from monai_xai.data import ClassBalancedDataset, UnpairedDataset
 from monai_xai.engines import AGCycleGANTrainer
 from monai_xai.errors import InputError
 from monai_xai.losses import get_gan_loss
@@ -136,6 +136,37 @@ def test_trainer_step_updates_decoders_and_discriminators_not_encoder() -> None:
         AGCycleGANTrainer("cpu", 1, [], gan, d_x, d_y, None, None, get_gan_loss("bce"), n_dis=0)
 
 
+def test_trainer_steps_in_distributed_data_parallel(monkeypatch) -> None:
+    """Generator and discriminators in DistributedDataParallel (a process group of one; the bundle test runs
+    two processes): steps train the decoders; wrapping only some of them is refused."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29537", "RANK": "0", "WORLD_SIZE": "1"}
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    dist.init_process_group("gloo")
+    try:
+        gan = make_gan()
+        d_x, d_y = PatchDiscriminator(channels=(4, 8)), PatchDiscriminator(channels=(4, 8))
+        optimizers = (
+            torch.optim.Adam(gan.generator_parameters(), lr=1e-2),
+            torch.optim.Adam([*d_x.parameters(), *d_y.parameters()], lr=1e-2),
+        )
+        with pytest.raises(ValueError, match=r"only \['network'\] of network, d_x and d_y"):
+            AGCycleGANTrainer("cpu", 1, [], DDP(gan), d_x, d_y, *optimizers, get_gan_loss("lsgan"))
+        decoder_before = [p.clone() for p in gan.generator_parameters()]
+        trainer = AGCycleGANTrainer(
+            "cpu", 1, [], DDP(gan), DDP(d_x), DDP(d_y), *optimizers, get_gan_loss("lsgan"), n_dis=2
+        )
+        for _ in range(2):
+            out = trainer.train_step(torch.rand(2, 1, SIZE, SIZE), torch.rand(2, 1, SIZE, SIZE))
+        assert all(np.isfinite(v) for v in out["loss_parts"].values())
+        assert any(not torch.equal(a, b) for a, b in zip(decoder_before, gan.generator_parameters()))
+    finally:
+        dist.destroy_process_group()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trainer_step_on_cuda_with_amp() -> None:
     gan = make_gan().cuda()
@@ -174,15 +205,29 @@ def test_unpaired_dataset_pairs_both_classes_and_refuses_one_class() -> None:
         UnpairedDataset(data[:3], transform=lambda item: item, source="train.csv")
 
 
-def test_class_balanced_sampler_redraws_minority_each_epoch() -> None:
+def test_class_balanced_dataset_keeps_every_item_and_redraws_the_top_up() -> None:
     labels = [0] * 6 + [1] * 2
-    sampler = ClassBalancedSampler(labels, seed=0)
-    epochs = [list(sampler) for _ in range(3)]
+    dataset = ClassBalancedDataset(list(range(8)), labels, seed=0)
+    epochs = [[dataset[i] for i in range(len(dataset))] for _ in range(3)]
     assert all(len(e) == 12 and sum(labels[i] for i in e) == 6 for e in epochs)
     assert all(set(range(8)) <= set(e) for e in epochs)  # nothing dropped
-    assert len({tuple(e) for e in epochs}) == 3
+    assert len({tuple(e) for e in epochs}) > 1  # the top-up of class 1 is drawn afresh
     with pytest.raises(InputError, match="only class"):
-        ClassBalancedSampler([1, 1, 1])
+        ClassBalancedDataset([0, 1, 2], [1, 1, 1])
+
+
+def test_class_balanced_dataset_is_reseeded_with_its_transforms_per_worker() -> None:
+    """MONAI's worker seeding reaches both the top-up draw and the wrapped dataset's random transforms."""
+    from monai.data import Dataset
+    from monai.data.utils import set_rnd
+    from monai.transforms import RandFlipd
+
+    flip = RandFlipd("image", prob=0.5)
+    dataset = ClassBalancedDataset(Dataset([{"image": torch.zeros(1, 2, 2)}] * 3, flip), [0, 0, 1], seed=0)
+    before = [flip.R.get_state()[1].copy(), dataset.top_up.R.get_state()[1].copy()]
+    set_rnd(dataset, seed=7)
+    after = [flip.R.get_state()[1], dataset.top_up.R.get_state()[1]]
+    assert not any(np.array_equal(b, a) for b, a in zip(before, after))
 
 
 def test_expect_image_refuses_wrong_dimensionality_and_range() -> None:

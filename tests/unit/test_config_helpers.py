@@ -66,12 +66,12 @@ def test_lower_is_better_and_loss_part():
     assert loss_part("loss_g")({"loss": 1.0, "loss_parts": {"loss_g": 0.5, "loss_d": 2.0}}) == 0.5
 
 
-def test_sampler_from_items_reads_the_labels():
-    from monai_xai.data import ClassBalancedSampler
+def test_balanced_dataset_from_items_reads_the_labels():
+    from monai_xai.data import ClassBalancedDataset
 
     items = [{"image": f"{i}.png", "label": int(i < 3)} for i in range(8)]
-    sampler = ClassBalancedSampler.from_items(items, seed=1)
-    assert len(sampler) == 10 and sorted(set(sampler)) == list(range(8))
+    dataset = ClassBalancedDataset.from_items(items, items, seed=1)
+    assert len(dataset) == 10 and {d["image"] for d in dataset} == {f"{i}.png" for i in range(8)}
 
 
 def test_image_files_skip_masks_and_datalists_name_their_sources(tmp_path):

@@ -17,6 +17,7 @@ from monai_xai.handlers import (
     ClassificationEpochMetric,
     EvaluationReport,
     LossAveragesMetric,
+    LossEpochMetric,
     ResumableCheckpointer,
 )
 from monai_xai.losses import get_classifier_loss
@@ -100,6 +101,28 @@ def test_classification_epoch_metric_against_hand_counts():
     assert result["accuracy"] == 0.5 and result["sensitivity"] == 0.5 and result["specificity"] == 0.5
     # positives score 0.881, 0.269; negatives 0.119, 0.731: 3 of 4 pairs ranked right
     assert result["auc"] == pytest.approx(0.75)
+
+
+def test_loss_epoch_metric_matches_ignite_loss_without_syncing(monkeypatch):
+    """The per-item mean that ignite's ``Loss`` gives, with no sum over processes (the validator runs on
+    rank 0 only)."""
+    import ignite.distributed as idist
+    from ignite.metrics import Loss
+
+    batches = [(torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]]), torch.tensor([0, 0, 1]))]
+    batches.append((torch.tensor([[0.0, 3.0]]), torch.tensor([[1]])))
+    ours, theirs = LossEpochMetric(), Loss(torch.nn.CrossEntropyLoss())
+    for metric in (ours, theirs):
+        metric.reset()
+        for logits, labels in batches:
+            metric.update((logits, labels.view(-1)))
+    expected = theirs.compute()
+    assert ours.compute() == pytest.approx(expected)
+    monkeypatch.setattr(
+        idist, "get_world_size", lambda: 2
+    )  # as under torchrun: ignite's Loss would all-reduce
+    monkeypatch.setattr(idist, "all_reduce", lambda *args, **kwargs: pytest.fail("a collective on one rank"))
+    assert ours.compute() == pytest.approx(expected)
 
 
 def test_resumable_checkpointer_resumes_epoch_and_weights(tmp_path):
