@@ -31,6 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from monai_xai.data.coco import clean_detection_datalist, masks_to_coco
+from monai_xai.data.splits import read_split_spec
 from monai_xai.errors import InputError
 from monai_xai.utils import atomic_write_json
 
@@ -58,19 +59,6 @@ def read_items(args: argparse.Namespace) -> list[dict]:
             "mask": row[args.mask_col] or None, "class_name": row[args.class_col], "size": size,
         })  # fmt: skip
     return items
-
-
-def read_split(path: Path) -> dict:
-    """A split file's content; a missing, unreadable or test-less file is an :class:`InputError`."""
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise InputError(path, "split file not found") from err
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON ({err})") from err
-    if "test" not in spec or not spec.get("folds"):
-        raise InputError(path, "split file needs a 'test' list and 'folds'")
-    return spec
 
 
 def restrict_to_split(items: list[dict], spec: dict, split_path: Path) -> tuple[list[dict], list[str]]:
@@ -127,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     items = read_items(args)
     split, left_out = None, []
     if args.split_file:
-        split = read_split(args.split_file)
+        split = read_split_spec(args.split_file, needs_folds=True)
         items, left_out = restrict_to_split(items, split, args.split_file)
     kept, report = clean_detection_datalist(
         items, args.min_size, None if args.dedup_distance < 0 else args.dedup_distance, progress=True

@@ -316,8 +316,7 @@ def busi_maps(report: dict) -> str:
     rows.append(
         f"Dataset `{get('dataset', '?')}`, fold 0, {size}x{size}; training stopped after "
         f"{get('patience', '?')} epochs without a better validation AUC (at most {get('max_epochs', '?')}); "
-        "fine-tuning "
-        f"{get('ft_epochs', '?')} epochs, L_map weight {get('map_weights', '?')}, learning rate "
+        f"fine-tuning {get('ft_epochs', '?')} epochs, L_map weight {get('map_weights', '?')}, learning rate "
         f"{get('ft_learning_rate', '?')}; Deletion/Insertion {get('faithfulness_steps', '?')} steps, blur "
         "baseline. Bold: the best of each column."
     )

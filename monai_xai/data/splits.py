@@ -21,6 +21,7 @@ __all__ = [
     "stratified_kfold",
     "train_val_test_split",
     "read_split_file",
+    "read_split_spec",
     "fold_datalists",
     "kfold_splits",
     "limit_splits",
@@ -136,6 +137,24 @@ def fold_datalists(
     return train, val
 
 
+def read_split_spec(path: str | os.PathLike, needs_folds: bool = False) -> dict:
+    """A split file's content ``{"test": [...], "folds": [[...], ...], "excluded": [...]}`` as written, paths
+    unresolved; a missing or unreadable file, or one without a test list (or folds, with ``needs_folds``),
+    is an :class:`InputError` naming it."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise InputError(path, "split file not found") from err
+    except json.JSONDecodeError as err:
+        raise InputError(path, f"not valid JSON ({err})") from err
+    if "test" not in spec:
+        raise InputError(path, "split file has no 'test' list")
+    if needs_folds and not spec.get("folds"):
+        raise InputError(path, "split file has no 'folds'")
+    return spec
+
+
 def read_split_file(
     path: str | os.PathLike,
     datalist: Sequence[dict],
@@ -150,14 +169,7 @@ def read_split_file(
     Paths in the file are relative to ``base_dir`` (default: the split file's folder).
     """
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError as err:
-        raise InputError(path, "split file not found") from err
-    except json.JSONDecodeError as err:
-        raise InputError(path, f"not valid JSON ({err})") from err
-    if "test" not in spec:
-        raise InputError(path, "split file has no 'test' list")
+    spec = read_split_spec(path)
     base = Path(base_dir) if base_dir is not None else path.parent
 
     def real(p: str | os.PathLike) -> str:

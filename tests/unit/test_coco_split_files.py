@@ -106,7 +106,7 @@ def test_a_split_of_other_images_is_refused(dataset, tmp_path, load_script) -> N
     with pytest.raises(InputError, match=r"other.json.*1 listed images are not in the CSV, e.g. \['z.png'\]"):
         _convert(load_script, root, other, tmp_path / "boxes.json")
     other.write_text(json.dumps({"test": ["a.png"]}))
-    with pytest.raises(InputError, match="needs a 'test' list and 'folds'"):
+    with pytest.raises(InputError, match="split file has no 'folds'"):
         _convert(load_script, root, other, tmp_path / "boxes.json")
 
 
