@@ -25,6 +25,7 @@ from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
 from monai_xai.data.splits import (
     fold_datalists,
     read_split_file,
+    read_split_spec,
     split_indices,
     stratified_kfold,
     train_val_test_split,
@@ -76,6 +77,7 @@ __all__ = [
     "marker_region",
     "medmnist_datalist",
     "read_split_file",
+    "read_split_spec",
     "select_labels",
     "split_indices",
     "stratified_kfold",
