@@ -30,8 +30,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from monai_xai.data.coco import clean_detection_datalist, masks_to_coco
 from monai_xai.data import read_split_spec
+from monai_xai.data.coco import clean_detection_datalist, masks_to_coco
 from monai_xai.errors import InputError
 from monai_xai.utils import atomic_write_json
 
