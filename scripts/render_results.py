@@ -701,6 +701,21 @@ AGCYCLEGAN_FIGURES = (
 )
 
 
+#: what the ``gan_checkpoint`` setting of an ``agcyclegan`` results file says about the tested GAN
+AGCYCLEGAN_TESTED = {
+    "best": " The GAN of the best validation is tested.",
+    "latest": " The GAN of the last epoch is tested.",
+}
+
+
+def _agcyclegan_training(label: str, record: dict) -> str:
+    """``classifier 34 epochs, best `val_loss` 0.212 at epoch 24``: one workflow's ``training`` record."""
+    text = label + (f" {record['epochs']} epochs" if "epochs" in record else "")
+    if "metric" in record:
+        text += f", best `{record['metric']}` {_fmt(record['value'], 3)} at epoch {record['best_epoch']}"
+    return text
+
+
 def agcyclegan(report: dict) -> str:
     """Per direction: flip rate of the translations and of their two controls, mean attention and change,
     agreement with Grad-CAM++; then the classifier beside the paper's row and the targets
@@ -763,6 +778,14 @@ def agcyclegan(report: dict) -> str:
         "flip less when A picks the region that matters. Flip rate: share of translations the frozen "
         "classifier assigns to the target class; mean \\|M(x) − x\\| in the classifier's [0, 1] input range.",
     ]
+    trained = [
+        _agcyclegan_training(label, report["training"][workflow])
+        for workflow, label in (("classifier", "classifier"), ("gan", "GAN"))
+        if workflow in report.get("training", {})
+    ]
+    if trained:
+        tested = AGCYCLEGAN_TESTED.get(report.get("settings", {}).get("gan_checkpoint"), "")
+        rows += ["", f"Trained: {'; '.join(trained)}.{tested}"]
     settings = report.get("settings", {})
     if settings:
         rows += ["", "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]

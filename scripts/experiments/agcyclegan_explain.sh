@@ -1,54 +1,141 @@
 #!/usr/bin/env bash
-# AG-CycleGAN counterfactual explanations on real data: for each task, train the ResNet18 classifier, then the
-# AG-CycleGAN on its frozen encoder, then explain the test set; finally one summary table (summary.md).
-#   TASKS="pneumonia busi adrenal3d"  CLS_EPOCHS=3  GAN_EPOCHS=3  N_PANELS=16  [LIMIT=1000]  bash scripts/experiments/agcyclegan_explain.sh
-# LIMIT caps every split at a seeded sample of that many items (a CPU budget; the test sets here are smaller).
-# pneumonia: PneumoniaMNIST 28x28 normal <-> pneumonia; busi: BUSI benign <-> malignant at 64x64 (masks only
-# score the attention maps); adrenal3d: AdrenalMNIST3D 28^3 normal <-> hyperplasia. A finished step is not
-# rerun (delete its folder to redo it); an interrupted one resumes from its last epoch. Each task's GAN training
-# writes its models/model.pt (classifier + GAN, for the standalone inference.json) under its own folder.
+# AG-CycleGAN counterfactual explanations at full budget (bundles/agcyclegan_explainer), per task:
+#  1. LR range test of the classifier (--run_id lr_find: classifier/lr_range_test/lr_range_test.json);
+#  2. the ResNet18 classifier, cyclical SGD between the suggested base_lr and max_lr (with the momentum and
+#     weight decay of the suggested pair), until the validation loss has not fallen for PATIENCE validations
+#     (at most CLS_EPOCHS epochs); its checkpoint of the lowest validation loss is the classifier explained;
+#  3. the AG-CycleGAN on its frozen encoder, until val_flip_rate_min (the validation flip rate of the weaker
+#     direction) has not risen for GAN_PATIENCE validations (at most GAN_EPOCHS epochs);
+#  4. the test set explained with gan/checkpoints/best.pt, the GAN of the highest val_flip_rate_min;
+#  5. the results file (scripts/experiments/agcyclegan_results.py); at the end summary.md of all tasks in OUT.
+# Tasks: pneumoniamnist (PneumoniaMNIST 28x28, normal <-> pneumonia, the whole training set), adrenalmnist3d
+# (AdrenalMNIST3D 28^3, normal <-> hyperplasia), busi (BUSI benign <-> malignant at SIZE px on the leak-free
+# split configs/datasets/busi_binary_dedup.json: fold 0 validates, the fixed test set tests; the lesion masks
+# only score the attention maps).
+#
+#   [TASKS="pneumoniamnist adrenalmnist3d busi"] [CLS_EPOCHS=100] [PATIENCE=10] [GAN_EPOCHS=100] [GAN_PATIENCE=10] \
+#   [SIZE=128] [N_PANELS=16] [WORKERS=<bundle default>] [LIMIT=] [EXTRA=] bash scripts/experiments/agcyclegan_explain.sh
+# The full run, in the background, with a log (a second launch refuses while one runs: one job at a time):
+#   mkdir -p runs/experiments && nohup bash scripts/experiments/agcyclegan_explain.sh >> runs/experiments/agcyclegan_explain.log 2>&1 &
+# Smoke test of the whole chain, 64 items per split (an estimate: 10-15 min, mostly start-up, caching and the
+# test panels; results stay in the run folder):
+#   LIMIT=64 CLS_EPOCHS=2 PATIENCE=1 GAN_EPOCHS=2 GAN_PATIENCE=1 SIZE=64 N_PANELS=4 EXTRA="--lr_test_iters 5" \
+#   OUT=runs/experiments/agcyclegan_smoke bash scripts/experiments/agcyclegan_explain.sh
+# LIMIT caps every split at a seeded sample of that many items; EXTRA is a word list of --key value overrides
+# given last to every bundle run (it overrides the script's own values, the results file records the script's).
+# Only a run at full budget (no LIMIT, no EXTRA, CLS_EPOCHS and GAN_EPOCHS >= 100, PATIENCE and GAN_PATIENCE
+# >= 10; busi also SIZE >= 128) writes the docs' results files bundles/agcyclegan_explainer/docs/results/
+# <task>.json and then runs scripts/render_results.py; others write $OUT/results/<task>.json.
+#
+# Resumable: each step writes $OUT/<task>/<step>.done once it succeeded and is skipped while that file exists
+# (outputs are no proof: best.pt and models/model.pt are written before training ends, and a training stopped
+# early never reaches its last epoch); a killed training resumes from its checkpoints/latest.pt (its
+# early-stopping count starts again). Rerun the same command after an interruption; to redo a task, delete
+# $OUT/<task> (its earlier MLflow runs stay in the store). One MLflow store, $OUT/mlruns.db; a log per step,
+# $OUT/<task>/<step>.log; wall times in $OUT/runtime.txt (a step that follows an interrupted attempt counts
+# only its own part, and says so).
+#
+# Runtime, an ESTIMATE (no run at this budget yet): scaled from the measured times on the 2-core machine with
+# the bf16 fast path (ResNet18 training at 28 px about 22 s per 4708 images, at 128 px on BUSI about 4 s an
+# epoch; the AG-CycleGAN's bare generator step at 128 px about 30 pairs/s, abn_classification's
+# train_throughput.json) and, for AdrenalMNIST3D, from the loaded one-thread runs in the bundle README.
+# LR range tests 2-8 min a task. If early stopping ends each training after 20-60 epochs: pneumoniamnist
+# 0.5-1.5 h, adrenalmnist3d 0.5-2 h, busi 15-30 min: about 1.5-4 h in all; at most about 9 h if every training
+# runs to its epoch cap. The epoch times in the first step logs give a better figure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
 ensure_venv ""
 export TQDM_DISABLE=1  # the bundles write to log files: no progress bars there
+# no OMP_NUM_THREADS: experiments run alone on the machine, torch uses every core
 
-# one thread per process unless told otherwise: on a shared host, spin-waiting OpenMP threads slow every step
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-CLS_EPOCHS="${CLS_EPOCHS:-3}"
-GAN_EPOCHS="${GAN_EPOCHS:-3}"
+TASKS="${TASKS:-pneumoniamnist adrenalmnist3d busi}"
+CLS_EPOCHS="${CLS_EPOCHS:-100}"
+PATIENCE="${PATIENCE:-10}"
+GAN_EPOCHS="${GAN_EPOCHS:-100}"
+GAN_PATIENCE="${GAN_PATIENCE:-10}"
+SIZE="${SIZE:-128}"
 N_PANELS="${N_PANELS:-16}"
-WORKERS="${WORKERS:-1}"
-OUT="${OUT:-runs/experiments/agcyclegan-cls${CLS_EPOCHS}-gan${GAN_EPOCHS}}"
+OUT="${OUT:-runs/experiments/agcyclegan-cls${CLS_EPOCHS}p${PATIENCE}-gan${GAN_EPOCHS}p${GAN_PATIENCE}-busi${SIZE}px${LIMIT:+-limit$LIMIT}}"
 B=bundles/agcyclegan_explainer/configs
-mkdir -p "$OUT"
+DOCS_RESULTS=bundles/agcyclegan_explainer/docs/results
 
-task_args() {
+task_setup() {  # task_setup <task>: sets fragment (dataset config), side (image side) and overrides (array)
     case "$1" in
-        pneumonia) echo "configs/datasets/pneumoniamnist.json" ;;
-        busi) echo "configs/datasets/busi_binary.json --spatial_size [64,64] --dataset_path ../shared/data/busi_256/labels.csv" ;;
-        adrenal3d) echo "configs/datasets/adrenalmnist3d.json --batch_size 32 --gan_batch_size 8 --val_batch_size 16" ;;
-        *) echo "unknown task $1" >&2; exit 1 ;;
+        pneumoniamnist) fragment=configs/datasets/pneumoniamnist.json side=28 overrides=() ;;
+        adrenalmnist3d)  # 3D: smaller batches
+            fragment=configs/datasets/adrenalmnist3d.json side=28
+            overrides=(--batch_size 32 --gan_batch_size 8 --val_batch_size 16) ;;
+        busi)  # the bundle's default dataset_path is the PneumoniaMNIST file
+            fragment=configs/datasets/busi_binary_dedup.json side=$SIZE
+            overrides=(--dataset_path ../shared/data/busi_256/labels.csv --spatial_size "[$SIZE, $SIZE]") ;;
+        *) echo "unknown task '$1' (known: pneumoniamnist adrenalmnist3d busi)" >&2; return 1 ;;
     esac
 }
+for task in $TASKS; do task_setup "$task"; done
 
-step() {  # step <task> <name> <done-file> <extra config> <args...>
-    local task=$1 name=$2 done=$3 extra=$4; shift 4
-    if [ -f "$done" ]; then echo "$task/$name: done before, kept"; return; fi
-    local start=$SECONDS configs="'$B/train.json','$fragment'"
-    [ -n "$extra" ] && configs="$configs,'$B/$extra.json'"
-    python -m monai.bundle run --config_file "[$configs]" --meta_file "$B/metadata.json" \
-        --logging_file "$B/logging.conf" --output_dir "$OUT/$task" --model_dir "$OUT/$task/models" --num_workers "$WORKERS" \
-        --max_epochs "$CLS_EPOCHS" --gan_epochs "$GAN_EPOCHS" ${LIMIT:+--limit "$LIMIT"} $overrides "$@" > "$OUT/$task/$name.log" 2>&1 \
-        || { tail -30 "$OUT/$task/$name.log"; exit 1; }
-    echo "$task/$name: $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"
+mkdir -p "$OUT" runs/experiments
+exec 9> runs/experiments/.agcyclegan_explain.lock
+flock -n 9 || { echo "agcyclegan_explain.sh is already running (runs/experiments/.agcyclegan_explain.lock): one job at a time" >&2; exit 1; }
+STORE="sqlite:///$(cd "$OUT" && pwd)/mlruns.db"
+
+full=""
+if [ -z "${LIMIT:-}" ] && [ -z "${EXTRA:-}" ] && [ "$CLS_EPOCHS" -ge 100 ] && [ "$GAN_EPOCHS" -ge 100 ] \
+    && [ "$PATIENCE" -ge 10 ] && [ "$GAN_PATIENCE" -ge 10 ]; then
+    full=true
+fi
+
+step() {  # step <task> <step> <config list> [--key value ...]: one bundle run, skipped once <step>.done exists
+    local task="$1" name="$2" configs="$3"
+    shift 3
+    local dir="$OUT/$task" note=""
+    if [ -f "$dir/$name.done" ]; then echo "$task/$name: done before, kept"; return; fi
+    [ -f "$dir/$name.log" ] && note=" (after an interrupted attempt, whose time is not counted)"
+    echo "$(date '+%F %T') $task/$name: start"
+    local start=$SECONDS
+    # shellcheck disable=SC2086  # EXTRA is a word list of --key value overrides
+    python -m monai.bundle run --config_file "$configs" --meta_file "$B/metadata.json" --logging_file "$B/logging.conf" \
+        --output_dir "$dir" --model_dir "$dir/models" --tracking_uri "$STORE" "${overrides[@]}" \
+        ${WORKERS:+--num_workers "$WORKERS"} ${LIMIT:+--limit "$LIMIT"} "$@" ${EXTRA:-} >> "$dir/$name.log" 2>&1 \
+        || { tail -30 "$dir/$name.log"; exit 1; }
+    touch "$dir/$name.done"
+    echo "$task/$name: $((SECONDS - start)) s$note" | tee -a "$OUT/runtime.txt"
 }
 
-for task in ${TASKS:-pneumonia busi adrenal3d}; do
-    read -r fragment overrides <<< "$(task_args "$task")"
-    mkdir -p "$OUT/$task"
-    step "$task" classifier "$OUT/$task/classifier/checkpoints/best.pt" train_classifier
-    step "$task" gan "$OUT/$task/gan/figures/samples_epoch$(printf %03d "$GAN_EPOCHS").png" ""
-    step "$task" evaluate "$OUT/$task/eval_test/metrics.json" evaluate --n_panels "$N_PANELS"
+lr_suggestion() {  # lr_suggestion <lr_range_test.json>: "base_lr max_lr momentum weight_decay" of the best pair
+    python -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; print(b["base_lr"], b["max_lr"], b["momentum"], b["weight_decay"])' "$1"
+}
+
+written=""
+for task in $TASKS; do
+    task_setup "$task"
+    dir="$OUT/$task"
+    mkdir -p "$dir"
+    data="'$B/train.json','$fragment'"
+    step "$task" lr_find "[$data,'$B/train_classifier.json']" --run_id lr_find
+    suggestion=$(lr_suggestion "$dir/classifier/lr_range_test/lr_range_test.json")  # fails here if unreadable
+    read -r base_lr max_lr momentum weight_decay <<< "$suggestion"
+    echo "$task: LR range test: cyclical SGD $base_lr - $max_lr, momentum $momentum, weight decay $weight_decay"
+    step "$task" classifier "[$data,'$B/train_classifier.json']" --max_epochs "$CLS_EPOCHS" \
+        --early_stop_patience "$PATIENCE" --base_lr "$base_lr" --max_lr "$max_lr" --momentum "$momentum" \
+        --weight_decay "$weight_decay"
+    step "$task" gan "[$data]" --gan_epochs "$GAN_EPOCHS" --gan_early_stop_patience "$GAN_PATIENCE"
+    # best.pt: the GAN of the highest val_flip_rate_min; absent only when a validation direction had no images
+    checkpoint=best
+    if [ ! -f "$dir/gan/checkpoints/best.pt" ]; then
+        checkpoint=latest
+        echo "$task: no gan/checkpoints/best.pt (no validation flip rate in one direction): explaining latest.pt"
+    fi
+    step "$task" evaluate "[$data,'$B/evaluate.json']" --gan_checkpoint "$dir/gan/checkpoints/$checkpoint.pt" \
+        --n_panels "$N_PANELS"
+    results="$OUT/results"
+    if [ -n "$full" ] && { [ "$task" != busi ] || [ "$SIZE" -ge 128 ]; }; then
+        results=$DOCS_RESULTS written=true
+    fi
+    python scripts/experiments/agcyclegan_results.py "$dir" --task "$task" --out "$results/$task.json" \
+        --cls_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" --gan_epochs "$GAN_EPOCHS" \
+        --gan_early_stop_patience "$GAN_PATIENCE" --spatial_size "$side" --base_lr "$base_lr" --max_lr "$max_lr" \
+        --momentum "$momentum" --weight_decay "$weight_decay" --gan_checkpoint "$checkpoint" ${LIMIT:+--limit "$LIMIT"}
 done
 python scripts/experiments/agcyclegan_summary.py "$OUT" | tee "$OUT/summary.md"
+if [ -n "$written" ]; then python scripts/render_results.py; fi

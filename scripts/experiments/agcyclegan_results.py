@@ -4,13 +4,15 @@ Reads ``<task_dir>/eval_test/{metrics.json,examples.json}`` (``monai_xai.handler
 and writes, atomically: the classifier's test accuracy and AUC beside the MedMNIST v2 paper's row; per
 direction the flip rate of the translations and of the two controls (each translation let through another
 image's attention map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; attention vs
-Grad-CAM++ (correlation, top-10 % IoU); the targets with ``*_met``; the settings given here and the task's
-wall time from the experiment's ``runtime.txt``. ``scripts/render_results.py`` renders it (blocks
-``agcyclegan_<task>``). An evaluation that predates the controls is an error naming its file.
+Grad-CAM++ (correlation, top-10 % IoU); the targets with ``*_met``; how many epochs the classifier and the
+GAN trained and the epoch and value of their best validation (``<workflow>/checkpoints/latest.pt`` and
+``best.json``); the settings given here and the task's wall time from the experiment's ``runtime.txt``.
+``scripts/render_results.py`` renders it (blocks ``agcyclegan_<task>``). An evaluation that predates the
+controls is an error naming its file.
 
-    python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumonia \\
+    python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumoniamnist \\
         --task pneumoniamnist --out bundles/agcyclegan_explainer/docs/results/pneumoniamnist.json \\
-        --cls_epochs 3 --gan_epochs 3
+        --cls_epochs 100 --early_stop_patience 10 --gan_epochs 100 --gan_early_stop_patience 10
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ SETTINGS = (
     "spatial_size",
     "base_lr",
     "max_lr",
+    "momentum",
+    "weight_decay",
+    "early_stop_patience",
+    "gan_early_stop_patience",
+    "gan_checkpoint",
     "gan_loss",
     "n_dis",
     "lambda_cyc",
@@ -101,6 +108,26 @@ def evaluation_figures(eval_dir: Path) -> dict:
         for key, entry in examples.items()
     }
     return figures
+
+
+def training_record(task_dir: Path) -> dict:
+    """Per workflow (``classifier``, ``gan``) that has trained: ``epochs`` (the last completed epoch, from
+    ``checkpoints/latest.pt``), and from ``checkpoints/best.json`` the ``metric`` of its best validation, its
+    ``value`` and ``best_epoch``; a part whose file is absent is left out."""
+    import torch
+
+    record = {}
+    for workflow in ("classifier", "gan"):
+        checkpoints, entry = task_dir / workflow / "checkpoints", {}
+        if (checkpoints / "latest.pt").is_file():
+            state = torch.load(checkpoints / "latest.pt", map_location="cpu", weights_only=True)
+            entry["epochs"] = int(state["engine"]["epoch"])
+        best = _read(checkpoints / "best.json")
+        if best:
+            entry.update(metric=best["metric"], value=best["value"], best_epoch=best["epoch"])
+        if entry:
+            record[workflow] = entry
+    return record
 
 
 def targets(figures: dict, task: str) -> dict:
@@ -150,6 +177,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--spatial_size", type=int, help="image side (recorded)")
     parser.add_argument("--base_lr", type=float, help="classifier cyclical LR, low end (recorded)")
     parser.add_argument("--max_lr", type=float, help="classifier cyclical LR, high end (recorded)")
+    parser.add_argument("--momentum", type=float, help="classifier SGD momentum (recorded)")
+    parser.add_argument("--weight_decay", type=float, help="classifier SGD weight decay (recorded)")
+    parser.add_argument(
+        "--early_stop_patience", type=int, help="classifier: validations without a lower val_loss (recorded)"
+    )
+    parser.add_argument(
+        "--gan_early_stop_patience",
+        type=int,
+        help="GAN: validations without a higher val_flip_rate_min (recorded)",
+    )
+    parser.add_argument(
+        "--gan_checkpoint", choices=("best", "latest"), help="the GAN checkpoint explained (recorded)"
+    )
     parser.add_argument("--gan_loss", help="lsgan or bce (recorded)")
     parser.add_argument("--n_dis", type=int, help="discriminator steps per generator step (recorded)")
     parser.add_argument("--lambda_cyc", type=float, help="cycle-loss weight (recorded)")
@@ -164,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         **figures,
         "reference": REFERENCES.get(args.task),
         "targets": targets(figures, args.task),
+        "training": training_record(args.task_dir),
         "settings": {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None},
     }
     runtime = args.task_dir.parent / "runtime.txt"

@@ -76,6 +76,7 @@ def test_results_report_figures_reference_and_targets(tmp_path, load_script) -> 
         "classifier_met": True, "flip_rate_met": True, "controls_met": True, "all_met": True,
     }  # fmt: skip
     assert report["settings"] == {"cls_epochs": 3, "gan_epochs": 2}
+    assert report["training"] == {}  # no checkpoints beside this evaluation
     assert report["wall_time"] == ["pneumonia/classifier: 10 s", "pneumonia/gan: 7 s"]
     assert report["example_panels"] == {
         "best_from_0": "eval_test/panels_best_from_0.png",
@@ -144,3 +145,46 @@ def test_results_read_what_the_report_handler_writes(tmp_path, load_script) -> N
     assert report["n_images"] == 6 and report["n_images_from_0"] == 3
     assert set(report["example_panels"]) == {f"{k}_from_{c}" for k in ("best", "worst") for c in (0, 1)}
     assert "| benign → malignant | 3 |" in load_script("render_results.py").agcyclegan(report)
+
+
+def test_results_record_training_and_settings(tmp_path, load_script) -> None:
+    """Epochs trained (latest.pt, as ResumableCheckpointer writes it, LR schedule state included) and the
+    best validation (best.json) of both workflows, the early-stopping settings and the tested checkpoint."""
+    from ignite.handlers.param_scheduler import LinearCyclicalScheduler
+
+    from monai_xai.utils import atomic_save, atomic_write_json
+
+    task_dir = tmp_path / "pneumoniamnist"
+    _write(task_dir, _metrics())
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    schedule = LinearCyclicalScheduler(optimizer, "lr", 0.001, 0.01, cycle_size=4)
+    checkpoints = task_dir / "classifier" / "checkpoints"
+    atomic_save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "lr_schedule": schedule.state_dict(), "engine": {"epoch": 34, "iteration": 3400}},
+        checkpoints / "latest.pt",
+    )  # fmt: skip
+    atomic_write_json(checkpoints / "best.json", {"metric": "val_loss", "value": 0.2125, "epoch": 24})
+    atomic_write_json(
+        task_dir / "gan" / "checkpoints" / "best.json",
+        {"metric": "val_flip_rate_min", "value": 0.9, "epoch": 7},
+    )
+    args = ["--early_stop_patience", "10", "--gan_early_stop_patience", "5", "--gan_checkpoint", "best"]
+    args += ["--base_lr", "0.0025", "--max_lr", "0.01", "--momentum", "0.95", "--weight_decay", "0.0001"]
+    report = load_script("experiments/agcyclegan_results.py").main(
+        [str(task_dir), "--task", "pneumoniamnist", *args]
+    )
+    assert report["training"] == {
+        "classifier": {"epochs": 34, "metric": "val_loss", "value": 0.2125, "best_epoch": 24},
+        "gan": {"metric": "val_flip_rate_min", "value": 0.9, "best_epoch": 7},
+    }
+    assert report["settings"] == {
+        "base_lr": 0.0025, "max_lr": 0.01, "momentum": 0.95, "weight_decay": 0.0001,
+        "early_stop_patience": 10, "gan_early_stop_patience": 5, "gan_checkpoint": "best",
+    }  # fmt: skip
+    table = load_script("render_results.py").agcyclegan(report)
+    assert (
+        "Trained: classifier 34 epochs, best `val_loss` 0.212 at epoch 24; GAN, best `val_flip_rate_min` "
+        "0.900 at epoch 7. The GAN of the best validation is tested." in table
+    )
