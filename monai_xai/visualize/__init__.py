@@ -29,6 +29,7 @@ from monai_xai.visualize.saliency import (
     get_saliency,
     resnet_cam_layer,
     saliency_functions,
+    scale_to_unit,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "get_saliency",
     "resnet_cam_layer",
     "saliency_functions",
+    "scale_to_unit",
     "batch_score_hooks",
     "attention_overlay_figure",
     "confusion_matrix_figure",

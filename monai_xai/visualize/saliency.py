@@ -17,6 +17,7 @@ __all__ = [
     "get_saliency",
     "resnet_cam_layer",
     "saliency_functions",
+    "scale_to_unit",
 ]
 
 CAM_METHODS = ("gradcam", "gradcampp")
@@ -55,6 +56,21 @@ def batch_score_hooks(module: nn.Module, layer: str):
     return BatchScoreHooks(module, layer, register_forward=True, register_backward=True)
 
 
+def scale_to_unit(maps: torch.Tensor) -> torch.Tensor:
+    """Each map of a (B, 1, *spatial) batch scaled so that its minimum is 0 and its maximum 1 (all 0 when
+    constant): the CAMs' post-processing.
+
+    MONAI's default for its CAM classes, ``default_normalizer``, maps (min, max) to (1, 0): the most
+    activated region gets 0, so a map compared with a lesion mask, or ranking pixels for Deletion/Insertion,
+    points away from the evidence.
+    """
+    flat = maps.flatten(1)
+    low = flat.min(dim=1, keepdim=True).values
+    span = flat.max(dim=1, keepdim=True).values - low
+    scaled = torch.where(span > 0, (flat - low) / span.clamp_min(torch.finfo(flat.dtype).tiny), 0.0)
+    return scaled.view_as(maps)
+
+
 def _last_layer4(module: nn.Module) -> str:
     names = [name for name, _ in module.named_modules() if name.endswith("layer4")]
     if not names:
@@ -78,7 +94,8 @@ class CAMSaliency:
         wrapped = _Logits(network)
         layer = target_layer or _last_layer4(wrapped)
         hooks = batch_score_hooks(wrapped, layer)
-        self.cam = (GradCAMpp if method == "gradcampp" else GradCAM)(nn_module=hooks, target_layers=layer)
+        cam = GradCAMpp if method == "gradcampp" else GradCAM
+        self.cam = cam(nn_module=hooks, target_layers=layer, postprocessing=scale_to_unit)
         self.network = network
 
     def __call__(self, images: torch.Tensor, class_idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +107,7 @@ class CAMSaliency:
         if class_idx is not None:
             class_idx = torch.as_tensor(class_idx).view(-1)
         with eval_mode(self.network), torch.enable_grad():
-            return self.cam(images, class_idx=class_idx)
+            return self.cam(images, class_idx=class_idx).detach()
 
 
 def get_saliency(network: nn.Module, method: str, target_layer: str | None = None):
