@@ -251,14 +251,18 @@ def test_evaluation_report_writes_metrics_predictions_figures(tmp_path):
 def test_cam_saliency_batch_matches_monai_single_image():
     from monai.visualize import GradCAMpp
 
-    from monai_xai.visualize import CAMSaliency
+    from monai_xai.visualize import CAMSaliency, scale_to_unit
 
     torch.manual_seed(0)
     net = get_classifier("baseline").eval()
     images = torch.randn(4, 1, 64, 64)
     classes = torch.tensor([0, 1, 1, 0])
     batch_maps = CAMSaliency(net, "gradcampp")(images, classes)
-    stock = GradCAMpp(nn_module=net, target_layers="layer4")
+    stock = GradCAMpp(nn_module=net, target_layers="layer4", postprocessing=scale_to_unit)
+    inverted = GradCAMpp(
+        nn_module=net, target_layers="layer4"
+    )  # MONAI's default normaliser: (min, max) -> (1, 0)
     for i in range(4):
-        single = stock(images[i : i + 1], class_idx=int(classes[i]))
+        single = stock(images[i : i + 1], class_idx=int(classes[i])).detach()
         assert torch.allclose(batch_maps[i : i + 1], single, atol=1e-5)
+        assert torch.allclose(inverted(images[i : i + 1], class_idx=int(classes[i])), 1 - single, atol=1e-5)
