@@ -25,10 +25,11 @@
 # (its early-stopping count starts again), a sweep reuses every fine-tune evaluated after its checkpoint.
 # Rerun the same command after an interruption. All runs log to one MLflow store, $OUT/mlruns.db.
 #
-# Runtime on the 2-core machine (bf16 fast path), 128 px: one training about 8 s an epoch for resnet18
-# (early stopping ends most before epoch 40), a fine-tune of FT_EPOCHS epochs with its test evaluation about
-# 2 min; the sweeps are 3 strategies x 10 fractions per seed: about 1 h per seed. $OUT/runtime.txt has the
-# measured times.
+# Runtime measured on the 2-core machine (bf16 fast path), 128 px, training and test evaluation of each model:
+# step 1 about 30 min (ResNet18 2-4 min a model, early stopping at epoch 19-33; ResNet34 3-8 min, epoch
+# 33-43; each fine-tune on every map about 2 min); step 2, per seed, 30 fine-tunes of about 100 s (3
+# strategies x 10 fractions), about 55 min, plus 3 min to train the seed's model: about 3 h in all, over
+# several sessions if need be. $OUT/runtime.txt has the times of the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
