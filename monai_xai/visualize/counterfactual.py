@@ -44,6 +44,20 @@ def counterfactual_parts(
     }
 
 
+def _draw_row(axes, shown: Sequence[tuple], columns: Sequence[str] | None, label: str | None) -> None:
+    """One figure row: each (volume, colour map, vmin, vmax) of ``shown`` as its middle slice, column titles
+    on the first row, the row's label on its left."""
+    for ax, (volume, cmap, vmin, vmax) in zip(axes, shown):
+        ax.imshow(middle_slice(volume), cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if columns is not None:
+        for ax, column in zip(axes, columns):
+            ax.set_title(column, fontsize=8)
+    if label is not None:
+        axes[0].set_ylabel(label, fontsize=7)
+
+
 def counterfactual_figure(
     images: Sequence,
     attentions: Sequence,
@@ -73,15 +87,7 @@ def counterfactual_figure(
         ]
         if cams is not None:
             shown.append((torch.as_tensor(cams[i]), "jet", 0, 1))
-        for j, (volume, cmap, vmin, vmax) in enumerate(shown):
-            ax = axes[i, j]
-            ax.imshow(middle_slice(volume), cmap=cmap, vmin=vmin, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(columns[j], fontsize=8)
-        if titles is not None:
-            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+        _draw_row(axes[i], shown, columns if i == 0 else None, None if titles is None else titles[i])
     fig.tight_layout()
     return fig
 
@@ -99,6 +105,7 @@ def counterfactual_examples_figure(
     n = len(images)
     differences = [(torch.as_tensor(f) - torch.as_tensor(i)).abs() for f, i in zip(fakes, images)]
     top = max([float(d.max()) for d in differences] + [1e-6])
+    columns = [*EXAMPLE_COLUMNS[:3], f"{EXAMPLE_COLUMNS[3]} (0-{top:.2f})"]
     fig, axes = plt.subplots(n, 4, figsize=(7.6, 2.0 * n + 0.3), squeeze=False)
     for i in range(n):
         shown = [
@@ -107,15 +114,7 @@ def counterfactual_examples_figure(
             (fakes[i], "gray", 0, 1),
             (differences[i], "magma", 0, top),
         ]
-        for j, (volume, cmap, vmin, vmax) in enumerate(shown):
-            ax = axes[i, j]
-            ax.imshow(middle_slice(volume), cmap=cmap, vmin=vmin, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(EXAMPLE_COLUMNS[j] + (f" (0-{top:.2f})" if j == 3 else ""), fontsize=8)
-        if titles is not None:
-            axes[i, 0].set_ylabel(titles[i], fontsize=7)
+        _draw_row(axes[i], shown, columns if i == 0 else None, None if titles is None else titles[i])
     fig.tight_layout()
     return fig
 
