@@ -65,7 +65,7 @@ def training_record(run_dir: Path) -> dict[str, int]:
         import torch
 
         record["epochs_trained"] = int(
-            torch.load(latest, map_location="cpu", weights_only=True)["engine"]["epoch"]
+            torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["engine"]["epoch"]
         )
     return record
 
