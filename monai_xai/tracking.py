@@ -70,8 +70,12 @@ def _client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
 
 
-def find_run(tracking_uri: str, experiment_name: str, run_name: str):
-    """Latest run called ``run_name`` in ``experiment_name``, or None."""
+def find_run(tracking_uri: str, experiment_name: str, run_name: str, with_metric: str | None = None):
+    """Latest run called ``run_name`` in ``experiment_name``, or None.
+
+    With ``with_metric``, the latest such run that logged that metric: a re-evaluation creates a newer run
+    of the same name that lacks the training history.
+    """
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
@@ -80,9 +84,9 @@ def find_run(tracking_uri: str, experiment_name: str, run_name: str):
         [experiment.experiment_id],
         filter_string=f"attributes.run_name = '{run_name}'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=1 if with_metric is None else 1000,
     )
-    return runs[0] if runs else None
+    return next((run for run in runs if with_metric is None or with_metric in run.data.metrics), None)
 
 
 def log_to_run(

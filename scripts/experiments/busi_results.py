@@ -126,7 +126,9 @@ def runtime(arm_dir: Path, n_folds: int) -> dict | None:
 def learning_curves(arm_dir: Path, tracking_uri: str) -> dict[str, list[float | None]]:
     """Each :data:`CURVES` metric the arm's fold runs logged, per epoch, averaged over the folds.
 
-    The fold runs are those ``crossval_summary.json`` names; an epoch's mean covers the folds that logged it.
+    The fold runs are the latest runs of the names ``crossval_summary.json`` gives that hold a ``val_auc``
+    history (a re-evaluation adds a newer run of the same name without one); an epoch's mean covers the folds
+    that logged it.
     """
     from mlflow.tracking import MlflowClient
 
@@ -136,9 +138,9 @@ def learning_curves(arm_dir: Path, tracking_uri: str) -> dict[str, list[float | 
     client = MlflowClient(tracking_uri)
     per_metric: dict[str, list[dict[int, float]]] = {name: [] for name in CURVES}
     for fold in summary["per_fold"]:
-        run = find_run(tracking_uri, summary["experiment_name"], fold["run_name"])
+        run = find_run(tracking_uri, summary["experiment_name"], fold["run_name"], with_metric="val_auc")
         if run is None:
-            raise SystemExit(f"{arm_dir}: no MLflow run {fold['run_name']!r} at {tracking_uri}")
+            raise SystemExit(f"{arm_dir}: no MLflow run {fold['run_name']!r} with a val_auc history at {tracking_uri}")
         for name, by_fold in per_metric.items():
             history = client.get_metric_history(run.info.run_id, name)
             if history:

@@ -32,3 +32,20 @@ def test_log_to_run_stores_artifacts_beside_the_database_not_in_the_working_dire
     assert [a.path for a in listed] == ["figs/figure.png"]
     assert artifact_location(store) == (tmp_path / "out" / "mlruns").as_uri()
     assert artifact_location("http://tracking.example:5000") is None
+
+
+def test_find_run_with_metric_skips_a_newer_run_of_the_same_name_without_it(tmp_path: Path) -> None:
+    import mlflow
+
+    from monai_xai.tracking import find_run, log_to_run
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    trained = log_to_run(store, "abn", "fold0", metrics={"val_auc": 0.8}, finish=True)
+    client = mlflow.MlflowClient(store)
+    experiment_id = client.get_experiment_by_name("abn").experiment_id
+    reevaluated = client.create_run(experiment_id, run_name="fold0").info.run_id
+    client.log_metric(reevaluated, "test_auc", 0.81)
+
+    assert find_run(store, "abn", "fold0").info.run_id == reevaluated
+    assert find_run(store, "abn", "fold0", with_metric="val_auc").info.run_id == trained
+    assert find_run(store, "abn", "fold0", with_metric="loss") is None
