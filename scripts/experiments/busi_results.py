@@ -140,7 +140,9 @@ def learning_curves(arm_dir: Path, tracking_uri: str) -> dict[str, list[float | 
     for fold in summary["per_fold"]:
         run = find_run(tracking_uri, summary["experiment_name"], fold["run_name"], with_metric="val_auc")
         if run is None:
-            raise SystemExit(f"{arm_dir}: no MLflow run {fold['run_name']!r} with a val_auc history at {tracking_uri}")
+            raise SystemExit(
+                f"{arm_dir}: no MLflow run {fold['run_name']!r} with a val_auc history at {tracking_uri}"
+            )
         for name, by_fold in per_metric.items():
             history = client.get_metric_history(run.info.run_id, name)
             if history:
