@@ -387,7 +387,8 @@ def modality_preset(
     """2D images: the preset ``name`` (``kwargs`` go to its factory); 3D volumes: ``volume_transforms``.
 
     Why: the presets are 2D pipelines, so a 3D dataset brings its own intensity transforms (its config
-    fragment's ``intensity_transforms``) and one config serves both.
+    fragment's ``intensity_transforms``) and one config serves both. With ``spatial_dims=3`` the preset
+    and ``kwargs`` are not used at all, so a 3D config without ``volume_transforms`` is not rescaled.
     """
     if spatial_dims == 2:
         return get_preset(name, **kwargs)
@@ -399,16 +400,36 @@ def inference_transforms(
     spatial_size: Sequence[int] | None,
     in_channels: int,
     preset_args: Mapping[str, Any] | None = None,
+    spatial_dims: int = 2,
+    intensity_transforms: Sequence[Callable] = (),
 ) -> Compose:
     """What an unlabelled image goes through before the classifier: loading, a check of its channel count,
-    and the modality ``preset`` without augmentation (the validation pipeline of training, without masks).
+    and the modality's transforms without augmentation (the validation pipeline of training, without masks).
 
-    The inference configs and the deploy app read it from here, so a deployed model sees the pixels the
-    bundle's inference gives it.
+    The modality's transforms are those of :func:`modality_preset`, as in the training configs: for 2D
+    images (``spatial_dims=2``, the default) the ``preset`` with ``spatial_size`` and ``preset_args``; for
+    3D volumes the dataset's own ``intensity_transforms`` (its config fragment's), ``preset`` and
+    ``preset_args`` unused. The inference configs and the deploy app read it from here, so a deployed model
+    sees the pixels the bundle's inference gives it.
+
+    Args:
+        preset: a name of :data:`PRESETS` (2D only).
+        spatial_size: output size given to the preset (2D only).
+        in_channels: channels the network takes; another count is an error naming the input.
+        preset_args: further keyword arguments of the preset's factory (2D only).
+        spatial_dims: the network's spatial dimensions: 2 for images, 3 for volumes.
+        intensity_transforms: the transforms of a 3D volume after loading (3D only).
     """
-    preset_transform = get_preset(
-        preset, keys=["image"], mask_keys=[], spatial_size=spatial_size, augment=False, **(preset_args or {})
+    modality = modality_preset(
+        preset,
+        spatial_dims,
+        intensity_transforms,
+        keys=["image"],
+        mask_keys=[],
+        spatial_size=spatial_size,
+        augment=False,
+        **(preset_args or {}),
     )
     return Compose(
-        [LoadImageOrArrayd(keys=["image"]), ValidateItemd(expected_channels=in_channels), preset_transform]
+        [LoadImageOrArrayd(keys=["image"]), ValidateItemd(expected_channels=in_channels), modality]
     )

@@ -29,8 +29,9 @@
 #
 # Resumable: each step writes $OUT/<task>/<step>.done once it succeeded and is skipped while that file exists
 # (outputs are no proof: best.pt and models/model.pt are written before training ends, and a training stopped
-# early never reaches its last epoch); a killed training resumes from its checkpoints/latest.pt (its
-# early-stopping count starts again). Rerun the same command after an interruption; to redo a task, delete
+# early never reaches its last epoch); a killed training resumes from its checkpoints/latest.pt (and its
+# early-stopping count from checkpoints/early_stopping.json, so it stops after the same epoch as an
+# uninterrupted one). Rerun the same command after an interruption; to redo a task, delete
 # $OUT/<task> (its earlier MLflow runs stay in the store). One MLflow store, $OUT/mlruns.db; a log per step,
 # $OUT/<task>/<step>.log; wall times in $OUT/runtime.txt (a step that follows an interrupted attempt counts
 # only its own part, and says so).

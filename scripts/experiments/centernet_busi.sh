@@ -34,7 +34,8 @@
 # Resumable across sessions: rerun the same command. A step whose output exists is skipped (the data,
 # simsiam/encoder.pt, knn_probe.json, an arm's eval_test/metrics.json); a killed SimSiam or detector training
 # resumes from its checkpoints/latest.pt (model, optimiser, LR schedule, freeze policy, epoch; the MLflow run
-# is continued; the early-stopping count starts again, so a resumed arm trains at least PATIENCE more epochs),
+# is continued; the early-stopping count goes on from checkpoints/early_stopping.json, so a resumed arm stops
+# after the same epoch as an uninterrupted one),
 # and an arm whose training finished (<arm>/train_done) goes straight to its evaluation. All runs log to one
 # MLflow store, $OUT/mlruns.db; wall times go to $OUT/runtime.txt and each step's wall_s.json.
 #

@@ -22,7 +22,8 @@
 # docs' results files in bundles/multiscale_abn_correction/docs/results/; others write them into OUT.
 #
 # Resumable: a step whose test evaluation exists is skipped, a killed training resumes from its last epoch
-# (its early-stopping count starts again), a sweep reuses every fine-tune evaluated after its checkpoint.
+# (its early-stopping count too, from checkpoints/early_stopping.json), a sweep reuses every fine-tune
+# evaluated after its checkpoint.
 # Rerun the same command after an interruption. All runs log to one MLflow store, $OUT/mlruns.db.
 #
 # Runtime measured on the 2-core machine (bf16 fast path), 128 px, training and test evaluation of each model:

@@ -30,23 +30,33 @@ def test_medmnist_file(shared_data, name):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fragment", ["pneumoniamnist", "retinamnist"])
-def test_dataset_fragment_feeds_the_abn_bundle(shared_data, fragment):
-    """The fragment's channels, classes and preset fit its file: preprocessed items are ready to train on."""
+@pytest.mark.parametrize("fragment", ["pneumoniamnist", "retinamnist", "adrenalmnist3d"])
+def test_dataset_fragment_feeds_the_abn_bundle(shared_data, fragment, tmp_path):
+    """The fragment's channels, classes and preset fit its file: preprocessed items are ready to train on,
+    and the bundle's inference preprocessing gives the validation pipeline's image (2D preset or 3D
+    ``intensity_transforms``)."""
     from pathlib import Path
 
+    import torch
     from monai.bundle import ConfigParser
 
     repo = Path(__file__).resolve().parents[2]
-    train = repo / "bundles" / "abn_classification" / "configs" / "train.json"
+    configs = repo / "bundles" / "abn_classification" / "configs"
+    fragment_file = str(repo / "configs" / "datasets" / f"{fragment}.json")
     parser = ConfigParser()
-    parser.read_config([str(train), str(repo / "configs" / "datasets" / f"{fragment}.json")])
-    parser.update({"dataset_dir": str(shared_data / "medmnist"), "limit": 4})
+    parser.read_config([str(configs / "train.json"), fragment_file])
+    overrides = {"dataset_dir": str(shared_data / "medmnist"), "limit": 4, "output_dir": str(tmp_path)}
+    parser.update(overrides)
     splits = parser.get_parsed_content("splits")
     n_classes, channels = parser.get_parsed_content("num_classes"), parser.get_parsed_content("in_channels")
     assert [len(splits[s]) for s in ("train", "val", "test")] == [4, 4, 4]
-    expected_classes = EXPECTED[f"{fragment}.npz"][2]
-    assert n_classes == expected_classes and channels == EXPECTED[f"{fragment}.npz"][1][0]
+    expected_classes, expected_shape = EXPECTED[f"{fragment}.npz"][2], EXPECTED[f"{fragment}.npz"][1]
+    assert n_classes == expected_classes and channels == expected_shape[0]
     item = parser.get_parsed_content("validate#preprocessing")(splits["test"][0])
-    assert tuple(item["image"].shape) == (channels, 28, 28)
+    assert tuple(item["image"].shape) == expected_shape
     assert 0.0 <= float(item["image"].min()) < float(item["image"].max()) <= 1.0
+    inference = ConfigParser()
+    inference.read_config([str(configs / "inference.json"), fragment_file])
+    unlabelled = {k: splits["test"][0][k] for k in ("image", "source")}
+    image = inference.get_parsed_content("preprocessing")(unlabelled)["image"]
+    assert torch.equal(torch.as_tensor(image), torch.as_tensor(item["image"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -84,6 +86,96 @@ def test_inference_transforms_and_corrected_maps(tmp_path):
     assert with_corrected_maps(preprocessing, "mask") is preprocessing
     corrected = with_corrected_maps(preprocessing, "corrected_map")
     assert isinstance(corrected.transforms[0], LoadCorrectedMapd)
+
+
+REPO = Path(__file__).resolve().parents[2]
+ABN_CONFIGS = REPO / "bundles" / "abn_classification" / "configs"
+MULTISCALE_INFERENCE = REPO / "bundles" / "multiscale_abn_correction" / "configs" / "inference.json"
+
+
+def _parsed(config_files, item, entry):
+    """``entry`` of the merged ``config_files``, applied to a copy of ``item``."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in config_files])
+    return parser.get_parsed_content(entry)(dict(item))["image"]
+
+
+def _assert_inference_equals_validation(fragments, item):
+    validation = _parsed(
+        [ABN_CONFIGS / "train.json", *fragments], {**item, "label": 0}, "validate#preprocessing"
+    )
+    for inference in (ABN_CONFIGS / "inference.json", MULTISCALE_INFERENCE):
+        image = _parsed([inference, *fragments], item, "preprocessing")
+        assert image.dtype == validation.dtype == torch.float32
+        assert image.shape == validation.shape and torch.equal(image.as_tensor(), validation.as_tensor())
+    return validation
+
+
+def test_inference_transforms_2d_default_is_the_preset_alone(tmp_path):
+    """The 2D default: loading, the channel check and the preset, as before ``spatial_dims`` existed."""
+    from monai.transforms import Compose, ScaleIntensityd
+
+    from monai_xai.transforms import LoadImageOrArrayd, ValidateItemd, get_preset, inference_transforms
+
+    path = tmp_path / "image.png"
+    Image.fromarray((np.arange(48 * 40).reshape(48, 40) % 251).astype(np.uint8)).save(path)
+    args = {"remove_overlays": False}
+    before = Compose(
+        [
+            LoadImageOrArrayd(keys=["image"]),
+            ValidateItemd(expected_channels=1),
+            get_preset(
+                "ultrasound", keys=["image"], mask_keys=[], spatial_size=[32, 32], augment=False, **args
+            ),
+        ]
+    )({"image": str(path)})["image"]
+    for transforms in (
+        inference_transforms("ultrasound", [32, 32], 1, args),
+        # 3D-only arguments are ignored in 2D
+        inference_transforms(
+            "ultrasound",
+            [32, 32],
+            1,
+            args,
+            spatial_dims=2,
+            intensity_transforms=[ScaleIntensityd("image", minv=-1.0)],
+        ),
+    ):
+        assert torch.equal(transforms({"image": str(path)})["image"].as_tensor(), before.as_tensor())
+
+
+def test_inference_preprocessing_equals_validation_preprocessing_2d(tmp_path):
+    """The bundles' default (2D ultrasound) inference preprocessing gives the validation pipeline's image."""
+    path = tmp_path / "image.png"
+    Image.fromarray((np.arange(48 * 40).reshape(48, 40) % 251).astype(np.uint8)).save(path)
+    image = _assert_inference_equals_validation([], {"image": str(path)})
+    assert tuple(image.shape) == (1, 64, 64)
+
+
+def test_inference_preprocessing_equals_validation_preprocessing_3d(tmp_path):
+    """With a 3D dataset fragment (AdrenalMNIST3D), inference runs its ``intensity_transforms`` as validation
+    does; the 2D preset of the bundle's defaults would not take a volume."""
+    import nibabel as nib
+
+    from monai_xai.transforms import inference_transforms
+
+    volume = np.random.default_rng(0).integers(0, 200, (12, 10, 8)).astype(np.float32)
+    path = tmp_path / "volume.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(path))
+    fragment = REPO / "configs" / "datasets" / "adrenalmnist3d.json"
+    image = _assert_inference_equals_validation([fragment], {"image": str(path)})
+    assert tuple(image.shape) == (1, 12, 10, 8)
+    assert float(image.min()) == 0.0 and float(image.max()) == 1.0
+    # a numpy volume (as the deploy app passes a loaded series) gives the same tensor
+    from monai.transforms import ScaleIntensityd
+
+    transforms = inference_transforms(
+        "ultrasound", [28, 28, 28], 1, spatial_dims=3, intensity_transforms=[ScaleIntensityd("image")]
+    )
+    from_array = transforms({"image": volume[None]})["image"]
+    assert torch.equal(torch.as_tensor(from_array), image.as_tensor())
 
 
 def test_trainable_parameters_saliency_functions_and_summary():
