@@ -691,21 +691,30 @@ def centernet_busi(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-#: Per-direction columns of ``agcyclegan`` before the Grad-CAM++ agreement, by results-file key.
+#: Per-direction columns of ``agcyclegan`` before the Grad-CAM++ agreement, by results-file key
+#: (``judge_flip_rate`` only in evaluations with a judge classifier: "-" otherwise).
 AGCYCLEGAN_FIGURES = (
     "flip_rate",
+    "judge_flip_rate",
     "control_flip_rate",
     "uniform_flip_rate",
     "mean_attention",
     "mean_abs_difference",
 )
 
+#: the arms of an ``agcyclegan`` results file, in words
+AGCYCLEGAN_ARMS = {"agcyclegan": "AG-CycleGAN (study's loss)", "guided": "classifier-guided"}
 
-#: what the ``gan_checkpoint`` setting of an ``agcyclegan`` results file says about the tested GAN
-AGCYCLEGAN_TESTED = {
-    "best": " The GAN of the best validation is tested.",
-    "latest": " The GAN of the last epoch is tested.",
+#: the workflows of an ``agcyclegan`` results file's ``training`` record, in words
+AGCYCLEGAN_WORKFLOWS = {
+    "classifier": "classifier",
+    "judge": "judge",
+    "gan": "GAN (study's loss)",
+    "gan_guided": "GAN (classifier-guided)",
 }
+
+#: what the ``gan_checkpoint`` / ``guided_gan_checkpoint`` settings say about the tested GAN
+AGCYCLEGAN_TESTED = {"best": "of the best validation", "latest": "of the last epoch"}
 
 
 def _agcyclegan_training(label: str, record: dict) -> str:
@@ -716,17 +725,34 @@ def _agcyclegan_training(label: str, record: dict) -> str:
     return text
 
 
+def _agcyclegan_tested(settings: dict) -> str:
+    """`` Tested: the study's GAN of the best validation; ...``, from the checkpoint settings given."""
+    tested = [
+        f"{label} {AGCYCLEGAN_TESTED[settings[key]]}"
+        for key, label in (("gan_checkpoint", "the study's GAN"), ("guided_gan_checkpoint", "the guided GAN"))
+        if key in settings
+    ]
+    return f" Tested: {'; '.join(tested)}." if tested else ""
+
+
+def _scores_row(label: str, scores: dict) -> str:
+    """``| label | accuracy | AUC | sensitivity | specificity |``."""
+    return f"| {label} | {' | '.join(_fmt(scores[k], 3) for k in MEDMNIST_METRICS)} |"
+
+
 def agcyclegan(report: dict) -> str:
-    """Per direction: flip rate of the translations and of their two controls, mean attention and change,
-    agreement with Grad-CAM++; then the classifier beside the paper's row and the targets
-    (``scripts/experiments/agcyclegan_results.py``)."""
-    classes, targets = report["classes"], report["targets"]
+    """Per direction and arm (the study's loss, classifier-guided): flip rate of the translations, the same
+    translations judged by the judge classifier, the flip rate of their two controls, mean attention and
+    change, agreement with Grad-CAM++; which arm is the top level; then the classifier and the judge
+    beside the paper's row and the targets (``scripts/experiments/agcyclegan_results.py``)."""
+    classes, targets, arms = report["classes"], report["targets"], report["arms"]
     iou = next(key for key in report["attention_vs_gradcampp"] if key.endswith("pct_iou"))
     top = iou.removeprefix("top").removesuffix("pct_iou")
     rows = [
-        "| direction | test images | flip rate | control: shuffled maps | control: uniform maps | mean A "
-        f"| mean \\|M(x) − x\\| | corr(A, Grad-CAM++) | top-{top} % IoU (A, Grad-CAM++) |",
-        "|---" * 9 + "|",
+        "| direction | arm | test images | flip rate | judge's flip rate | control: shuffled maps "
+        "| control: uniform maps | mean A | mean \\|M(x) − x\\| | corr(A, Grad-CAM++) "
+        f"| top-{top} % IoU (A, Grad-CAM++) |",
+        "|---" * 11 + "|",
     ]
     directions = {
         "_from_0": f"{classes[0]} → {classes[1]}",
@@ -734,17 +760,26 @@ def agcyclegan(report: dict) -> str:
         "": "both",
     }
     for suffix, label in directions.items():
-        agreement = report[f"attention_vs_gradcampp{suffix}"]
-        cells = [report[f"{key}{suffix}"] for key in AGCYCLEGAN_FIGURES]
-        cells += [agreement["correlation"], agreement[iou]]
-        rows.append(f"| {label} | {report[f'n_images{suffix}']} | {' | '.join(_fmt(c, 3) for c in cells)} |")
-    clf, reference = report["classifier"], report["reference"]
+        for arm, figures in arms.items():
+            agreement = figures[f"attention_vs_gradcampp{suffix}"]
+            cells = [figures.get(f"{key}{suffix}") for key in AGCYCLEGAN_FIGURES]
+            cells += [agreement["correlation"], agreement[iou]]
+            text = " | ".join("-" if c is None else _fmt(c, 3) for c in cells)
+            rows.append(f"| {label} | {AGCYCLEGAN_ARMS[arm]} | {figures[f'n_images{suffix}']} | {text} |")
+    rows += [
+        "",
+        f"Top level of the results file, and the targets below: {AGCYCLEGAN_ARMS[report['arm']]}, the arm "
+        "whose weaker direction flipped more on the validation set.",
+    ]
+    clf, judge, reference = report["classifier"], report.get("judge"), report["reference"]
     rows += [
         "",
         "| classifier | accuracy | AUC | sensitivity | specificity |",
         "|---|---|---|---|---|",
-        f"| this run's classifier | {' | '.join(_fmt(clf[k], 3) for k in MEDMNIST_METRICS)} |",
+        _scores_row("this run's classifier", clf),
     ]
+    if judge:
+        rows.append(_scores_row("judge (the same training, seed 1)", judge))
     if reference:
         rows.append(
             f"| {reference['model']} | {_fmt(reference['accuracy'], 3)} | {_fmt(reference['auc'], 3)} | | |"
@@ -757,36 +792,41 @@ def agcyclegan(report: dict) -> str:
     ]  # fmt: skip
     rows += ["", "| target | |", "|---|---|"]
     rows += [f"| {label} | {_met(met)} |" for label, met in checks if met is not None]
-    mask = report.get("mask_agreement")
-    if mask:
+    masks = {arm: figures["mask_agreement"] for arm, figures in arms.items() if "mask_agreement" in figures}
+    if masks:
         rows += [
             "",
             "| map vs expert masks | energy inside mask | pointing game | IoU | MSE | images |",
             "|---|---|---|---|---|---|",
         ]
-        for name, label in (("attention", "attention A"), ("gradcampp", "Grad-CAM++")):
-            if name in mask:
-                s = mask[name]
-                figures = " | ".join(
-                    _fmt(s[k], 3) for k in ("energy_inside_mask", "pointing_game", "map_iou", "map_mse")
-                )
-                rows.append(f"| {label} | {figures} | {s['num_evaluated']} |")
+        maps = [
+            (f"attention A, {AGCYCLEGAN_ARMS[arm]}", mask.get("attention")) for arm, mask in masks.items()
+        ]
+        maps.append(("Grad-CAM++", next(iter(masks.values())).get("gradcampp")))  # one classifier for all
+        for label, scores in maps:
+            if scores:
+                keys = ("energy_inside_mask", "pointing_game", "map_iou", "map_mse")
+                cells = " | ".join(_fmt(scores[k], 3) for k in keys)
+                rows.append(f"| {label} | {cells} | {scores['num_evaluated']} |")
     rows += [
         "",
         "Controls: each translation G(x) let through another test image's attention map (seeded shuffle "
         "over its batch and the one before) or a uniform map of the same mean instead of its own A(x); they "
         "flip less when A picks the region that matters. Flip rate: share of translations the frozen "
-        "classifier assigns to the target class; mean \\|M(x) − x\\| in the classifier's [0, 1] input range.",
+        "classifier assigns to the target class; judge's flip rate: the same for the judge, the classifier "
+        "trained again with another seed, which neither GAN saw (a flip that fools only the explained "
+        "classifier is adversarial, not an explanation); mean \\|M(x) − x\\| in the classifier's [0, 1] "
+        "input range. Classifier-guided: the study's loss plus the classifier's cross-entropy of each "
+        "translation against its target class.",
     ]
     trained = [
         _agcyclegan_training(label, report["training"][workflow])
-        for workflow, label in (("classifier", "classifier"), ("gan", "GAN"))
+        for workflow, label in AGCYCLEGAN_WORKFLOWS.items()
         if workflow in report.get("training", {})
     ]
-    if trained:
-        tested = AGCYCLEGAN_TESTED.get(report.get("settings", {}).get("gan_checkpoint"), "")
-        rows += ["", f"Trained: {'; '.join(trained)}.{tested}"]
     settings = report.get("settings", {})
+    if trained:
+        rows += ["", f"Trained: {'; '.join(trained)}.{_agcyclegan_tested(settings)}"]
     if settings:
         rows += ["", "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]
     if report.get("wall_time"):

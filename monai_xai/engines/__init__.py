@@ -13,6 +13,7 @@ from monai_xai.engines.detection import (
     RetinaNetEvaluator,
     RetinaNetTrainer,
 )
+from monai_xai.engines.guided_agcyclegan_trainer import ClassifierGuidedAGCycleGANTrainer
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import (
     ATTENTION_LOGITS,
@@ -42,6 +43,7 @@ __all__ = [
     "to_float32",
     "optimisation_step",
     "AGCycleGANTrainer",
+    "ClassifierGuidedAGCycleGANTrainer",
     "CounterfactualEvaluator",
     "ATTENTION_LOGITS",
     "ATTENTION_MAP",

@@ -92,24 +92,32 @@ class AGCycleGANTrainer(Trainer):
         self.d_y.requires_grad_(False)
         self.g_optimizer.zero_grad(set_to_none=True)
         cycle = self.fast_path.forward(self.network, x, y)
-        adv = self.adversarial_loss(
-            self.fast_path.forward(self.d_y, cycle.x_to_y.fake), True
-        ) + self.adversarial_loss(self.fast_path.forward(self.d_x, cycle.y_to_x.fake), True)
-        cyc = F.l1_loss(cycle.rec_x, x) + F.l1_loss(cycle.rec_y, y)
-        att = cycle.x_to_y.attention.mean() + cycle.y_to_x.attention.mean()
-        loss = adv + self.lambda_cyc * cyc + self.lambda_att * att
+        terms = self.generator_loss_terms(cycle, x, y)
+        loss = sum(weight * term for weight, term in terms.values())
         self.g_scaler.scale(loss).backward()
         self.g_scaler.step(self.g_optimizer)
         self.g_scaler.update()
         self.d_x.requires_grad_(True)
         self.d_y.requires_grad_(True)
-        parts = {
-            "loss_g": loss.item(),
-            "loss_g_adv": adv.item(),
-            "loss_cyc": cyc.item(),
-            "attention": att.item(),
+        return cycle, {"loss_g": loss.item(), **{name: term.item() for name, (_, term) in terms.items()}}
+
+    def generator_loss_terms(
+        self, cycle: CycleOutput, x: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, tuple[float, torch.Tensor]]:
+        """The generator loss as (weight, term) by the term's logged name; the loss is the weighted sum.
+
+        Why a method: a variant adds its own term by extending this dict, not by copying the step.
+        """
+        adv = self.adversarial_loss(
+            self.fast_path.forward(self.d_y, cycle.x_to_y.fake), True
+        ) + self.adversarial_loss(self.fast_path.forward(self.d_x, cycle.y_to_x.fake), True)
+        cyc = F.l1_loss(cycle.rec_x, x) + F.l1_loss(cycle.rec_y, y)
+        att = cycle.x_to_y.attention.mean() + cycle.y_to_x.attention.mean()
+        return {
+            "loss_g_adv": (1.0, adv),
+            "loss_cyc": (self.lambda_cyc, cyc),
+            "attention": (self.lambda_att, att),
         }
-        return cycle, parts
 
     def discriminator_step(
         self, x: torch.Tensor, y: torch.Tensor, fake_x: torch.Tensor, fake_y: torch.Tensor

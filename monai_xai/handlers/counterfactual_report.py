@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine
+from torch import nn
 
 from monai_xai.handlers.base import ReportHandler
 
@@ -31,12 +32,12 @@ def _mean(values: torch.Tensor) -> float:
     return float(values.float().nanmean()) if values.numel() else float("nan")
 
 
-def _classify(engine: Engine, images: torch.Tensor) -> torch.Tensor:
-    """The class probabilities of the engine's ``network`` (the classifier) for ``images``, on the engine's
-    fast path when it has one, in eval mode."""
+def _classify(engine: Engine, images: torch.Tensor, network: nn.Module) -> torch.Tensor:
+    """The class probabilities of ``network`` (the engine's classifier, or the judge) for ``images``, on the
+    engine's fast path when it has one, in eval mode."""
     from monai.networks import eval_mode
 
-    network, fast_path = engine.network, getattr(engine, "fast_path", None)
+    fast_path = getattr(engine, "fast_path", None)
     with torch.no_grad(), eval_mode(network):
         logits = (
             network(images)
@@ -56,7 +57,11 @@ class CounterfactualReport(ReportHandler):
     through another image's attention map (``control_flip_rate*``) or a uniform map of the same mean
     (``uniform_flip_rate*``), which flip less when the attention picks the region that matters; mean
     attention and mean ``|M(x) - x|``; attention vs Grad-CAM++ correlation and top-k IoU; agreement with
-    expert masks when the items carry them), ``predictions.json``, ``examples.json`` with
+    expert masks when the items carry them; with a ``judge``, a second classifier trained apart (e.g. another
+    seed), the same translations judged by it: ``judge_flip_rate*`` overall and per source class, among
+    the images it classifies correctly (``judge_flip_rate_correct_only``) and its own scores
+    (``judge_classifier``), so that flips that fool only the classifier the GAN was trained against show
+    up as a gap), ``predictions.json``, ``examples.json`` with
     ``panels_{best,worst}_from_{0,1}.png`` (the ``n_examples`` translations of each direction that flip
     the classifier with the largest change of the target probability, and those that fail with the
     smallest), confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when
@@ -81,6 +86,7 @@ class CounterfactualReport(ReportHandler):
         n_examples: int = 4,
         controls: bool = True,
         seed: int = 0,
+        judge: nn.Module | None = None,
         tracking_uri: str | None = None,
         experiment_name: str | None = None,
         run_name: str | None = None,
@@ -89,6 +95,7 @@ class CounterfactualReport(ReportHandler):
         self.class_names = list(class_names)
         self.n_panels, self.n_overview, self.topk_fraction = n_panels, n_overview, topk_fraction
         self.split_name, self.n_examples, self.controls, self.seed = split_name, n_examples, controls, seed
+        self.judge = judge
 
     def reset(self, engine: Engine | None = None) -> None:
         self.records: dict[str, list] = {}
@@ -136,6 +143,9 @@ class CounterfactualReport(ReportHandler):
                         self._add(f"mask_{name}.{key}", value.cpu())
         if self.controls:
             self._collect_controls(engine, {"image": image, "generated": generated, "attention": attention})
+        if self.judge is not None:
+            self._add("judge_pred", _classify(engine, image, self.judge))
+            self._add("judge_pred_after", _classify(engine, fake, self.judge))
         target = out["target_class"].detach().view(-1).cpu()
         change = target_probability_change(probs["pred"], probs["pred_after"], target)
         self._collect_examples(out, change, probs, target)
@@ -173,7 +183,8 @@ class CounterfactualReport(ReportHandler):
         """Class probabilities of the batch's translations let through ``attention`` instead of their own."""
         from monai_xai.metrics import masked_translation
 
-        return _classify(engine, masked_translation(batch["image"], batch["generated"], attention))
+        translations = masked_translation(batch["image"], batch["generated"], attention)
+        return _classify(engine, translations, engine.network)
 
     def _collect_examples(self, out: dict, change: torch.Tensor, probs: dict, target: torch.Tensor) -> None:
         """Keep the ``n_examples`` best and worst translations per direction seen so far."""
@@ -239,7 +250,7 @@ class CounterfactualReport(ReportHandler):
 
     def compute(self) -> dict:
         """The metrics of everything collected so far."""
-        from monai_xai.metrics import classification_metrics, summarize_agreement
+        from monai_xai.metrics import summarize_agreement
         from monai_xai.metrics.counterfactual import before_after_confusion, flip_rate
 
         cat = self._concatenated()
@@ -259,6 +270,10 @@ class CounterfactualReport(ReportHandler):
             if suffix:
                 metrics[f"n_images{suffix}"] = int(rows.sum())
             metrics[f"flip_rate{suffix}"] = flip_rate(pred_after[rows], target[rows])
+            if "judge_pred_after" in cat:
+                metrics[f"judge_flip_rate{suffix}"] = flip_rate(
+                    cat["judge_pred_after"][rows].argmax(1), target[rows]
+                )
             for name in CONTROLS:
                 if f"pred_{name}" in cat:
                     probs = cat[f"pred_{name}"]
@@ -272,13 +287,18 @@ class CounterfactualReport(ReportHandler):
                     iou_key: _mean(cat["cam_topk_iou"][rows]),
                 }
         if "label" in cat:
-            scores = classification_metrics(cat["label"].numpy(), cat["pred"].numpy(), len(self.class_names))
-            metrics["classifier"] = {k: float(v) for k, v in scores.items() if k != "confusion_matrix"}
+            metrics["classifier"] = self._scores(cat["label"], cat["pred"])
             confusion = before_after_confusion(cat["label"], pred_before, pred_after, len(self.class_names))
             metrics["confusion_before"] = confusion["before"].tolist()
             metrics["confusion_after"] = confusion["after"].tolist()
             correct = pred_before == cat["label"]
             metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct], target[correct])
+            if "judge_pred" in cat:
+                metrics["judge_classifier"] = self._scores(cat["label"], cat["judge_pred"])
+                judged = cat["judge_pred"].argmax(1) == cat["label"]
+                metrics["judge_flip_rate_correct_only"] = flip_rate(
+                    cat["judge_pred_after"][judged].argmax(1), target[judged]
+                )
         if "mask_attention.has_mask" in cat and bool(cat["mask_attention.has_mask"].any()):
             metrics["mask_agreement"] = {
                 name: summarize_agreement(
@@ -288,6 +308,13 @@ class CounterfactualReport(ReportHandler):
                 if f"mask_{name}.has_mask" in cat
             }
         return metrics
+
+    def _scores(self, labels: torch.Tensor, probs: torch.Tensor) -> dict[str, float]:
+        """A classifier's accuracy, AUC, sensitivity, ... on the real images."""
+        from monai_xai.metrics import classification_metrics
+
+        scores = classification_metrics(labels.numpy(), probs.numpy(), len(self.class_names))
+        return {k: float(v) for k, v in scores.items() if k != "confusion_matrix"}
 
     def write(self, engine: Engine | None = None) -> dict:
         from monai_xai.visualize import confusion_matrix_figure, save_figure

@@ -31,7 +31,7 @@ from .nets.resnet_encoder import ENCODER_STAGES, ResNetEncoder
 from .nets.retinanet import ResNetFPN, retinanet_detector, swap_box_axes
 from .nets.simsiam import SimSiam, save_encoder
 from .outputs import split_network_output
-from .weights import load_weights, trainable_parameters
+from .weights import load_optional_weights, load_weights, trainable_parameters
 
 __all__ = [
     "BACKBONE_INITS",
@@ -62,6 +62,7 @@ __all__ = [
     "ResNetSpec",
     "get_classifier",
     "get_resnet_spec",
+    "load_optional_weights",
     "load_weights",
     "trainable_parameters",
     "make_resnet_stage",

@@ -12,7 +12,7 @@ from torch import nn
 
 from monai_xai.errors import InputError
 
-__all__ = ["load_weights", "resnet_depth_of", "trainable_parameters"]
+__all__ = ["load_optional_weights", "load_weights", "resnet_depth_of", "trainable_parameters"]
 
 # "<prefix>layer<stage>.<block>." in the weight names of MONAI ResNets and the networks built on them.
 _STAGE_BLOCK = re.compile(r"(?:^|\.)layer([1-4])\.(\d+)\.")
@@ -81,6 +81,19 @@ def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model"
         )
     target.load_state_dict(state)
     return network
+
+
+def load_optional_weights(
+    network: nn.Module, path: str | os.PathLike | None, key: str = "model"
+) -> nn.Module | None:
+    """``network`` with the weights of ``path`` (:func:`load_weights`), or None when ``path`` is None.
+
+    Why: a config switches an optional network (the AG-CycleGAN evaluation's judge classifier) on by its
+    checkpoint alone, without a conditional expression.
+    """
+    if path is None:
+        return None
+    return load_weights(network, path, key)
 
 
 def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:

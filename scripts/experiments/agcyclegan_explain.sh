@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # AG-CycleGAN counterfactual explanations at full budget (bundles/agcyclegan_explainer), per task:
 #  1. LR range test of the classifier (--run_id lr_find: classifier/lr_range_test/lr_range_test.json);
-#  2. the ResNet18 classifier, cyclical SGD between the suggested base_lr and max_lr (with the momentum and
-#     weight decay of the suggested pair), until the validation loss has not fallen for PATIENCE validations
-#     (at most CLS_EPOCHS epochs); its checkpoint of the lowest validation loss is the classifier explained;
-#  3. the AG-CycleGAN on its frozen encoder, until val_flip_rate_min (the validation flip rate of the weaker
-#     direction) has not risen for GAN_PATIENCE validations (at most GAN_EPOCHS epochs);
-#  4. the test set explained with gan/checkpoints/best.pt, the GAN of the highest val_flip_rate_min;
-#  5. the results file (scripts/experiments/agcyclegan_results.py); at the end summary.md of all tasks in OUT.
+#  2. classifier: the ResNet18 classifier, cyclical SGD between the suggested base_lr and max_lr (with the
+#     momentum and weight decay of the suggested pair), until the validation loss has not fallen for PATIENCE
+#     validations (at most CLS_EPOCHS epochs); its checkpoint of the lowest validation loss is the classifier
+#     explained;
+#  3. judge: the same classifier training with --seed 1 (same LR suggestion) into judge/ (MLflow run
+#     <task>_judge_seed1): an independent judge of the translations, which no GAN trains against;
+#  4. gan: the AG-CycleGAN with the study's loss (adversarial + cycle + attention sparsity) on the classifier's
+#     frozen encoder, until val_flip_rate_min (the validation flip rate of the weaker direction) has not risen
+#     for GAN_PATIENCE validations (at most GAN_EPOCHS epochs), into gan/;
+#  5. gan_guided: the same with train_guided.json, the classifier-guided loss (+ LAMBDA_CLS x the frozen
+#     classifier's cross-entropy of each translation against its target class), into gan_guided/;
+#  6. evaluate, evaluate_guided: the test set explained with each arm's gan{,_guided}/checkpoints/best.pt
+#     (the GAN of the highest val_flip_rate_min) into eval_test{,_guided}/, each translation also judged by
+#     the judge;
+#  7. the results file (scripts/experiments/agcyclegan_results.py: both arms, the one whose weaker direction
+#     flipped more on validation on top); at the end summary.md of all tasks and arms in OUT.
 # Tasks: pneumoniamnist (PneumoniaMNIST 28x28, normal <-> pneumonia, the whole training set), adrenalmnist3d
 # (AdrenalMNIST3D 28^3, normal <-> hyperplasia), busi (BUSI benign <-> malignant at SIZE px on the leak-free
 # split configs/datasets/busi_binary_dedup.json: fold 0 validates, the fixed test set tests; the lesion masks
 # only score the attention maps).
 #
 #   [TASKS="pneumoniamnist adrenalmnist3d busi"] [CLS_EPOCHS=100] [PATIENCE=10] [GAN_EPOCHS=100] [GAN_PATIENCE=10] \
-#   [SIZE=128] [N_PANELS=16] [WORKERS=<bundle default>] [LIMIT=] [EXTRA=] bash scripts/experiments/agcyclegan_explain.sh
+#   [LAMBDA_CLS=1.0] [SIZE=128] [N_PANELS=16] [WORKERS=<bundle default>] [LIMIT=] [EXTRA=] \
+#   bash scripts/experiments/agcyclegan_explain.sh
 # The full run, in the background, with a log (a second launch refuses while one runs: one job at a time):
 #   mkdir -p runs/experiments && nohup bash scripts/experiments/agcyclegan_explain.sh >> runs/experiments/agcyclegan_explain.log 2>&1 &
-# Smoke test of the whole chain, 64 items per split (an estimate: 10-15 min, mostly start-up, caching and the
-# test panels; results stay in the run folder):
+# Smoke test of the whole chain, 64 items per split (an estimate: 15-25 min, mostly start-up, caching and the
+# test panels of both arms; results stay in the run folder):
 #   LIMIT=64 CLS_EPOCHS=2 PATIENCE=1 GAN_EPOCHS=2 GAN_PATIENCE=1 SIZE=64 N_PANELS=4 EXTRA="--lr_test_iters 5" \
 #   OUT=runs/experiments/agcyclegan_smoke bash scripts/experiments/agcyclegan_explain.sh
 # LIMIT caps every split at a seeded sample of that many items; EXTRA is a word list of --key value overrides
@@ -32,17 +42,21 @@
 # early never reaches its last epoch); a killed training resumes from its checkpoints/latest.pt (and its
 # early-stopping count from checkpoints/early_stopping.json, so it stops after the same epoch as an
 # uninterrupted one). Rerun the same command after an interruption; to redo a task, delete
-# $OUT/<task> (its earlier MLflow runs stay in the store). One MLflow store, $OUT/mlruns.db; a log per step,
-# $OUT/<task>/<step>.log; wall times in $OUT/runtime.txt (a step that follows an interrupted attempt counts
-# only its own part, and says so).
+# $OUT/<task> (its earlier MLflow runs stay in the store). A run folder from before the judge and the guided
+# arm resumes with the new steps (judge, gan_guided, evaluate_guided); its study evaluation has no judge
+# figures until $OUT/<task>/evaluate.done and eval_test/ are deleted. One MLflow store, $OUT/mlruns.db; a log
+# per step, $OUT/<task>/<step>.log; wall times in $OUT/runtime.txt (a step that follows an interrupted attempt
+# counts only its own part, and says so).
 #
 # Runtime, an ESTIMATE (no run at this budget yet): scaled from the measured times on the 2-core machine with
 # the bf16 fast path (ResNet18 training at 28 px about 22 s per 4708 images, at 128 px on BUSI about 4 s an
 # epoch; the AG-CycleGAN's bare generator step at 128 px about 30 pairs/s, abn_classification's
 # train_throughput.json) and, for AdrenalMNIST3D, from the loaded one-thread runs in the bundle README.
-# LR range tests 2-8 min a task. If early stopping ends each training after 20-60 epochs: pneumoniamnist
-# 0.5-1.5 h, adrenalmnist3d 0.5-2 h, busi 15-30 min: about 1.5-4 h in all; at most about 9 h if every training
-# runs to its epoch cap. The epoch times in the first step logs give a better figure.
+# LR range tests 2-8 min a task. The judge doubles the classifier's time; the guided GAN doubles the GAN time
+# and a bit more (one more classifier forward and backward per generator step); both evaluations take the
+# judge's forwards. If early stopping ends each training after 20-60 epochs: pneumoniamnist 1-3 h,
+# adrenalmnist3d 1-4 h, busi 0.5-1 h: about 3-8 h in all; at most about 18 h if every training runs to its
+# epoch cap. Still an estimate: the epoch times in the first step logs give a better figure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/_venv.sh
@@ -55,6 +69,7 @@ CLS_EPOCHS="${CLS_EPOCHS:-100}"
 PATIENCE="${PATIENCE:-10}"
 GAN_EPOCHS="${GAN_EPOCHS:-100}"
 GAN_PATIENCE="${GAN_PATIENCE:-10}"
+LAMBDA_CLS="${LAMBDA_CLS:-1.0}"
 SIZE="${SIZE:-128}"
 N_PANELS="${N_PANELS:-16}"
 OUT="${OUT:-runs/experiments/agcyclegan-cls${CLS_EPOCHS}p${PATIENCE}-gan${GAN_EPOCHS}p${GAN_PATIENCE}-busi${SIZE}px${LIMIT:+-limit$LIMIT}}"
@@ -103,6 +118,13 @@ step() {  # step <task> <step> <config list> [--key value ...]: one bundle run, 
     echo "$task/$name: $((SECONDS - start)) s$note" | tee -a "$OUT/runtime.txt"
 }
 
+tested_checkpoint() {  # tested_checkpoint <task> <gan folder>: best (the highest val_flip_rate_min) or latest
+    # best.pt is absent only when a validation direction had no images
+    if [ -f "$OUT/$1/$2/checkpoints/best.pt" ]; then echo best; return; fi
+    echo "$1: no $2/checkpoints/best.pt (no validation flip rate in one direction): explaining latest.pt" >&2
+    echo latest
+}
+
 lr_suggestion() {  # lr_suggestion <lr_range_test.json>: "base_lr max_lr momentum weight_decay" of the best pair
     python -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; print(b["base_lr"], b["max_lr"], b["momentum"], b["weight_decay"])' "$1"
 }
@@ -117,18 +139,21 @@ for task in $TASKS; do
     suggestion=$(lr_suggestion "$dir/classifier/lr_range_test/lr_range_test.json")  # fails here if unreadable
     read -r base_lr max_lr momentum weight_decay <<< "$suggestion"
     echo "$task: LR range test: cyclical SGD $base_lr - $max_lr, momentum $momentum, weight decay $weight_decay"
-    step "$task" classifier "[$data,'$B/train_classifier.json']" --max_epochs "$CLS_EPOCHS" \
-        --early_stop_patience "$PATIENCE" --base_lr "$base_lr" --max_lr "$max_lr" --momentum "$momentum" \
-        --weight_decay "$weight_decay"
-    step "$task" gan "[$data]" --gan_epochs "$GAN_EPOCHS" --gan_early_stop_patience "$GAN_PATIENCE"
-    # best.pt: the GAN of the highest val_flip_rate_min; absent only when a validation direction had no images
-    checkpoint=best
-    if [ ! -f "$dir/gan/checkpoints/best.pt" ]; then
-        checkpoint=latest
-        echo "$task: no gan/checkpoints/best.pt (no validation flip rate in one direction): explaining latest.pt"
-    fi
+    classifier_args=(--max_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" --base_lr "$base_lr"
+        --max_lr "$max_lr" --momentum "$momentum" --weight_decay "$weight_decay")
+    step "$task" classifier "[$data,'$B/train_classifier.json']" "${classifier_args[@]}"
+    # classifier_dir moves only the judge's checkpoints (and what its MLflow run logs), under its own run name
+    step "$task" judge "[$data,'$B/train_classifier.json']" "${classifier_args[@]}" --seed 1 \
+        --classifier_dir "$dir/judge" --classifier_run_name "${task}_judge_seed1"
+    gan_args=(--gan_epochs "$GAN_EPOCHS" --gan_early_stop_patience "$GAN_PATIENCE")
+    step "$task" gan "[$data]" "${gan_args[@]}"
+    step "$task" gan_guided "[$data,'$B/train_guided.json']" "${gan_args[@]}" --lambda_cls "$LAMBDA_CLS"
+    checkpoint=$(tested_checkpoint "$task" gan) guided_checkpoint=$(tested_checkpoint "$task" gan_guided)
+    eval_args=(--judge_checkpoint "$dir/judge/checkpoints/best.pt" --n_panels "$N_PANELS")
     step "$task" evaluate "[$data,'$B/evaluate.json']" --gan_checkpoint "$dir/gan/checkpoints/$checkpoint.pt" \
-        --n_panels "$N_PANELS"
+        "${eval_args[@]}"
+    step "$task" evaluate_guided "[$data,'$B/train_guided.json','$B/evaluate.json']" \
+        --gan_checkpoint "$dir/gan_guided/checkpoints/$guided_checkpoint.pt" "${eval_args[@]}"
     results="$OUT/results"
     if [ -n "$full" ] && { [ "$task" != busi ] || [ "$SIZE" -ge 128 ]; }; then
         results=$DOCS_RESULTS written=true
@@ -136,7 +161,8 @@ for task in $TASKS; do
     python scripts/experiments/agcyclegan_results.py "$dir" --task "$task" --out "$results/$task.json" \
         --cls_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" --gan_epochs "$GAN_EPOCHS" \
         --gan_early_stop_patience "$GAN_PATIENCE" --spatial_size "$side" --base_lr "$base_lr" --max_lr "$max_lr" \
-        --momentum "$momentum" --weight_decay "$weight_decay" --gan_checkpoint "$checkpoint" ${LIMIT:+--limit "$LIMIT"}
+        --momentum "$momentum" --weight_decay "$weight_decay" --gan_checkpoint "$checkpoint" \
+        --guided_gan_checkpoint "$guided_checkpoint" --lambda_cls "$LAMBDA_CLS" ${LIMIT:+--limit "$LIMIT"}
 done
 python scripts/experiments/agcyclegan_summary.py "$OUT" | tee "$OUT/summary.md"
 if [ -n "$written" ]; then python scripts/render_results.py; fi

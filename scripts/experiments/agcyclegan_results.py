@@ -1,14 +1,19 @@
 """Results file of one task of scripts/experiments/agcyclegan_explain.sh: does the explanation explain?
 
-Reads ``<task_dir>/eval_test/{metrics.json,examples.json}`` (``monai_xai.handlers.CounterfactualReport``)
-and writes, atomically: the classifier's test accuracy and AUC beside the MedMNIST v2 paper's row; per
-direction the flip rate of the translations and of the two controls (each translation let through another
-image's attention map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; attention vs
-Grad-CAM++ (correlation, top-10 % IoU); the targets with ``*_met``; how many epochs the classifier and the
-GAN trained and the epoch and value of their best validation (``<workflow>/checkpoints/latest.pt`` and
-``best.json``); the settings given here and the task's wall time from the experiment's ``runtime.txt``.
-``scripts/render_results.py`` renders it (blocks ``agcyclegan_<task>``). An evaluation that predates the
-controls is an error naming its file.
+Reads each arm's evaluation, ``<task_dir>/eval_test{,_guided}/{metrics.json,examples.json}``
+(``monai_xai.handlers.CounterfactualReport``): the study's AG-CycleGAN (``agcyclegan``, always) and the
+classifier-guided one (``guided``, when evaluated). Writes, atomically: per arm under ``arms``, per direction
+the flip rate of the translations, the same translations judged by the independent judge classifier (when the
+evaluation had one), the flip rate of the two controls (each translation let through another image's attention
+map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; attention vs Grad-CAM++
+(correlation, top-10 % IoU). The arm whose weaker direction flips more on the validation set
+(``val_flip_rate_min`` in its GAN's ``best.json``; the study's on a tie) is copied to the top level with
+``arm`` naming it, beside the classifier's test accuracy and AUC, the MedMNIST v2 paper's row and the targets
+with ``*_met``; ``judge`` holds the judge's own test scores. Also how many epochs each workflow (classifier,
+judge, both GANs) trained and the epoch and value of its best validation (``<workflow>/checkpoints/
+latest.pt`` and ``best.json``); the settings given here and the task's wall time from the experiment's
+``runtime.txt``. ``scripts/render_results.py`` renders it (blocks ``agcyclegan_<task>``). An evaluation that
+predates the controls is an error naming its file; a run from before the guided arm gives one arm.
 
     python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumoniamnist \\
         --task pneumoniamnist --out bundles/agcyclegan_explainer/docs/results/pneumoniamnist.json \\
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +50,10 @@ TASKS = {
     "busi": {"label": "BUSI", "classes": ["benign", "malignant"], "flip_rate_target": None},
 }
 DIRECTIONS = ("_from_0", "_from_1")
+#: arm -> the suffix of its folders: the GAN variant's (train.json's gan_variant, null for the study)
+ARMS = {"agcyclegan": "", "guided": "_guided"}
+#: workflow folders with checkpoints: the classifier explained, the judge, each arm's GAN
+WORKFLOWS = ("classifier", "judge", *(f"gan{suffix}" for suffix in ARMS.values()))
 #: per-direction figures of metrics.json copied into the results file, overall ("") and per direction
 FIGURES = (
     "n_images",
@@ -54,6 +64,8 @@ FIGURES = (
     "mean_abs_difference",
     "attention_vs_gradcampp",
 )
+#: figures of an evaluation with a judge classifier (``--judge_checkpoint``), overall and per direction
+JUDGE_FIGURES = ("judge_flip_rate",)
 SETTINGS = (
     "limit",
     "cls_epochs",
@@ -66,6 +78,8 @@ SETTINGS = (
     "early_stop_patience",
     "gan_early_stop_patience",
     "gan_checkpoint",
+    "guided_gan_checkpoint",
+    "lambda_cls",
     "gan_loss",
     "n_dis",
     "lambda_cyc",
@@ -79,17 +93,21 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _directions(names: Sequence[str]) -> list[str]:
+    """``names`` overall and per direction (``flip_rate``, ``flip_rate_from_0``, ...)."""
+    return [name + suffix for name in names for suffix in ("", *DIRECTIONS) if name + suffix != "n_images"]
+
+
 def evaluation_figures(eval_dir: Path) -> dict:
-    """The classifier's scores and every figure of :data:`FIGURES` (overall and per direction)."""
+    """The classifier's scores, every figure of :data:`FIGURES` (overall and per direction), and with a
+    judge those of :data:`JUDGE_FIGURES` and its scores (``judge_classifier``)."""
     metrics_file = eval_dir / "metrics.json"
     if not metrics_file.is_file():
         raise SystemExit(
             f"{eval_dir}: no test evaluation: run bash scripts/experiments/agcyclegan_explain.sh"
         )
     metrics = json.loads(metrics_file.read_text())
-    wanted = [
-        name + suffix for name in FIGURES for suffix in ("", *DIRECTIONS) if name + suffix != "n_images"
-    ]
+    wanted = _directions(FIGURES)
     missing = [key for key in ["classifier", *wanted] if key not in metrics]
     if missing:
         raise SystemExit(
@@ -100,8 +118,10 @@ def evaluation_figures(eval_dir: Path) -> dict:
         "classifier": {k: metrics["classifier"][k] for k in ("accuracy", "auc", "sensitivity", "specificity")}
     }
     figures.update({key: metrics[key] for key in ["n_images", *wanted] if key in metrics})
-    if "mask_agreement" in metrics:
-        figures["mask_agreement"] = metrics["mask_agreement"]
+    figures.update({key: metrics[key] for key in _directions(JUDGE_FIGURES) if key in metrics})
+    for key in ("judge_classifier", "mask_agreement"):
+        if key in metrics:
+            figures[key] = metrics[key]
     examples = _read(eval_dir / "examples.json")
     figures["example_panels"] = {
         key: f"{eval_dir.name}/{entry['panel']}" if entry["panel"] else None
@@ -110,14 +130,35 @@ def evaluation_figures(eval_dir: Path) -> dict:
     return figures
 
 
+def arm_figures(task_dir: Path) -> dict[str, dict]:
+    """:func:`evaluation_figures` of each arm evaluated (the study's always), by arm name."""
+    arms = {"agcyclegan": evaluation_figures(task_dir / "eval_test")}
+    for arm, suffix in ARMS.items():
+        if suffix and (task_dir / f"eval_test{suffix}" / "metrics.json").is_file():
+            arms[arm] = evaluation_figures(task_dir / f"eval_test{suffix}")
+    return arms
+
+
+def chosen_arm(arms: Sequence[str], training: dict) -> str:
+    """The arm whose GAN reached the higher validation flip rate of its weaker direction (``best.json`` of
+    ``gan{suffix}``: ``val_flip_rate_min``), so that the test set does not pick it; the study's on a tie or
+    when an arm's validation record is missing."""
+
+    def validated(arm: str) -> float:
+        value = training.get(f"gan{ARMS[arm]}", {}).get("value")
+        return -math.inf if value is None or math.isnan(value) else float(value)
+
+    return max(arms, key=validated)  # the first (the study's) on a tie
+
+
 def training_record(task_dir: Path) -> dict:
-    """Per workflow (``classifier``, ``gan``) that has trained: ``epochs`` (the last completed epoch, from
+    """Per workflow of :data:`WORKFLOWS` that has trained: ``epochs`` (the last completed epoch, from
     ``checkpoints/latest.pt``), and from ``checkpoints/best.json`` the ``metric`` of its best validation, its
     ``value`` and ``best_epoch``; a part whose file is absent is left out."""
     import torch
 
     record = {}
-    for workflow in ("classifier", "gan"):
+    for workflow in WORKFLOWS:
         checkpoints, entry = task_dir / workflow / "checkpoints", {}
         if (checkpoints / "latest.pt").is_file():
             state = torch.load(checkpoints / "latest.pt", map_location="cpu", weights_only=True)
@@ -188,8 +229,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         help="GAN: validations without a higher val_flip_rate_min (recorded)",
     )
     parser.add_argument(
-        "--gan_checkpoint", choices=("best", "latest"), help="the GAN checkpoint explained (recorded)"
+        "--gan_checkpoint", choices=("best", "latest"), help="the study's GAN checkpoint explained (recorded)"
     )
+    parser.add_argument(
+        "--guided_gan_checkpoint",
+        choices=("best", "latest"),
+        help="the classifier-guided GAN checkpoint explained (recorded)",
+    )
+    parser.add_argument("--lambda_cls", type=float, help="the guided arm's validity-loss weight (recorded)")
     parser.add_argument("--gan_loss", help="lsgan or bce (recorded)")
     parser.add_argument("--n_dis", type=int, help="discriminator steps per generator step (recorded)")
     parser.add_argument("--lambda_cyc", type=float, help="cycle-loss weight (recorded)")
@@ -197,14 +244,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--gan_batch_size", type=int, help="GAN batch size (recorded)")
     parser.add_argument("--cam_layer", help="Grad-CAM++ target layer (recorded)")
     args = parser.parse_args(argv)
-    figures = evaluation_figures(args.task_dir / "eval_test")
+    arms = arm_figures(args.task_dir)
+    classifier, judge = arms["agcyclegan"]["classifier"], None  # every arm explains that classifier
+    for figures in arms.values():
+        del figures["classifier"]
+        judge = figures.pop("judge_classifier", None) or judge
+    training = training_record(args.task_dir)
+    arm = chosen_arm(list(arms), training)
+    figures = {"classifier": classifier, **arms[arm]}
     report = {
         "task": args.task,
         **{k: TASKS[args.task][k] for k in ("label", "classes")},
+        "arm": arm,
         **figures,
+        "judge": judge,
+        "arms": arms,
         "reference": REFERENCES.get(args.task),
         "targets": targets(figures, args.task),
-        "training": training_record(args.task_dir),
+        "training": training,
         "settings": {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None},
     }
     runtime = args.task_dir.parent / "runtime.txt"
@@ -213,12 +270,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
         report["wall_time"] = [line for line in runtime.read_text().splitlines() if line.startswith(prefix)]
     destination = args.out or args.task_dir / f"agcyclegan_{args.task}.json"
     atomic_write_json(destination, report, indent=1)
-    for d in DIRECTIONS:
-        print(
-            f"flip rate {d[-1]} -> {1 - int(d[-1])}: {figures[f'flip_rate{d}']:.3f} (controls: shuffled maps "
-            f"{figures[f'control_flip_rate{d}']:.3f}, uniform maps {figures[f'uniform_flip_rate{d}']:.3f})"
-        )
-    print(f"targets: {json.dumps(report['targets'])}")
+    for name, figures in arms.items():
+        for d in DIRECTIONS:
+            judged = figures.get(f"judge_flip_rate{d}", math.nan)
+            print(
+                f"{name}: flip rate {d[-1]} -> {1 - int(d[-1])}: {figures[f'flip_rate{d}']:.3f} (judge "
+                f"{judged:.3f}; controls: shuffled maps {figures[f'control_flip_rate{d}']:.3f}, uniform maps "
+                f"{figures[f'uniform_flip_rate{d}']:.3f})"
+            )
+    print(f"top level: {arm}; targets: {json.dumps(report['targets'])}")
     print(f"written {destination}")
     return report
 

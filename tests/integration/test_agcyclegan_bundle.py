@@ -121,6 +121,45 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     assert "latest.pt: checkpoint does not fit AGCycleGAN" in " ".join(_messages(info.value))
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+def test_pneumonia_guided_gan_then_evaluation_with_a_judge(shared_data, tmp_path):
+    """train_guided.json beside train.json: its own folder, model file and MLflow run, with the validity
+    term logged; evaluate.json with --judge_checkpoint adds the judge's flip rates to that run's report."""
+    import torch
+
+    from monai_xai.networks.nets import LeakyResNetClassifier
+    from monai_xai.tracking import find_run
+    from monai_xai.utils import atomic_save
+
+    # untrained weights in the layout train_classifier.json saves: the workflows are tested, not the models
+    for seed, path in ((0, "classifier/checkpoints/best.pt"), (1, "judge/checkpoints/best.pt")):
+        torch.manual_seed(seed)
+        atomic_save(LeakyResNetClassifier().state_dict(), tmp_path / path)
+    common = {
+        "dataset_dir": str(shared_data / "medmnist"),
+        "output_dir": str(tmp_path),
+        "bundle_root": str(tmp_path),
+    }
+    run_bundle("train", "train_guided", **common)
+    assert (tmp_path / "gan_guided" / "checkpoints" / "latest.pt").is_file()
+    assert (tmp_path / "models" / "model_guided.pt").is_file()
+    assert not (tmp_path / "gan").exists() and not (tmp_path / "models" / "model.pt").exists()
+    run_bundle(
+        "train", "train_guided", "evaluate",
+        judge_checkpoint=str(tmp_path / "judge" / "checkpoints" / "best.pt"), n_panels=0, **common,
+    )  # fmt: skip
+    metrics = json.loads((tmp_path / "eval_test_guided" / "metrics.json").read_text())
+    assert all(0.0 <= metrics[f"judge_flip_rate_from_{c}"] <= 1.0 for c in (0, 1))
+    assert {"accuracy", "auc"} <= set(metrics["judge_classifier"])
+    store = f"sqlite:///{tmp_path.resolve() / 'mlruns.db'}"
+    data = find_run(
+        store, "agcyclegan_explainer", "pneumoniamnist_agcyclegan_guided_lsgan_ndis1_cyc10.0"
+    ).data
+    assert {"train_loss_cls", "val_flip_rate_min", "test_judge_flip_rate_from_1"} <= set(data.metrics)
+    assert data.params["lambda_cls"] == "1.0" and data.params["gan_variant"] == "guided"
+
+
 @pytest.mark.slow
 def test_multi_gpu_classifier_then_gan_two_processes_on_cpu(tmp_path):
     """The classifier with the shared ``configs/multi_gpu_train.json``, then the GAN with it and the bundle's

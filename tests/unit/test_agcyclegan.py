@@ -11,7 +11,7 @@ from monai_xai.data import ClassBalancedDataset, UnpairedDataset
 from monai_xai.engines import AGCycleGANTrainer
 from monai_xai.errors import InputError
 from monai_xai.losses import get_gan_loss
-from monai_xai.networks import load_weights
+from monai_xai.networks import load_optional_weights, load_weights
 from monai_xai.networks.nets import (
     AGCycleGAN,
     LeakyResNetClassifier,
@@ -192,6 +192,18 @@ def test_classifier_checkpoint_that_does_not_fit_the_encoder(tmp_path) -> None:
     torch.save(ResNetClassifier(spatial_dims=2).state_dict(), path)
     with pytest.raises(InputError, match="classifier_2d.pt.*shape mismatch"):
         load_weights(ResNetClassifier(spatial_dims=3), path)
+
+
+def test_optional_weights_load_only_when_a_checkpoint_is_named(tmp_path) -> None:
+    """The evaluation's judge: off without a checkpoint, else loaded (and checked) like any classifier."""
+    torch.manual_seed(1)
+    trained = ResNetClassifier()
+    torch.save(trained.state_dict(), tmp_path / "judge.pt")
+    assert load_optional_weights(ResNetClassifier(), None) is None
+    judge = load_optional_weights(ResNetClassifier(), tmp_path / "judge.pt")
+    assert all(torch.equal(a, b) for a, b in zip(judge.state_dict().values(), trained.state_dict().values()))
+    with pytest.raises(InputError, match="judge.pt.*shape mismatch"):
+        load_optional_weights(ResNetClassifier(spatial_dims=3), tmp_path / "judge.pt")
 
 
 def test_unpaired_dataset_pairs_both_classes_and_refuses_one_class() -> None:

@@ -235,6 +235,32 @@ def test_report_flip_rates_controls_and_examples_from_tiny_outputs(tmp_path) -> 
     assert json.loads((tmp_path / "metrics.json").read_text())["control_flip_rate"] == 0.0
 
 
+class _AlwaysClass0(nn.Module):
+    """A judge that calls every image class 0."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([1.0, -1.0]).expand(len(images), 2)
+
+
+def test_report_judges_the_same_translations_with_a_second_classifier(tmp_path) -> None:
+    """Judge flip rates are defined as the main ones (share of each source class's translations judged as
+    the target class): a judge that always says 0 flips every 1 -> 0 translation and no 0 -> 1 one; among
+    the images it gets right (class 0) nothing flips. The classifier's own figures stay as they were."""
+    plain = _run_report(
+        CounterfactualReport(tmp_path / "plain", ["neg", "pos"], n_panels=0),
+        _lesion_outputs(_BrightestPixel()),
+    )
+    assert not any(key.startswith("judge_") for key in plain)
+    report = CounterfactualReport(tmp_path / "judged", ["neg", "pos"], n_panels=0, judge=_AlwaysClass0())
+    metrics = _run_report(report, _lesion_outputs(_BrightestPixel()))
+    assert metrics["judge_flip_rate_from_0"] == 0.0 and metrics["judge_flip_rate_from_1"] == 1.0
+    assert metrics["judge_flip_rate"] == 0.5 and metrics["judge_flip_rate_correct_only"] == 0.0
+    assert metrics["judge_classifier"]["accuracy"] == 0.5
+    assert {k: v for k, v in metrics.items() if not k.startswith("judge_")} == plain
+    written = json.loads((tmp_path / "judged" / "metrics.json").read_text())
+    assert written["judge_flip_rate_from_1"] == 1.0
+
+
 def test_report_of_a_single_image_has_no_shuffled_control(tmp_path) -> None:
     report = CounterfactualReport(tmp_path, ["neg", "pos"], n_panels=0)
     metrics = _run_report(report, _lesion_outputs(_BrightestPixel(), sizes=(1,)))

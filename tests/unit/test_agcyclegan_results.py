@@ -1,4 +1,5 @@
-"""scripts/experiments/agcyclegan_results.py: the evaluation's figures, the paper's row, targets, renderer."""
+"""scripts/experiments/agcyclegan_results.py: each arm's figures, the top-level arm, the judge, the paper's
+row, targets; the renderer and agcyclegan_summary.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from ignite.engine import Engine
 from torch import nn
 
 
-def _metrics(flip=(0.95, 0.92), control=(0.3, 0.1), uniform=(0.2, 0.05), accuracy=0.86, auc=0.95) -> dict:
-    """A metrics.json as CounterfactualReport writes it (the figures the results file reads)."""
+def _metrics(
+    flip=(0.95, 0.92), control=(0.3, 0.1), uniform=(0.2, 0.05), accuracy=0.86, auc=0.95, judge=None
+) -> dict:
+    """A metrics.json as CounterfactualReport writes it (the figures the results file reads); with
+    ``judge`` (its flip rates per direction) as written with a judge classifier."""
     metrics = {"n_images": 10, "classifier": {"accuracy": accuracy, "auc": auc, "sensitivity": 0.8,
                "specificity": 0.9}}  # fmt: skip
     for suffix, i in (("_from_0", 0), ("_from_1", 1), ("", None)):
@@ -25,11 +29,15 @@ def _metrics(flip=(0.95, 0.92), control=(0.3, 0.1), uniform=(0.2, 0.05), accurac
         })  # fmt: skip
         if suffix:
             metrics[f"n_images{suffix}"] = 5
+        if judge is not None:
+            metrics[f"judge_flip_rate{suffix}"] = pick(judge)
+    if judge is not None:
+        metrics["judge_classifier"] = {"accuracy": 0.84, "auc": 0.93, "sensitivity": 0.7, "specificity": 0.95}
     return metrics
 
 
-def _write(task_dir: Path, metrics: dict) -> Path:
-    eval_dir = task_dir / "eval_test"
+def _write(task_dir: Path, metrics: dict, eval_dir: str = "eval_test") -> Path:
+    eval_dir = task_dir / eval_dir
     eval_dir.mkdir(parents=True, exist_ok=True)
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
     examples = {"best_from_0": {"panel": "panels_best_from_0.png", "examples": []},
@@ -84,9 +92,21 @@ def test_results_report_figures_reference_and_targets(tmp_path, load_script) -> 
     }
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
 
+    study_arm = report["arms"]["agcyclegan"]
+    assert report["arm"] == "agcyclegan" and list(report["arms"]) == [
+        "agcyclegan"
+    ]  # from before the guided arm
+    assert study_arm["flip_rate_from_1"] == 0.92 and "classifier" not in study_arm
+    assert report["judge"] is None and "judge_flip_rate" not in report
+
     table = load_script("render_results.py").agcyclegan(report)
-    assert "| normal → pneumonia | 5 | 0.950 | 0.300 | 0.200 | 0.100 | 0.020 | 0.400 | 0.250 |" in table
-    assert "| both | 10 | 0.935 |" in table and "top-10 % IoU" in table
+    study = "AG-CycleGAN (study's loss)"
+    assert (
+        f"| normal → pneumonia | {study} | 5 | 0.950 | - | 0.300 | 0.200 | 0.100 | 0.020 | 0.400 | 0.250 |"
+        in table
+    )
+    assert f"| both | {study} | 10 | 0.935 |" in table and "top-10 % IoU" in table
+    assert f"Top level of the results file, and the targets below: {study}" in table
     assert "| MedMNIST v2, ResNet-18 (28) | 0.854 | 0.944 | | |" in table
     assert "| flip rate ≥ 0.9 both ways | met |" in table
     assert "Settings: cls_epochs 3, gan_epochs 2." in table
@@ -114,7 +134,7 @@ def test_results_targets_not_met_and_busi_without_reference(tmp_path, load_scrip
     assert report["targets"]["all_met"]  # only the controls are a target on BUSI
     table = load_script("render_results.py").agcyclegan(report)
     assert "flip rate ≥" not in table and "MedMNIST" not in table
-    assert "| attention A | 0.300 | 0.500 | 0.200 | 0.100 | 10 |" in table
+    assert "| attention A, AG-CycleGAN (study's loss) | 0.300 | 0.500 | 0.200 | 0.100 | 10 |" in table
 
 
 class _Mean(nn.Module):
@@ -144,7 +164,8 @@ def test_results_read_what_the_report_handler_writes(tmp_path, load_script) -> N
     report = load_script("experiments/agcyclegan_results.py").main([str(tmp_path / "busi"), "--task", "busi"])
     assert report["n_images"] == 6 and report["n_images_from_0"] == 3
     assert set(report["example_panels"]) == {f"{k}_from_{c}" for k in ("best", "worst") for c in (0, 1)}
-    assert "| benign → malignant | 3 |" in load_script("render_results.py").agcyclegan(report)
+    table = load_script("render_results.py").agcyclegan(report)
+    assert "| benign → malignant | AG-CycleGAN (study's loss) | 3 |" in table
 
 
 def test_results_record_training_and_settings(tmp_path, load_script) -> None:
@@ -185,6 +206,55 @@ def test_results_record_training_and_settings(tmp_path, load_script) -> None:
     }  # fmt: skip
     table = load_script("render_results.py").agcyclegan(report)
     assert (
-        "Trained: classifier 34 epochs, best `val_loss` 0.212 at epoch 24; GAN, best `val_flip_rate_min` "
-        "0.900 at epoch 7. The GAN of the best validation is tested." in table
+        "Trained: classifier 34 epochs, best `val_loss` 0.212 at epoch 24; GAN (study's loss), best "
+        "`val_flip_rate_min` 0.900 at epoch 7. Tested: the study's GAN of the best validation." in table
     )
+
+
+def test_both_arms_with_a_judge_and_the_arm_on_top(tmp_path, load_script) -> None:
+    """The guided GAN's weaker direction flips more on validation (0.85 vs 0.45): it is the top level,
+    whatever the test set says; both arms keep their figures and judge flip rates; the judge's scores come
+    once; the renderer shows both arms."""
+    from monai_xai.utils import atomic_write_json
+
+    script = load_script("experiments/agcyclegan_results.py")
+    task_dir = tmp_path / "pneumoniamnist"
+    _write(task_dir, _metrics(flip=(0.4, 0.97), judge=(0.3, 0.9)))
+    _write(task_dir, _metrics(flip=(0.9, 0.95), control=(0.2, 0.3), judge=(0.6, 0.8)), "eval_test_guided")
+    for gan, value in (("gan", 0.45), ("gan_guided", 0.85)):
+        record = {"metric": "val_flip_rate_min", "value": value, "epoch": 3}
+        atomic_write_json(task_dir / gan / "checkpoints" / "best.json", record)
+    args = ["--task", "pneumoniamnist", "--gan_checkpoint", "best", "--guided_gan_checkpoint", "latest"]
+    report = script.main([str(task_dir), *args, "--lambda_cls", "1.0"])
+    assert report["arm"] == "guided" and list(report["arms"]) == ["agcyclegan", "guided"]
+    assert (report["flip_rate_from_0"], report["judge_flip_rate_from_0"]) == (0.9, 0.6)
+    assert report["control_flip_rate_from_1"] == 0.3 and report["classifier"]["accuracy"] == 0.86
+    assert report["arms"]["agcyclegan"]["judge_flip_rate_from_1"] == 0.9
+    guided_panels = report["arms"]["guided"]["example_panels"]
+    assert guided_panels["best_from_0"] == "eval_test_guided/panels_best_from_0.png"
+    assert report["judge"] == {"accuracy": 0.84, "auc": 0.93, "sensitivity": 0.7, "specificity": 0.95}
+    assert not any("judge_classifier" in figures for figures in report["arms"].values())
+    assert report["targets"]["flip_rate_met"] and report["settings"]["lambda_cls"] == 1.0
+    table = load_script("render_results.py").agcyclegan(report)
+    assert "| normal → pneumonia | AG-CycleGAN (study's loss) | 5 | 0.400 | 0.300 | 0.300 |" in table
+    assert "| normal → pneumonia | classifier-guided | 5 | 0.900 | 0.600 | 0.200 |" in table
+    assert "| judge (the same training, seed 1) | 0.840 | 0.930 | 0.700 | 0.950 |" in table
+    assert "the targets below: classifier-guided" in table
+    # the test set does not pick the arm: the study's GAN validated better, its arm is on top
+    atomic_write_json(task_dir / "gan" / "checkpoints" / "best.json", {**record, "value": 0.9})
+    assert script.main([str(task_dir), "--task", "pneumoniamnist"])["arm"] == "agcyclegan"
+    # a tie keeps the study's arm on top
+    atomic_write_json(task_dir / "gan" / "checkpoints" / "best.json", {**record, "value": 0.85})
+    assert script.main([str(task_dir), "--task", "pneumoniamnist"])["arm"] == "agcyclegan"
+
+
+def test_summary_has_a_row_per_task_and_arm_with_judge_flip_rates(tmp_path, load_script) -> None:
+    _write(tmp_path / "pneumoniamnist", _metrics(judge=(0.3, 0.9)))
+    _write(tmp_path / "pneumoniamnist", _metrics(flip=(0.9, 0.95), judge=(0.6, 0.8)), "eval_test_guided")
+    _write(tmp_path / "busi", _metrics())
+    rows = load_script("experiments/agcyclegan_summary.py").summarize(tmp_path).splitlines()
+    assert [row.split(" | ")[:2] for row in rows[2:]] == [
+        ["| busi", "agcyclegan"], ["| pneumoniamnist", "agcyclegan"], ["| pneumoniamnist", "guided"]
+    ]  # fmt: skip
+    assert "| 0.935 | 0.950 | 0.920 | - | - |" in rows[2]  # no judge in that evaluation
+    assert "| 0.600 | 0.800 |" in rows[4]
