@@ -2,7 +2,8 @@
 
 A table lives in a README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; NAME picks a
 renderer below and the results file it reads (a bundle's ``docs/results/*.json``). Tables are never typed
-by hand.
+by hand. A figure a block links (``figures/*.png``, copied into the bundle's docs by the experiment) must
+exist beside the README, so that no run folder is needed; a missing one is an error naming it.
 
 Usage::
 
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: a link or image target in rendered markdown that is a file beside the README (not a web address)
+LINK = re.compile(r"\]\((?!https?://)([^)\s]+)\)")
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
@@ -599,6 +602,43 @@ def _knn_row(label: str, scores: dict) -> str:
     return f"| {label} | {' | '.join(cells)} |"
 
 
+#: an arm's figures in ``centernet_busi`` results files' ``figures``: kind -> (name, what the caption adds)
+CENTERNET_FIGURES = {
+    "overlays": (
+        "test overlays",
+        " at the F1-optimal threshold (truth green, predictions with class and score)",
+    ),
+    "confusion": ("confusion matrix", ""),
+}
+
+
+def _centernet_figures(report: dict) -> list[str]:
+    """The curves, the best arm's test overlays and confusion matrix as images, the other arms' as links;
+    nothing when the results file records no figures in the docs (``figures``: a run below full budget)."""
+    if "figures" not in report:
+        return []
+    arms, best = report["arms"], report["targets"]["best_arm"]
+    rows = [
+        "",
+        "SimSiam loss, its collapse monitor `z_std_ratio` and each arm's validation mAP per epoch:",
+        "",
+        f"![SimSiam and validation curves]({report['figures']['curves']})",
+    ]
+    label = arms[best]["label"]
+    for kind, (words, detail) in CENTERNET_FIGURES.items():
+        path = arms[best]["figures"][kind]
+        rows += ["", f"{label} (the best AP50), {words}{detail}:", "", f"![{words}, {label}]({path})"]
+    others = [
+        f"{arm['label']}: "
+        + ", ".join(f"[{words}]({arm['figures'][kind]})" for kind, (words, _) in CENTERNET_FIGURES.items())
+        for name, arm in arms.items()
+        if name != best and "figures" in arm
+    ]
+    if others:
+        rows += ["", f"The other arms' figures: {'; '.join(others)}."]
+    return rows
+
+
 def centernet_busi(report: dict) -> str:
     """Test AP and F1 per detector arm with its training length, the targets, the k-NN probe of the encoders,
     the SimSiam curves in numbers, then the IoU-0.25 confusion matrices and the per-class statistics
@@ -677,6 +717,7 @@ def centernet_busi(report: dict) -> str:
                 f"| {arm['label']} | {name} | {_fmt(s['precision'], 3)} | {_fmt(s['recall'], 3)} | "
                 f"{_fmt(s['f1'], 3)} | {s['over_detected']} | {s['missed']} | {s['false_detections']} |"
             )
+    rows += _centernet_figures(report)
     images, size = report["images"], settings["spatial_size"]
     smoke = f" Smoke run: at most {settings['limit']} images per part." if "limit" in settings else ""
     rows += [
@@ -715,6 +756,62 @@ AGCYCLEGAN_WORKFLOWS = {
 
 #: what the ``gan_checkpoint`` / ``guided_gan_checkpoint`` settings say about the tested GAN
 AGCYCLEGAN_TESTED = {"best": "of the best validation", "latest": "of the last epoch"}
+
+#: the example panels of an ``agcyclegan`` arm: kind -> (column heading, what its translations do, why a
+#: panel is missing)
+AGCYCLEGAN_PANELS = {
+    "best": ("best: flipped, largest change of p(target)", "flipped", "no translation flipped"),
+    "worst": ("worst: not flipped, smallest change of p(target)", "not flipped", "every translation flipped"),
+}
+
+
+def _agcyclegan_panel(path: str | None, summary: dict, kind: str, direction: str) -> str:
+    """One cell of the panel table: the image and what its translations do to p(target), or why none."""
+    _, verb, missing = AGCYCLEGAN_PANELS[kind]
+    if path is None:
+        return f"- ({missing})"
+    before, after = _fmt(summary["prob_target_before"], 2), _fmt(summary["prob_target_after"], 2)
+    return f"![{kind}, {direction}]({path})<br>{summary['n']} {verb}: mean p(target) {before} → {after}"
+
+
+def _agcyclegan_panels(report: dict, directions: dict[str, str]) -> list[str]:
+    """The top-level arm's best and worst example panels per direction as images, each with what its
+    translations do to the target probability, and the other arms' as links; nothing when the results file
+    records no panels in the docs (``docs_panels``: a run below full budget)."""
+    arms, top = report["arms"], report["arm"]
+    if "docs_panels" not in arms[top]:
+        return []
+    headings = " | ".join(heading for heading, _, _ in AGCYCLEGAN_PANELS.values())
+    rows = [
+        "",
+        f"Example panels, {AGCYCLEGAN_ARMS[top]} (the top level): each row a test image, its attention A, "
+        "translation M(x) and \\|M(x) − x\\|, titled with p(target) before → after.",
+        "",
+        f"| direction | {headings} |",
+        "|---|---|---|",
+    ]
+    for suffix, direction in directions.items():
+        cells = [
+            _agcyclegan_panel(
+                arms[top]["docs_panels"].get(kind + suffix),
+                arms[top]["example_summary"][kind + suffix],
+                kind,
+                direction,
+            )
+            for kind in AGCYCLEGAN_PANELS
+        ]
+        rows.append(f"| {direction} | {' | '.join(cells)} |")
+    others = [
+        f"[{kind}, {direction}, {AGCYCLEGAN_ARMS[arm]}]({figures['docs_panels'][kind + suffix]})"
+        for arm, figures in arms.items()
+        if arm != top
+        for suffix, direction in directions.items()
+        for kind in AGCYCLEGAN_PANELS
+        if kind + suffix in figures.get("docs_panels", {})
+    ]
+    if others:
+        rows += ["", f"The other arm's panels: {', '.join(others)}."]
+    return rows
 
 
 def _agcyclegan_training(label: str, record: dict) -> str:
@@ -819,6 +916,7 @@ def agcyclegan(report: dict) -> str:
         "input range. Classifier-guided: the study's loss plus the classifier's cross-entropy of each "
         "translation against its target class.",
     ]
+    rows += _agcyclegan_panels(report, {k: v for k, v in directions.items() if k})
     trained = [
         _agcyclegan_training(label, report["training"][workflow])
         for workflow, label in AGCYCLEGAN_WORKFLOWS.items()
@@ -883,6 +981,11 @@ def render(readme: Path) -> str:
         if not source.is_file():
             raise SystemExit(f"{readme}: results block {name!r} needs {source}, which does not exist")
         table = renderer(json.loads(source.read_text()), readme.parent.parent.name)
+        missing = [link for link in LINK.findall(table) if not (readme.parent / link).is_file()]
+        if missing:
+            raise SystemExit(
+                f"{source}: results block {name!r} links {', '.join(missing)}, missing beside {readme}"
+            )
         return match.group(1) + table + match.group(4)
 
     return BLOCK.sub(replace, text)

@@ -6,6 +6,7 @@ from monai_xai.utils.atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    copy_docs_figure,
 )
 from monai_xai.utils.batch import batch_strings
 from monai_xai.utils.modes import CLASSIFIER_MODES, RESNET_MODES
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "batch_strings",
+    "copy_docs_figure",
     "pyplot",
     "resize_attention",
     "upsample_attention",

@@ -3,7 +3,8 @@
 Every writer goes through :func:`atomic_path`: the content is written to a hidden temporary file in the
 target's folder (same file system, so the final rename is atomic), which then replaces the target with
 ``os.replace``. The temporary name keeps the target's suffixes, so writers that pick a format from the
-file name (matplotlib, PIL, nibabel) write the right one.
+file name (matplotlib, PIL, nibabel) write the right one. :func:`copy_docs_figure` publishes a run's figure
+into a bundle's ``docs/figures`` the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_save", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_save",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "copy_docs_figure",
+]
 
 
 @contextmanager
@@ -71,3 +79,15 @@ def atomic_save(obj: object, path: str | os.PathLike) -> Path:
         f.flush()
         os.fsync(f.fileno())
     return Path(path)
+
+
+def copy_docs_figure(source: str | os.PathLike, figures_dir: str | os.PathLike, name: str) -> str:
+    """Copy a run's figure ``source`` to ``figures_dir/name`` atomically (a README never links half a PNG)
+    and return its path relative to the docs folder, ``figures_dir``'s parent: the form a README's image
+    link and a results file's record take, valid without the run folder. A missing ``source`` is an error
+    naming it."""
+    source, figures_dir = Path(source), Path(figures_dir)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such figure to copy into {figures_dir}")
+    atomic_write_bytes(figures_dir / name, source.read_bytes())
+    return f"{figures_dir.name}/{name}"

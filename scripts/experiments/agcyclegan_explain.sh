@@ -35,7 +35,9 @@
 # given last to every bundle run (it overrides the script's own values, the results file records the script's).
 # Only a run at full budget (no LIMIT, no EXTRA, CLS_EPOCHS and GAN_EPOCHS >= 100, PATIENCE and GAN_PATIENCE
 # >= 10; busi also SIZE >= 128) writes the docs' results files bundles/agcyclegan_explainer/docs/results/
-# <task>.json and then runs scripts/render_results.py; others write $OUT/results/<task>.json.
+# <task>.json, copies each arm's best and worst panels per direction into bundles/agcyclegan_explainer/docs/
+# figures/<task>_<arm>_{best,worst}_from_{0,1}.png (the README shows them) and then runs
+# scripts/render_results.py; others write $OUT/results/<task>.json and leave the panels in the run folder.
 #
 # Resumable: each step writes $OUT/<task>/<step>.done once it succeeded and is skipped while that file exists
 # (outputs are no proof: best.pt and models/model.pt are written before training ends, and a training stopped
@@ -75,6 +77,7 @@ N_PANELS="${N_PANELS:-16}"
 OUT="${OUT:-runs/experiments/agcyclegan-cls${CLS_EPOCHS}p${PATIENCE}-gan${GAN_EPOCHS}p${GAN_PATIENCE}-busi${SIZE}px${LIMIT:+-limit$LIMIT}}"
 B=bundles/agcyclegan_explainer/configs
 DOCS_RESULTS=bundles/agcyclegan_explainer/docs/results
+DOCS_FIGURES=bundles/agcyclegan_explainer/docs/figures
 
 task_setup() {  # task_setup <task>: sets fragment (dataset config), side (image side) and overrides (array)
     case "$1" in
@@ -154,11 +157,11 @@ for task in $TASKS; do
         "${eval_args[@]}"
     step "$task" evaluate_guided "[$data,'$B/train_guided.json','$B/evaluate.json']" \
         --gan_checkpoint "$dir/gan_guided/checkpoints/$guided_checkpoint.pt" "${eval_args[@]}"
-    results="$OUT/results"
+    results="$OUT/results" figures=()
     if [ -n "$full" ] && { [ "$task" != busi ] || [ "$SIZE" -ge 128 ]; }; then
-        results=$DOCS_RESULTS written=true
+        results=$DOCS_RESULTS figures=(--figures_dir "$DOCS_FIGURES") written=true
     fi
-    python scripts/experiments/agcyclegan_results.py "$dir" --task "$task" --out "$results/$task.json" \
+    python scripts/experiments/agcyclegan_results.py "$dir" --task "$task" --out "$results/$task.json" "${figures[@]}" \
         --cls_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" --gan_epochs "$GAN_EPOCHS" \
         --gan_early_stop_patience "$GAN_PATIENCE" --spatial_size "$side" --base_lr "$base_lr" --max_lr "$max_lr" \
         --momentum "$momentum" --weight_decay "$weight_decay" --gan_checkpoint "$checkpoint" \

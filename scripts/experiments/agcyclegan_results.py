@@ -12,11 +12,17 @@ map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; att
 with ``*_met``; ``judge`` holds the judge's own test scores. Also how many epochs each workflow (classifier,
 judge, both GANs) trained and the epoch and value of its best validation (``<workflow>/checkpoints/
 latest.pt`` and ``best.json``); the settings given here and the task's wall time from the experiment's
-``runtime.txt``. ``scripts/render_results.py`` renders it (blocks ``agcyclegan_<task>``). An evaluation that
-predates the controls is an error naming its file; a run from before the guided arm gives one arm.
+``runtime.txt``. Each arm's ``example_panels`` (the best and worst translations per direction, relative to
+the task folder) and ``example_summary`` (how many each panel shows, their mean target probability before and
+after); with ``--figures_dir`` (a bundle's ``docs/figures``, which the driver gives at full budget only) the
+panels are copied there atomically as ``<task>_<arm>_<best|worst>_from_<class>.png`` and ``docs_panels``
+records their paths relative to the docs folder, which the README links. ``scripts/render_results.py``
+renders it (blocks ``agcyclegan_<task>``). An evaluation that predates the controls is an error naming its
+file; a run from before the guided arm gives one arm.
 
     python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumoniamnist \\
         --task pneumoniamnist --out bundles/agcyclegan_explainer/docs/results/pneumoniamnist.json \\
+        --figures_dir bundles/agcyclegan_explainer/docs/figures \\
         --cls_epochs 100 --early_stop_patience 10 --gan_epochs 100 --gan_early_stop_patience 10
 """
 
@@ -28,7 +34,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_xai.utils import atomic_write_json
+from monai_xai.utils import atomic_write_json, copy_docs_figure
 
 #: MedMNIST v2 (Yang et al., Scientific Data 2023): test ACC and AUC of the ResNet-18 row of the task's size.
 REFERENCES = {
@@ -127,7 +133,34 @@ def evaluation_figures(eval_dir: Path) -> dict:
         key: f"{eval_dir.name}/{entry['panel']}" if entry["panel"] else None
         for key, entry in examples.items()
     }
+    figures["example_summary"] = {key: example_summary(entry["examples"]) for key, entry in examples.items()}
     return figures
+
+
+def example_summary(examples: Sequence[dict]) -> dict:
+    """What a panel's translations do to the classifier, for the docs' caption: how many it shows and their
+    mean target probability before and after (``None`` when it shows none)."""
+    n = len(examples)
+
+    def mean(key: str) -> float | None:
+        return sum(e[key] for e in examples) / n if n else None
+
+    return {
+        "n": n,
+        "prob_target_before": mean("prob_target_before"),
+        "prob_target_after": mean("prob_target_after"),
+    }
+
+
+def docs_panels(task_dir: Path, task: str, arm: str, panels: dict, figures_dir: Path) -> dict[str, str]:
+    """Copy an arm's panels (``example_panels``, relative to ``task_dir``) into ``figures_dir`` as
+    ``<task>_<arm>_<panel key>.png``, so that the docs show them without the run folder; their paths
+    relative to the docs folder, by panel key (a panel that was not drawn is left out)."""
+    return {
+        key: copy_docs_figure(task_dir / path, figures_dir, f"{task}_{arm}_{key}.png")
+        for key, path in panels.items()
+        if path
+    }
 
 
 def arm_figures(task_dir: Path) -> dict[str, dict]:
@@ -212,6 +245,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--out", type=Path, help="results JSON to write (default: <task_dir>/agcyclegan_<task>.json)"
     )
+    parser.add_argument(
+        "--figures_dir",
+        type=Path,
+        help="copy each arm's example panels into this folder (a bundle's docs/figures) and record their "
+        "paths relative to its parent (docs_panels)",
+    )
     parser.add_argument("--limit", type=int, help="training items per split (recorded)")
     parser.add_argument("--cls_epochs", type=int, help="classifier epochs (recorded)")
     parser.add_argument("--gan_epochs", type=int, help="GAN epochs (recorded)")
@@ -245,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--cam_layer", help="Grad-CAM++ target layer (recorded)")
     args = parser.parse_args(argv)
     arms = arm_figures(args.task_dir)
+    if args.figures_dir:
+        for name, figures in arms.items():
+            figures["docs_panels"] = docs_panels(
+                args.task_dir, args.task, name, figures["example_panels"], args.figures_dir
+            )
     classifier, judge = arms["agcyclegan"]["classifier"], None  # every arm explains that classifier
     for figures in arms.values():
         del figures["classifier"]

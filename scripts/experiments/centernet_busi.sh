@@ -28,8 +28,9 @@
 # LIMIT (at least SimSiam's batch of 32) samples each part for the bundles and the probe; EXTRA adds bundle
 # overrides to every training and evaluation. Only a run at the issue's budget (SIZE >= 192, SIMSIAM_SIZE >= 128,
 # SIMSIAM_EPOCHS >= 200, PATIENCE > 0, the default split, no LIMIT or EXTRA) writes the docs' results,
-# bundles/centernet_detection/docs/results/busi.json and docs/figures/busi_curves.png; others write them into
-# OUT. PATIENCE=0 trains every arm for MAX_EPOCHS.
+# bundles/centernet_detection/docs/results/busi.json and docs/figures/busi_curves.png, and copies each arm's
+# test overlays and confusion matrix to docs/figures/busi_<arm>_{overlays,confusion}.png (the README shows
+# them); others write busi.json and busi_curves.png into OUT. PATIENCE=0 trains every arm for MAX_EPOCHS.
 #
 # Resumable across sessions: rerun the same command. A step whose output exists is skipped (the data,
 # simsiam/encoder.pt, knn_probe.json, an arm's eval_test/metrics.json); a killed SimSiam or detector training
@@ -86,11 +87,11 @@ fi
 # shellcheck disable=SC2206  # EXTRA is a word list of --key value overrides
 COMMON+=(${EXTRA:-})
 
-results="$OUT/busi.json" figure="$OUT/busi_curves.png"
+results="$OUT/busi.json" figures=(--figure "$OUT/busi_curves.png")
 if [ "$SIZE" -ge 192 ] && [ "$SIMSIAM_SIZE" -ge 128 ] && [ "$SIMSIAM_EPOCHS" -ge 200 ] && [ "$PATIENCE" -gt 0 ] \
     && [ "$SPLIT" = configs/datasets/busi_splits_dedup.json ] && [ -z "$LIMIT" ] && [ -z "${EXTRA:-}" ]; then
     results=bundles/centernet_detection/docs/results/busi.json
-    figure=bundles/centernet_detection/docs/figures/busi_curves.png
+    figures=(--figures_dir bundles/centernet_detection/docs/figures)  # the curves, overlays, confusion matrices
 fi
 
 run_logged() {  # run_logged <log> <command...>: append its output to the log; on failure show the log's end
@@ -171,7 +172,7 @@ python scripts/experiments/centernet_tables.py --out "$OUT/tables.md" \
     --arm "CenterNet, SimSiam + progressive unfreezing=$OUT/simsiam_progressive" \
     --arm "RetinaNet (MONAI), random init=$OUT/retinanet" > /dev/null
 python scripts/experiments/centernet_results.py "$OUT" --split "$SPLIT" --tracking_uri "$STORE" \
-    --results "$results" --figure "$figure" --spatial_size "$SIZE" --simsiam_spatial_size "$SIMSIAM_SIZE" \
+    --results "$results" "${figures[@]}" --spatial_size "$SIZE" --simsiam_spatial_size "$SIMSIAM_SIZE" \
     --simsiam_epochs "$SIMSIAM_EPOCHS" --max_epochs "$MAX_EPOCHS" --early_stop_patience "$PATIENCE" \
     --unfreeze_interval "$INTERVAL" "${PROBE_LIMIT[@]}"
 echo "tables: $OUT/tables.md; results: $results"

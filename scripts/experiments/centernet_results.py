@@ -7,14 +7,18 @@ the IoU-0.25 confusion matrix at the F1-optimal threshold, per class), its best 
 per-epoch SimSiam loss and collapse monitor (``z_std_ratio``) and each arm's validation mAP. Writes
 atomically the figures, the targets (best arm AP50 >= 0.70; SimSiam + progressive unfreezing at least as
 good as random initialisation in mAP; the SimSiam encoder above the random one in k-NN test accuracy) and
-the settings; ``scripts/render_results.py`` renders the file (block ``centernet_busi``), ``--figure`` draws
-the curves. An arm or a probe not there yet is an error naming its folder.
+the settings; ``scripts/render_results.py`` renders the file (block ``centernet_busi``). ``--figure`` draws
+the curves; ``--figures_dir`` (a bundle's ``docs/figures``, which the driver gives at full budget only) draws
+them there as ``busi_curves.png`` and copies each arm's ``eval_test/{overlays,confusion_matrix}.png`` there
+atomically as ``busi_<arm>_{overlays,confusion}.png``, recording their paths relative to the docs folder
+(``figures``, at the top and per arm), which the README shows. An arm or a probe not there yet is an error
+naming its folder.
 
     python scripts/experiments/centernet_results.py runs/experiments/centernet_busi-192px \\
         --split configs/datasets/busi_splits_dedup.json \\
         --tracking_uri sqlite:///$PWD/runs/experiments/centernet_busi-192px/mlruns.db \\
         --results bundles/centernet_detection/docs/results/busi.json \\
-        --figure bundles/centernet_detection/docs/figures/busi_curves.png
+        --figures_dir bundles/centernet_detection/docs/figures
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_xai.utils import atomic_write_json
+from monai_xai.utils import atomic_write_json, copy_docs_figure
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,6 +47,10 @@ EXPERIMENT, SIMSIAM_RUN = "centernet_detection", "simsiam"
 SIMSIAM_CURVES = ("train_loss", "z_std_ratio")
 #: the issue's detection target: the best arm's test AP50
 AP50_TARGET = 0.70
+#: figures of an arm's test evaluation the docs show: name in the docs -> file in ``<arm>/eval_test``
+ARM_FIGURES = {"overlays": "overlays.png", "confusion": "confusion_matrix.png"}
+#: the curves' file name in ``--figures_dir``
+CURVES_FIGURE = "busi_curves.png"
 
 
 def _number(value: float) -> float | None:
@@ -199,6 +207,19 @@ def curves_figure(report: dict):
     return fig
 
 
+def docs_figures(report: dict, out: Path, figures_dir: Path) -> None:
+    """Copy each arm's test figures (:data:`ARM_FIGURES`) into ``figures_dir`` as ``busi_<arm>_<name>.png``,
+    so that the docs show them without the run folder; their paths relative to the docs folder go to
+    ``figures`` of each arm, and that of the curves (:data:`CURVES_FIGURE`, drawn by :func:`main`) to the
+    report's."""
+    for name, arm in report["arms"].items():
+        arm["figures"] = {
+            kind: copy_docs_figure(out / name / "eval_test" / file, figures_dir, f"busi_{name}_{kind}.png")
+            for kind, file in ARM_FIGURES.items()
+        }
+    report["figures"] = {"curves": f"{figures_dir.name}/{CURVES_FIGURE}"}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,7 +228,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", type=Path, required=True, help="the split file the detection data follow")
     parser.add_argument("--tracking_uri", required=True, help="the experiment's MLflow store")
     parser.add_argument("--results", type=Path, help="results JSON to write (default: <out>/busi.json)")
-    parser.add_argument("--figure", type=Path, help="where to draw the curves (PNG)")
+    figures = parser.add_mutually_exclusive_group()
+    figures.add_argument("--figure", type=Path, help="where to draw the curves (PNG)")
+    figures.add_argument(
+        "--figures_dir",
+        type=Path,
+        help=f"a bundle's docs/figures: draw the curves there ({CURVES_FIGURE}), copy each arm's overlays "
+        "and confusion matrix there, and record their paths relative to its parent",
+    )
     parser.add_argument("--spatial_size", type=int, help="CenterNet/RetinaNet input side (recorded)")
     parser.add_argument("--simsiam_spatial_size", type=int, help="SimSiam input side (recorded)")
     parser.add_argument("--simsiam_epochs", type=int, help="SimSiam epochs asked for (recorded)")
@@ -234,13 +262,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     settings = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
     report = results(args.out, args.split, args.tracking_uri, settings)
-    destination = args.results or args.out / "busi.json"
-    atomic_write_json(destination, report, indent=1)
-    if args.figure:
+    curves = args.figure
+    if args.figures_dir:
+        docs_figures(report, args.out, args.figures_dir)
+        print(f"copied each arm's overlays and confusion matrix into {args.figures_dir}")
+        curves = args.figures_dir / CURVES_FIGURE
+    if curves:
         from monai_xai.visualize.figures import save_figure
 
-        save_figure(curves_figure(report), args.figure)
-        print(f"written {args.figure}")
+        save_figure(curves_figure(report), curves)
+        print(f"written {curves}")
+    destination = args.results or args.out / "busi.json"
+    atomic_write_json(destination, report, indent=1)
     for name, arm in report["arms"].items():
         figures = ", ".join(f"{key} {arm[key]:.3f}" for key in ("map", "ap50", "ap75", "f1"))
         print(f"{name}: {figures}")

@@ -90,6 +90,10 @@ def test_results_report_figures_reference_and_targets(tmp_path, load_script) -> 
         "best_from_0": "eval_test/panels_best_from_0.png",
         "worst_from_0": None,
     }
+    assert report["example_summary"]["worst_from_0"] == {
+        "n": 0, "prob_target_before": None, "prob_target_after": None
+    }  # fmt: skip
+    assert "docs_panels" not in report  # no --figures_dir: the panels stay in the run folder
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
 
     study_arm = report["arms"]["agcyclegan"]
@@ -110,6 +114,9 @@ def test_results_report_figures_reference_and_targets(tmp_path, load_script) -> 
     assert "| MedMNIST v2, ResNet-18 (28) | 0.854 | 0.944 | | |" in table
     assert "| flip rate ≥ 0.9 both ways | met |" in table
     assert "Settings: cls_epochs 3, gan_epochs 2." in table
+    assert "Example panels" not in table and "](" not in table
+    with pytest.raises(FileNotFoundError, match="eval_test/panels_best_from_0.png: no such figure"):
+        script.main([str(task_dir), "--task", "pneumoniamnist", "--figures_dir", str(tmp_path / "figures")])
 
 
 def test_results_targets_not_met_and_busi_without_reference(tmp_path, load_script) -> None:
@@ -246,6 +253,78 @@ def test_both_arms_with_a_judge_and_the_arm_on_top(tmp_path, load_script) -> Non
     # a tie keeps the study's arm on top
     atomic_write_json(task_dir / "gan" / "checkpoints" / "best.json", {**record, "value": 0.85})
     assert script.main([str(task_dir), "--task", "pneumoniamnist"])["arm"] == "agcyclegan"
+
+
+def _panels(eval_dir: Path) -> None:
+    """An examples.json with both directions' panels, but no failed translation from class 1 (no
+    worst_from_1 panel), and the panel files it names, each holding its own path's bytes."""
+    examples = {}
+    for key in ("best_from_0", "worst_from_0", "best_from_1", "worst_from_1"):
+        flipped = key.startswith("best")
+        shown = [] if key == "worst_from_1" else [
+            {"name": f"{key}{i}", "prob_target_before": 0.1 * (i + 1), "prob_target_after": after,
+             "flipped": flipped} for i, after in enumerate((0.9, 0.8) if flipped else (0.2, 0.3))
+        ]  # fmt: skip
+        panel = f"panels_{key}.png" if shown else None
+        if panel:
+            (eval_dir / panel).write_bytes(str(eval_dir / panel).encode())
+        examples[key] = {"panel": panel, "examples": shown}
+    (eval_dir / "examples.json").write_text(json.dumps(examples))
+
+
+def test_full_budget_copies_the_panels_into_the_docs_and_the_readme_shows_them(tmp_path, load_script) -> None:
+    """--figures_dir (the driver's, at full budget): each arm's panels copied into the bundle's docs/figures
+    and recorded relative to docs/; the rendered block shows the top-level arm's panels with what their
+    translations do and links the other arm's; a linked figure missing from the docs is an error."""
+    from monai_xai.utils import atomic_write_json
+
+    script, render = load_script("experiments/agcyclegan_results.py"), load_script("render_results.py")
+    task_dir = tmp_path / "run" / "pneumoniamnist"
+    for eval_dir in ("eval_test", "eval_test_guided"):
+        _panels(_write(task_dir, _metrics(), eval_dir))
+    for gan, value in (("gan", 0.45), ("gan_guided", 0.85)):  # the guided arm on top
+        record = {"metric": "val_flip_rate_min", "value": value, "epoch": 3}
+        atomic_write_json(task_dir / gan / "checkpoints" / "best.json", record)
+    docs = tmp_path / "bundle" / "docs"
+    args = ["--task", "pneumoniamnist", "--out", str(docs / "results" / "pneumoniamnist.json")]
+    report = script.main([str(task_dir), *args, "--figures_dir", str(docs / "figures")])
+    assert report["arm"] == "guided"
+    for arm, eval_dir in (("agcyclegan", "eval_test"), ("guided", "eval_test_guided")):
+        panels = report["arms"][arm]["docs_panels"]
+        assert panels == {
+            key: f"figures/pneumoniamnist_{arm}_{key}.png"
+            for key in ("best_from_0", "worst_from_0", "best_from_1")
+        }
+        for key, path in panels.items():
+            assert (docs / path).read_bytes() == str(task_dir / eval_dir / f"panels_{key}.png").encode()
+    assert report["docs_panels"] == report["arms"]["guided"]["docs_panels"]
+    summary = report["example_summary"]["best_from_0"]
+    assert summary["n"] == 2 and summary["prob_target_before"] == pytest.approx(0.15)
+    assert summary["prob_target_after"] == pytest.approx(0.85)
+    assert not list(docs.rglob(".tmp*"))
+
+    readme = docs / "README.md"
+    readme.write_text(
+        "# x\n<!-- results:agcyclegan_pneumoniamnist -->\n<!-- /results:agcyclegan_pneumoniamnist -->\n"
+    )
+    text = render.render(readme)
+    assert "Example panels, classifier-guided (the top level)" in text
+    best, worst = (
+        f"{k}, normal → pneumonia](figures/pneumoniamnist_guided_{k}_from_0.png)" for k in ("best", "worst")
+    )
+    assert (
+        f"| normal → pneumonia | ![{best}<br>2 flipped: mean p(target) 0.15 → 0.85 | "
+        f"![{worst}<br>2 not flipped: mean p(target) 0.15 → 0.25 |" in text
+    )
+    assert "| pneumonia → normal | ![best, pneumonia → normal]" in text
+    assert "| - (every translation flipped) |" in text
+    assert (
+        "The other arm's panels: [best, normal → pneumonia, AG-CycleGAN (study's loss)]"
+        "(figures/pneumoniamnist_agcyclegan_best_from_0.png), [worst, normal → pneumonia," in text
+    )
+    (docs / "figures" / "pneumoniamnist_agcyclegan_best_from_1.png").unlink()
+    with pytest.raises(SystemExit, match="links figures/pneumoniamnist_agcyclegan_best_from_1.png, missing"):
+        render.render(readme)
 
 
 def test_summary_has_a_row_per_task_and_arm_with_judge_flip_rates(tmp_path, load_script) -> None:

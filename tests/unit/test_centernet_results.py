@@ -190,3 +190,47 @@ def test_renderer_tables_come_from_the_results_file(out, store, load_script) -> 
     assert "| CenterNet, random init | malignant | 0.800 | 0.700 | 0.750 | 2 | 9 | 5 |" in table
     assert "Detectors at 192x192, at most 80 epochs, stopped after 10 validations" in table
     assert "Smoke run" not in table
+    assert "](" not in table  # no figures in the docs below full budget
+
+
+def test_full_budget_copies_the_figures_into_the_docs_and_the_readme_shows_them(
+    out, store, tmp_path, load_script
+) -> None:
+    """--figures_dir (the driver's, at full budget): the curves drawn and each arm's overlays and confusion
+    matrix copied into the bundle's docs/figures, recorded relative to docs/; the rendered block shows the
+    curves and the best arm's figures and links the others'."""
+    script, render = load_script("experiments/centernet_results.py"), load_script("render_results.py")
+    for arm in FIGURES:
+        for name in ("overlays", "confusion_matrix"):
+            (out / arm / "eval_test" / f"{name}.png").write_bytes(f"{arm} {name}".encode())
+    docs = tmp_path / "bundle" / "docs"
+    with pytest.raises(SystemExit):  # one or the other: the curves go into the docs or elsewhere
+        script.main(_args(out, store, "--figure", str(tmp_path / "c.png"), "--figures_dir", str(docs)))
+    args = ["--results", str(docs / "results" / "busi.json"), "--figures_dir", str(docs / "figures")]
+    report = script.main(_args(out, store, *args))
+    assert report["figures"] == {"curves": "figures/busi_curves.png"}
+    assert (docs / "figures" / "busi_curves.png").stat().st_size > 0
+    for arm in FIGURES:
+        assert report["arms"][arm]["figures"] == {
+            "overlays": f"figures/busi_{arm}_overlays.png", "confusion": f"figures/busi_{arm}_confusion.png"
+        }  # fmt: skip
+        assert (
+            docs / "figures" / f"busi_{arm}_confusion.png"
+        ).read_bytes() == f"{arm} confusion_matrix".encode()
+    assert json.loads((docs / "results" / "busi.json").read_text())["figures"] == report["figures"]
+    assert not list(docs.rglob(".tmp*"))
+
+    readme = docs / "README.md"
+    readme.write_text("# x\n<!-- results:centernet_busi -->\n<!-- /results:centernet_busi -->\n")
+    text = render.render(readme)
+    assert "![SimSiam and validation curves](figures/busi_curves.png)" in text
+    assert "RetinaNet (MONAI), random init (the best AP50), confusion matrix:" in text
+    assert "![confusion matrix, RetinaNet (MONAI), random init](figures/busi_retinanet_confusion.png)" in text
+    assert "![test overlays, RetinaNet (MONAI), random init](figures/busi_retinanet_overlays.png)" in text
+    assert (
+        "CenterNet, random init: [test overlays](figures/busi_random_init_overlays.png), "
+        "[confusion matrix](figures/busi_random_init_confusion.png)" in text
+    )
+    (out / "simsiam_frozen" / "eval_test" / "overlays.png").unlink()
+    with pytest.raises(FileNotFoundError, match="simsiam_frozen/eval_test/overlays.png: no such figure"):
+        script.main(_args(out, store, *args))

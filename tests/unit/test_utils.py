@@ -1,4 +1,5 @@
-"""Shared helpers: atomic writes keep the old file on failure and leave no temporary file; batch entries."""
+"""Shared helpers: atomic writes keep the old file on failure and leave no temporary file; a figure copied
+into a bundle's docs; batch entries."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from monai_xai.utils import (
     atomic_write_json,
     atomic_write_text,
     batch_strings,
+    copy_docs_figure,
 )
 
 
@@ -36,6 +38,21 @@ def test_failed_write_keeps_the_old_file(tmp_path) -> None:
         raise RuntimeError("killed mid-write")
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_copy_docs_figure_returns_the_docs_relative_path(tmp_path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "overlays.png").write_bytes(b"\x89PNG fake")
+    figures = tmp_path / "bundle" / "docs" / "figures"
+    assert (
+        copy_docs_figure(tmp_path / "run" / "overlays.png", figures, "busi_arm.png") == "figures/busi_arm.png"
+    )
+    assert (figures / "busi_arm.png").read_bytes() == b"\x89PNG fake"
+    assert not [p for p in tmp_path.rglob(".tmp*")]
+    with pytest.raises(
+        FileNotFoundError, match="run/missing.png: no such figure to copy into .*docs/figures"
+    ):
+        copy_docs_figure(tmp_path / "run" / "missing.png", figures, "x.png")
 
 
 def test_batch_strings() -> None:
