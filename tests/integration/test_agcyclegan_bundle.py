@@ -46,16 +46,17 @@ def mlflow_metrics(out: Path) -> dict:
 RUN_NAME = "pneumoniamnist_agcyclegan_lsgan_ndis1_cyc10.0"
 
 
+def medmnist_run(shared_data: Path, out: Path) -> dict[str, str]:
+    """Overrides of a run on the shared MedMNIST files that writes everything below ``out``."""
+    return {"dataset_dir": str(shared_data / "medmnist"), "output_dir": str(out), "bundle_root": str(out)}
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_pneumonia_classifier_then_gan_with_resume(shared_data, tmp_path):
     import torch
 
-    common = {
-        "dataset_dir": str(shared_data / "medmnist"),
-        "output_dir": str(tmp_path),
-        "bundle_root": str(tmp_path),
-    }
+    common = medmnist_run(shared_data, tmp_path)
     run_bundle("train", "train_classifier", **common)
     assert (tmp_path / "classifier" / "checkpoints" / "best.pt").is_file()
     assert (
@@ -90,11 +91,7 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
     atomic_save(classifier.state_dict(), tmp_path / "classifier" / "checkpoints" / "best.pt")
     gan = AGCycleGAN(classifier, decoder_widths=SMOKE["decoder_widths"])
     atomic_save({"gan": gan.state_dict()}, tmp_path / "gan" / "checkpoints" / "latest.pt")
-    common = {
-        "dataset_dir": str(shared_data / "medmnist"),
-        "output_dir": str(tmp_path),
-        "bundle_root": str(tmp_path),
-    }
+    common = medmnist_run(shared_data, tmp_path)
     run_bundle("train", "evaluate", n_panels=2, **common)
     metrics = json.loads((tmp_path / "eval_test" / "metrics.json").read_text())
     assert metrics["n_images"] == 8 and 0.0 <= metrics["flip_rate"] <= 1.0
@@ -136,11 +133,7 @@ def test_pneumonia_guided_gan_then_evaluation_with_a_judge(shared_data, tmp_path
     for seed, path in ((0, "classifier/checkpoints/best.pt"), (1, "judge/checkpoints/best.pt")):
         torch.manual_seed(seed)
         atomic_save(LeakyResNetClassifier().state_dict(), tmp_path / path)
-    common = {
-        "dataset_dir": str(shared_data / "medmnist"),
-        "output_dir": str(tmp_path),
-        "bundle_root": str(tmp_path),
-    }
+    common = medmnist_run(shared_data, tmp_path)
     run_bundle("train", "train_guided", **common)
     assert (tmp_path / "gan_guided" / "checkpoints" / "latest.pt").is_file()
     assert (tmp_path / "models" / "model_guided.pt").is_file()
