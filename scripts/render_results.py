@@ -590,6 +590,32 @@ def medmnist(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def detector_throughput(report: dict) -> str:
+    """CenterNet and MONAI RetinaNet images/s per batch size and their ratio against the target, then the
+    run's settings and load (``scripts/benchmarks/detector_throughput.py --out``)."""
+    prefix = "speed_ratio_b"
+    batches = sorted(int(key.removeprefix(prefix)) for key in report if key.startswith(prefix))
+    target = f"ratio (target ≥ {report['target']:g})"
+    rows = [f"| batch | CenterNet images/s | RetinaNet (MONAI) images/s | {target} |", "|---|---|---|---|"]
+    for batch in batches:
+        rows.append(
+            f"| {batch} | {_fmt(report[f'centernet_images_per_s_b{batch}'])} | "
+            f"{_fmt(report[f'retinanet_images_per_s_b{batch}'])} | "
+            f"{_fmt(report[f'speed_ratio_b{batch}'])}, {_met(report[f'target_met_b{batch}'])} |"
+        )
+    warmup = f" after {report['warmup']} warm-up rounds" if "warmup" in report else ""
+    size = report["size"]
+    rows += [
+        "",
+        f"{size}x{size}, one grey channel, {report['backbone']} backbone for both, freshly initialised; "
+        f"{report['repeats']} interleaved rounds{warmup}, medians; device {report['device']} "
+        f"({report['cpu']}), {report['threads']} threads; 1-minute load average "
+        f"{report['load_average_start']} at start, {report['load_average_end']} at end; "
+        f"torch {report['torch']}.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 def _ap(value: float) -> str:
     """An AP as the detection tables write it; -1 (no lesion of that size) is n/a."""
     return "n/a" if value < 0 else _fmt(value, 3)
@@ -963,6 +989,7 @@ RENDERERS: dict[str, Renderer] = {
     "agcyclegan_adrenalmnist3d": _bundle_results(agcyclegan, "adrenalmnist3d"),
     "agcyclegan_busi": _bundle_results(agcyclegan, "busi"),
     "centernet_busi": _bundle_results(centernet_busi, "busi"),
+    "detector_throughput": _bundle_results(detector_throughput, "detector_throughput"),
 }
 
 

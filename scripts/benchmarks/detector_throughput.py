@@ -10,13 +10,19 @@ anything, in RetinaNet's favour.
 
 After warm-up the two alternate (A, B, A, B, ...) for ``--repeats`` rounds at every batch size and the
 medians are compared, so machine noise hits both alike. ``speed_ratio_b<N>`` is CenterNet images/s divided
-by RetinaNet images/s; the target is >= 1.5. The last line printed is one JSON object.
+by RetinaNet images/s; the target is >= 1.5. The last line printed is one JSON object; ``--out`` also
+writes it to a file, atomically. The CenterNet bundle's speed table is rendered from
+``bundles/centernet_detection/docs/results/detector_throughput.json`` by ``scripts/render_results.py``; a
+``--quick`` run is a smoke test, so it refuses an ``--out`` under ``bundles/``.
 
 Usage::
 
     python scripts/benchmarks/detector_throughput.py                 # 256x256, batch 1 and 16, CPU
     python scripts/benchmarks/detector_throughput.py --device cuda --repeats 50
     python scripts/benchmarks/detector_throughput.py --quick         # tiny sizes, seconds (for tests)
+    python scripts/benchmarks/detector_throughput.py \
+        --out bundles/centernet_detection/docs/results/detector_throughput.json   # the docs' table
+    python scripts/render_results.py
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
+REPO = Path(__file__).resolve().parents[2]
 TARGET = 1.5
 QUICK = {"size": 32, "repeats": 1, "warmup": 1}
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -46,7 +54,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke test")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="also write the JSON object to this file, atomically (the docs' table is rendered from it); "
+        "not under bundles/ with --quick",
+    )
+    args = parser.parse_args(argv)
+    if args.quick and args.out is not None and args.out.resolve().is_relative_to(REPO / "bundles"):
+        parser.error(
+            f"--out {args.out} is under bundles/, whose results files the docs are rendered from; a --quick "
+            "run is a smoke test: write it elsewhere (e.g. a temporary folder)"
+        )
     if args.quick:
         defaults = {a.dest: a.default for a in parser._actions}
         for key, value in QUICK.items():
@@ -89,8 +108,8 @@ def timed(fn: Callable[[torch.Tensor], list], x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -122,12 +141,17 @@ def main() -> None:
     print(f"total {elapsed:.1f} s; 1-min load average {load_start:.1f} at start, {load_end:.1f} at end")
     result.update({
         "target": TARGET, "size": args.size, "backbone": args.backbone, "repeats": args.repeats,
-        "device": args.device, "threads": torch.get_num_threads(),
+        "warmup": args.warmup, "device": args.device, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "load_average_start": round(load_start, 2), "load_average_end": round(load_end, 2),
         "torch": torch.__version__,
     })  # fmt: skip
+    if args.out is not None:
+        from monai_xai.utils import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
