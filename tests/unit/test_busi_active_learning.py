@@ -154,7 +154,9 @@ def test_renderer(script, runs: Path, load_script) -> None:
     assert "| `largest_map_error` | 0.1600 ± 0.0100 | 0.1200 ± 0.0100 | 0.1100 ± 0.0000 |" in text
     assert "| `random` | 0.900 ± 0.000 | 0.900 ± 0.000 | 0.900 ± 0.000 |" in text
     assert "| `largest_map_error` | 0.850 ± 0.050 |" in text
-    assert "Before correction: map MSE 0.2200 ± 0.0200, accuracy 0.800 ± 0.100." in text
+    assert "| strategy: map pointing game | 10 % | 30 % | 100 % |" in text
+    before = "map MSE 0.2200 ± 0.0200, map pointing game 0.400 ± 0.100, accuracy 0.800 ± 0.100"
+    assert f"Before correction: {before}." in text
     assert "90 % of its full-correction map-MSE gain: `largest_map_error` 30 %, `random` never" in text
     assert "Settings: dataset `busi_binary`; backbone resnet18; fine-tuning 15 epochs." in text
     assert "busi_active_learning" in render.RENDERERS
