@@ -1,4 +1,5 @@
-"""Regenerate the measured-results tables of the bundle docs from the JSON files experiments wrote.
+"""Regenerate the measured-results tables of the bundle docs, and the ``eval_metrics`` of the bundle metadata
+that restate them, from the JSON files experiments wrote.
 
 A table lives in a README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; NAME picks a
 renderer below and the results file it reads (a bundle's ``docs/results/*.json``). Tables are never typed
@@ -8,7 +9,10 @@ exist beside the README, so that no run folder is needed; a missing one is an er
 Usage::
 
     python scripts/render_results.py                 # every bundle README
-    python scripts/render_results.py --check         # exit 1 when a README is out of date
+    python scripts/render_results.py --check         # exit 1 when a README or metadata is out of date
+
+The ``eval_metrics`` entries listed in ``EVAL_METRICS`` are derived from the results files; the other
+entries of a bundle's metadata (earlier runs) are left as they are.
 """
 
 from __future__ import annotations
@@ -1023,6 +1027,106 @@ def render(readme: Path) -> str:
     return BLOCK.sub(replace, text)
 
 
+def _rounded(figures: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+#: the per-arm figures of an ``agcyclegan`` results file that its bundle metadata restates
+AGCYCLEGAN_EVAL_KEYS = (
+    "flip_rate_from_0",
+    "flip_rate_from_1",
+    "judge_flip_rate_from_0",
+    "judge_flip_rate_from_1",
+    "control_flip_rate_from_0",
+    "control_flip_rate_from_1",
+    "uniform_flip_rate_from_0",
+    "uniform_flip_rate_from_1",
+    "mean_attention",
+    "mean_abs_difference",
+)
+
+
+def agcyclegan_eval_metrics(report: dict) -> dict[str, dict]:
+    task = report["task"]
+    return {
+        f"{task}_test_{arm}": _rounded(
+            {
+                "run": f"docs/results/{task}.json, arm '{arm}': "
+                "bash scripts/experiments/agcyclegan_explain.sh (full budget); "
+                f"{report['label']} at {report['settings']['spatial_size']} px, "
+                f"{report['n_images']} test images",
+                "classifier_accuracy": report["classifier"]["accuracy"],
+                "classifier_auc": report["classifier"]["auc"],
+                **{key: figures[key] for key in AGCYCLEGAN_EVAL_KEYS},
+            }
+        )
+        for arm, figures in report["arms"].items()
+    }
+
+
+def centernet_eval_metrics(report: dict) -> dict[str, dict]:
+    size = report["settings"]["spatial_size"]
+    return {
+        f"busi_leakfree_{size}px_test_{arm}": _rounded(
+            {
+                "run": f"docs/results/busi.json, arm '{arm}': bash scripts/experiments/centernet_busi.sh; "
+                f"leak-free split ({report['split']}) fold {report['fold']}, "
+                f"{report['images']['test']} test images, {size} px",
+                **{key: figures[key] for key in ("map", "ap50", "ap75", "f1")},
+            }
+        )
+        for arm, figures in report["arms"].items()
+    }
+
+
+def active_learning_eval_metrics(report: dict) -> dict[str, dict]:
+    strategies = report["strategies"]
+    at_30 = {
+        f"{name}_30_percent_{measure}": by_fraction["0.3"][measure]["mean"]
+        for name, by_fraction in strategies.items()
+        for measure in ("map_mse", "accuracy")
+    }
+    every_map = next(iter(strategies.values()))["1.0"]["map_mse"]["mean"]
+    settings = report["settings"]
+    return {
+        "busi_leakfree_active_learning_test": _rounded(
+            {
+                "run": "docs/results/busi_active_learning.json: bash scripts/experiments/multiscale_busi.sh; "
+                f"leak-free split, {settings['spatial_size']} px, {settings['backbone']}, "
+                f"{report['seeds']} seeds "
+                "(mean), fine-tuning on 30 % of the training images' corrected maps (lesion masks)",
+                **at_30,
+                "every_map_map_mse": every_map,
+                "before_map_mse": report["before"]["map_mse"]["mean"],
+            }
+        )
+    }
+
+
+#: bundle -> (results file in its docs/results, the eval_metrics entries derived from it)
+EVAL_METRICS: dict[str, list[tuple[str, Callable[[dict], dict[str, dict]]]]] = {
+    "agcyclegan_explainer": [
+        (f"{task}.json", agcyclegan_eval_metrics) for task in ("pneumoniamnist", "adrenalmnist3d", "busi")
+    ],
+    "centernet_detection": [("busi.json", centernet_eval_metrics)],
+    "multiscale_abn_correction": [("busi_active_learning.json", active_learning_eval_metrics)],
+}
+
+
+def render_metadata(metadata: Path) -> str:
+    """``metadata``'s text with the ``eval_metrics`` entries of ``EVAL_METRICS`` derived from the results."""
+    text = metadata.read_text()
+    derived = EVAL_METRICS.get(metadata.parent.parent.name)
+    if not derived:
+        return text
+    meta = json.loads(text)
+    for name, eval_metrics in derived:
+        meta["eval_metrics"].update(
+            eval_metrics(json.loads((metadata.parent.parent / "docs" / "results" / name).read_text()))
+        )
+    return json.dumps(meta, indent=4, ensure_ascii=False) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1030,14 +1134,16 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="report out-of-date READMEs instead of writing")
     args = parser.parse_args(argv)
     stale = []
-    for readme in sorted(REPO.glob("bundles/*/docs/README.md")):
-        new = render(readme)
-        if new != readme.read_text():
-            stale.append(readme)
+    targets = [(readme, render) for readme in sorted(REPO.glob("bundles/*/docs/README.md"))]
+    targets += [(meta, render_metadata) for meta in sorted(REPO.glob("bundles/*/configs/metadata.json"))]
+    for path, renderer in targets:
+        new = renderer(path)
+        if new != path.read_text():
+            stale.append(path)
             if not args.check:
-                readme.write_text(new)
-    for readme in stale:
-        print(f"{'out of date' if args.check else 'updated'}: {readme.relative_to(REPO)}")
+                path.write_text(new)
+    for path in stale:
+        print(f"{'out of date' if args.check else 'updated'}: {path.relative_to(REPO)}")
     return 1 if stale and args.check else 0
 
 
