@@ -2,7 +2,7 @@
 
 One fold's validation score says little on small medical datasets; the spread over folds says how
 much of a difference between two arms is noise. Works for any bundle whose ``train.json`` follows
-the ABN bundle's conventions (ids ``fold``, ``output_dir``, ``tracking_uri``, ``run_name``,
+the ABN bundle's conventions (ids ``fold``, ``output_dir``, ``tracking_uri``, ``run_name``, ``run_folder``,
 ``splits`` returning ``n_folds``) and whose evaluate config reads ``eval_split``, names its weights
 ``checkpoint`` and writes ``<output_dir>/eval_<split>/metrics.json``.
 
@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from monai_xai.cli_args import bundle_overrides, config_file_list
+from monai_xai.utils import atomic_write_json
 
 __all__ = ["main", "mean_sd", "run_crossval", "summary_markdown"]
 
@@ -55,12 +56,29 @@ def _parser(config_files: Sequence[str], overrides: Mapping):
     return parser
 
 
-def _is_evaluated(fold_dir: Path, checkpoint: Path) -> bool:
-    """Both metrics files exist and were written after the weights they evaluate."""
-    files = [fold_dir / f"eval_{split}" / "metrics.json" for split in SPLITS]
-    if not all(f.is_file() for f in files):
+#: A fold's record that it was trained and evaluated: by which run (fingerprint), of which weights, with what.
+DONE_FILE = "crossval_done.json"
+
+
+def _done_record(run_fingerprint: str, checkpoint: Path, overrides: Mapping) -> dict:
+    from monai_xai.runs import canonical_identity, file_digest
+
+    return {
+        "fingerprint": run_fingerprint,
+        "checkpoint": file_digest(checkpoint) if checkpoint.is_file() else None,
+        "overrides": canonical_identity(dict(overrides)),
+    }
+
+
+def _is_evaluated(fold_dir: Path, expected: Mapping) -> bool:
+    """The fold's done record matches this run's fingerprint, weights and overrides, and its metrics exist.
+
+    Not file times: a fold trained with other settings, or evaluated before its weights changed, is redone.
+    """
+    done = fold_dir / DONE_FILE
+    if not done.is_file() or not all((fold_dir / f"eval_{s}" / "metrics.json").is_file() for s in SPLITS):
         return False
-    return not checkpoint.is_file() or all(f.stat().st_mtime > checkpoint.stat().st_mtime for f in files)
+    return json.loads(done.read_text()) == dict(expected)
 
 
 def _crossval_run_name(run_names: Mapping[int, str]) -> str:
@@ -68,7 +86,7 @@ def _crossval_run_name(run_names: Mapping[int, str]) -> str:
     if len(set(run_names.values())) < len(run_names):
         raise ValueError(f"run_name must differ between folds (it should use @fold), got {dict(run_names)}")
     fold, name = next(iter(run_names.items()))
-    return re.sub(rf"[_-]?fold{fold}$", "", name) + "_crossval"
+    return re.sub(rf"[_-]?fold{fold}(-[0-9a-f]{{12}})?$", "", name) + "_crossval"
 
 
 def _summarize(per_fold: list[dict]) -> dict[str, dict[str, dict]]:
@@ -117,8 +135,9 @@ def run_crossval(
     the fixed test set. All folds log to one MLflow store (``sqlite:///<output_dir>/mlruns.db``
     unless ``overrides`` holds a ``tracking_uri``), so the runs can be compared side by side; the
     mean ± sd goes to a run named ``<run_name prefix>_crossval`` there and to
-    ``crossval_summary.{json,md}``. A fold evaluated after its last checkpoint is reused, so a
-    killed cross-validation continues where it stopped. Returns the summary.
+    ``crossval_summary.{json,md}``. A fold whose ``crossval_done.json`` names this fold's run fingerprint,
+    the digest of its evaluated weights and the same overrides is reused, so a killed cross-validation
+    continues where it stopped and a changed one redoes what changed. Returns the summary.
     """
     from monai.bundle import run
 
@@ -145,13 +164,17 @@ def run_crossval(
     per_fold = []
     for k in tqdm(folds, desc="cross-validation", unit="fold", disable=None):
         fold_dir = out / f"fold{k}"
-        reused = _is_evaluated(fold_dir, Path(parsers[k].get_parsed_content("checkpoint")))
+        checkpoint = Path(parsers[k].get_parsed_content("checkpoint"))
+        run_fingerprint = parsers[k].get_parsed_content("run_folder").fingerprint
+        reused = _is_evaluated(fold_dir, _done_record(run_fingerprint, checkpoint, fold_args[k]))
         if reused:
             tqdm.write(f"fold {k}: reusing the evaluation in {fold_dir}")
         else:
+            (fold_dir / DONE_FILE).unlink(missing_ok=True)
             run(config_file=config_files, **fold_args[k])
             for split in SPLITS:
                 run(config_file=eval_files, eval_split=split, **fold_args[k])
+            atomic_write_json(fold_dir / DONE_FILE, _done_record(run_fingerprint, checkpoint, fold_args[k]))
         metrics = {s: json.loads((fold_dir / f"eval_{s}" / "metrics.json").read_text()) for s in SPLITS}
         per_fold.append(
             {"fold": k, "run_name": parsers[k].get_parsed_content("run_name"), "reused": reused, **metrics}

@@ -1,4 +1,5 @@
-"""MLflow helpers: a sqlite store under the run's output folder by default, and run look-up by name.
+"""MLflow helpers: a sqlite store under the run's output folder by default, run look-up by name, and runs that
+end as FAILED or KILLED when their process does.
 
 MLflow refuses plain ``file://`` stores, so the default is ``sqlite:///<output_dir>/mlruns.db``
 with artifacts in ``<output_dir>/mlruns``; any other tracking URI can be passed instead.
@@ -6,7 +7,12 @@ with artifacts in ``<output_dir>/mlruns``; any other tracking URI can be passed 
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
+import signal
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +26,7 @@ __all__ = [
     "log_to_run",
     "print_outputs",
     "ui_command",
+    "watch_run",
 ]
 
 
@@ -31,10 +38,11 @@ def default_tracking_uri(output_dir: str | os.PathLike) -> str:
 
 
 def classifier_run_name(dataset: str, mode: str, architecture: str, backbone: str, fold: int) -> str:
-    """``<dataset>_<mode>[_<architecture>]_<backbone>_fold<k>``: the MLflow run of one classifier arm.
+    """``<dataset>_<mode>[_<architecture>]_<backbone>_fold<k>``: the run folder and MLflow run of one arm.
 
-    The default architecture ``abn`` is left out (``demo_dynamic_resnet18_fold0``); resumed runs and the
-    cross-validation summary find runs by this name.
+    The default architecture ``abn`` is left out (``demo_dynamic_resnet18_fold0``); the bundles append the
+    run's fingerprint to the MLflow run name (``..._fold0-<12 hex>``), and :func:`find_run` finds it by this
+    name with or without it.
     """
     parts = [dataset, mode, *([] if architecture == "abn" else [architecture]), backbone, f"fold{fold}"]
     return "_".join(parts)
@@ -71,7 +79,7 @@ def _client(tracking_uri: str):
 
 
 def find_run(tracking_uri: str, experiment_name: str, run_name: str, with_metric: str | None = None):
-    """Latest run called ``run_name`` in ``experiment_name``, or None.
+    """Latest run called ``run_name`` (or ``<run_name>-<fingerprint>``) in ``experiment_name``, or None.
 
     With ``with_metric``, the latest such run that logged that metric: a re-evaluation creates a newer run
     of the same name that lacks the training history.
@@ -80,13 +88,71 @@ def find_run(tracking_uri: str, experiment_name: str, run_name: str, with_metric
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
+    named = re.compile(re.escape(run_name) + r"(-[0-9a-f]{12})?")
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"attributes.run_name = '{run_name}'",
+        filter_string=f"attributes.run_name LIKE '{run_name}%'",
         order_by=["attributes.start_time DESC"],
-        max_results=1 if with_metric is None else 1000,
+        max_results=1000,
     )
+    runs = [run for run in runs if named.fullmatch(run.info.run_name or "")]
     return next((run for run in runs if with_metric is None or with_metric in run.data.metrics), None)
+
+
+class _ExitWatch:
+    """The runs this process logs to and has not finished, and how the process is ending."""
+
+    def __init__(self) -> None:
+        self.runs: set[tuple[str | None, str]] = set()
+        self.status: str | None = None  # None (ending normally), "FAILED" or "KILLED"
+        self.installed = False
+
+    def install(self) -> None:
+        """Hook the interpreter's exit once: uncaught exceptions, SIGTERM and atexit."""
+        if self.installed:
+            return
+        self.installed = True
+        previous_hook = sys.excepthook
+
+        def excepthook(kind, value, traceback):
+            self.status = "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
+            previous_hook(kind, value, traceback)
+
+        sys.excepthook = excepthook
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        atexit.register(self.end_runs)
+
+    def _on_sigterm(self, signum: int, _frame) -> None:
+        self.status = "KILLED"
+        raise SystemExit(128 + signum)
+
+    def end_runs(self) -> None:
+        """At exit: the watched runs that a failure or a signal interrupted get that status."""
+        if self.status is None:
+            return
+        for tracking_uri, run_id in sorted(self.runs, key=str):
+            try:
+                _client(tracking_uri).set_terminated(run_id, self.status)
+            except Exception as err:  # the process is ending: report it, never mask the original error
+                print(f"could not mark MLflow run {run_id} {self.status}: {err}", file=sys.stderr)
+        self.runs.clear()
+
+
+_EXIT_WATCH = _ExitWatch()
+
+
+def watch_run(tracking_uri: str | None, run_id: str) -> None:
+    """Mark the run FAILED if this process ends with an exception and KILLED if a signal ends it.
+
+    MLflow leaves a run RUNNING forever when its process dies. A watched run is marked at exit unless
+    :func:`log_to_run` has finished it: KILLED after SIGTERM or Ctrl-C (SIGTERM is turned into an exit
+    here, unless the program installed a handler of its own), FAILED after an uncaught exception. Only
+    SIGKILL leaves it RUNNING; the next resume of the same run folder sets it RUNNING again anyway.
+    """
+    _EXIT_WATCH.install()
+    _EXIT_WATCH.runs.add((tracking_uri, run_id))
 
 
 def log_to_run(
@@ -144,6 +210,7 @@ def log_to_run(
             client.log_artifact(run_id, str(path), artifact_path)
     if finish:
         client.set_terminated(run_id, "FINISHED")
+        _EXIT_WATCH.runs.discard((tracking_uri, run_id))
     return run_id
 
 

