@@ -12,6 +12,7 @@ from monai_xai.data.dedup import group_near_duplicates
 from monai_xai.data.medmnist import medmnist_datalist
 from monai_xai.data.splits import kfold_splits, limit_splits
 from monai_xai.data.tabular import csv_datalist, folder_datalist
+from monai_xai.errors import InputError
 
 __all__ = ["dataset_splits", "select_labels"]
 
@@ -29,6 +30,7 @@ def dataset_splits(
     path: str | os.PathLike,
     fold: int = 0,
     labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
     split_file: str | os.PathLike | None = "auto",
     seed: int = 0,
     n_folds: int = 3,
@@ -42,8 +44,13 @@ def dataset_splits(
     when present, else a seeded stratified split), ``"folder"`` (class subfolders) or
     ``"medmnist"`` (an ``.npz``; its own train/val/test, ``fold`` ignored). Paths in a split file are
     relative to the dataset's folder (the CSV's folder, or the class folders' root). ``labels`` keeps
-    and renumbers a subset of classes, e.g. ``[1, 2]`` for BUSI benign vs malignant. ``limit`` keeps
-    a seeded random sample of at most that many items per split, for smoke runs.
+    and renumbers a subset of classes by integer id, e.g. ``[1, 2]`` for BUSI benign vs malignant. ``limit``
+    keeps a seeded random sample of at most that many items per split, for smoke runs.
+
+    ``class_names`` name the classes of the result, as the reports will: label ``i`` is
+    ``class_names[i]``. Without ``labels`` the readers map class names (a CSV's label cells, class
+    subfolders) through them and check integer ids against them (MedMNIST too); with ``labels`` they name
+    the kept classes, so there must be as many, and the dataset must store integer ids.
 
     ``dedup`` draws the seeded split with near-duplicate images kept together like images of one
     patient: ``True``, or the arguments of :func:`~monai_xai.data.group_near_duplicates` (``method``,
@@ -52,17 +59,33 @@ def dataset_splits(
     already, so ``dedup`` ignores a ``splits.json`` found by ``"auto"`` and refuses an explicit one.
     """
     path = Path(path)
+    if labels is not None and class_names is not None and len(labels) != len(class_names):
+        raise InputError(
+            None,
+            f"labels {list(labels)} keeps {len(labels)} classes but class_names {list(class_names)} names "
+            f"{len(class_names)}: give one name per kept class, in the order of labels",
+        )
+    # with `labels`, class_names name the kept classes, not the stored ones the readers see
+    stored_names = class_names if labels is None else None
     if source == "medmnist":
         if dedup:
             raise ValueError("dedup does not apply to MedMNIST, whose train/val/test are fixed")
-        parts = {split: medmnist_datalist(path, split) for split in ("train", "val", "test")}
+        num_classes = None if stored_names is None else len(stored_names)
+        parts = {split: medmnist_datalist(path, split, num_classes) for split in ("train", "val", "test")}
         parts["n_folds"], parts["excluded"] = 1, []
     elif source in ("csv", "folder"):
-        items = (
-            csv_datalist(path, **datalist_kwargs)
-            if source == "csv"
-            else folder_datalist(path, **datalist_kwargs)
-        )
+        if source == "csv":
+            items = csv_datalist(
+                path, class_names=stored_names, allow_names=labels is None, **datalist_kwargs
+            )
+        elif labels is not None:
+            raise InputError(
+                path,
+                "`labels` picks classes by integer id, but a folder dataset names its classes by subfolder: "
+                "leave labels null and list the subfolders to keep in class_names",
+            )
+        else:
+            items = folder_datalist(path, class_names=stored_names, **datalist_kwargs)
         dataset_dir = path.parent if source == "csv" else path
         auto_file = dataset_dir / "splits.json"
         if dedup:

@@ -33,6 +33,7 @@ def write_split_file(
     image_col: str = "image",
     label_col: str = "label",
     patient_col: str | None = None,
+    class_names: Sequence[str] | None = None,
     method: str = "dhash",
     max_distance: int = 5,
     hash_size: int = 8,
@@ -43,7 +44,8 @@ def write_split_file(
 
     Writes it to ``out`` atomically and returns what was written. Raises
     :class:`~monai_xai.errors.InputError` naming the file when the CSV, one of its columns or one of its
-    images cannot be used.
+    images cannot be used. ``class_names`` are the label column's names in label order, checked as a
+    training run checks them; without them a column of names is numbered alphabetically, with a warning.
     """
     csv_path = Path(csv_path)
     items = csv_datalist(
@@ -52,6 +54,7 @@ def write_split_file(
         label_col=label_col,
         mask_col=None,
         patient_col=patient_col,
+        class_names=class_names,
         extra_cols=[patient_col] if patient_col else (),  # a missing patient column is an error here
         corrected_map_col=None,
     )
@@ -108,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "--label-col", default="label", help="class ids or names; the split is stratified by it"
     )
     parser.add_argument("--patient-col", default=None, help="images of one patient are kept together too")
+    parser.add_argument(
+        "--class-names", nargs="+", default=None, help="the label column's class names, in label order"
+    )
     parser.add_argument("--hash", default="dhash", choices=("dhash", "phash"), help="perceptual hash")
     parser.add_argument("--hash-size", type=int, default=8, help="side of the hash (8: 64 bits)")
     parser.add_argument("--max-distance", type=int, default=5, help="largest Hamming distance of duplicates")
@@ -128,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             image_col=args.image_col,
             label_col=args.label_col,
             patient_col=args.patient_col,
+            class_names=args.class_names,
             method=args.hash,
             max_distance=args.max_distance,
             hash_size=args.hash_size,

@@ -32,11 +32,14 @@ def _channel_first(images: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(path, f"unexpected image array shape {images.shape} for a MedMNIST file")
 
 
-def medmnist_datalist(path: str | os.PathLike, split: str = "train") -> list[dict]:
+def medmnist_datalist(
+    path: str | os.PathLike, split: str = "train", num_classes: int | None = None
+) -> list[dict]:
     """Items ``{"image": (C, H, W[, D]) uint8 array, "label": int, "source": "<file>:<split>[<i>]"}``.
 
     Works for the 2D and 3D MedMNIST files (gray or RGB); multi-label files are refused because
-    every bundle here is single-label.
+    every bundle here is single-label. Given ``num_classes`` (the configuration's class names), a label
+    outside ``[0, num_classes)`` is an error naming the file: the names would not fit the labels.
     """
     path = Path(path)
     if split not in MEDMNIST_SPLITS:
@@ -59,6 +62,14 @@ def medmnist_datalist(path: str | os.PathLike, split: str = "train") -> list[dic
     labels = labels.reshape(-1)
     if len(labels) != len(images):
         raise InputError(path, f"{len(images)} images but {len(labels)} labels in split {split!r}")
+    if num_classes is not None:
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if bad.size:
+            raise InputError(
+                path,
+                f"{split}_labels[{bad[0]}] is {labels[bad[0]]}, not a class index in [0, {num_classes}) "
+                f"({bad.size} such labels): the class names do not fit this file",
+            )
     images = _channel_first(images, path)
     name = path.name
     return [

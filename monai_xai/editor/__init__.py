@@ -7,6 +7,9 @@ map, and saves it as a corrected map the multi-scale bundle's fine-tuning reads.
         'configs/datasets/busi_binary.json']" --checkpoint runs/abn/busi/checkpoints/best.pt \\
         --output_dir runs/corrections/busi
 
+then open the URL it prints, ``http://127.0.0.1:8765/?token=...``: the server answers nothing without that
+start-up token, nor requests naming a foreign host or coming from a foreign page (see :mod:`.app`).
+
 The web app (:func:`create_app`) needs the ``editor`` extra (FastAPI, uvicorn) and imports it lazily.
 """
 

@@ -6,6 +6,7 @@ Any ``--key value`` the editor does not know is a bundle override (``--dataset_d
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 from collections.abc import Sequence
 
@@ -53,12 +54,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides,
         args.device,
     )
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if not _is_loopback(args.host):
         logger.warning(
-            "binding %s: the editor has no login, anyone who reaches the port can save maps", args.host
+            "binding %s: the editor speaks plain HTTP, so anyone on the network path sees its images and "
+            "its token, and with the token can save maps; keep the default 127.0.0.1 and reach a remote "
+            "editor through an SSH tunnel (ssh -L %d:127.0.0.1:%d host)",
+            args.host,
+            args.port,
+            args.port,
         )
-    logger.info("attention editor at http://%s:%d/ (%d samples)", args.host, args.port, len(session))
-    uvicorn.run(create_app(session), host=args.host, port=args.port, log_level="warning")
+    app = create_app(session)
+    url_host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host in ("0.0.0.0", "::"):  # every address: this machine reaches it by a loopback name
+        url_host = "127.0.0.1"
+    logger.info(
+        "attention editor at http://%s:%d/?token=%s (%d samples)",
+        url_host,
+        args.port,
+        app.state.token,
+        len(session),
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the editor to this machine."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
 
 
 if __name__ == "__main__":

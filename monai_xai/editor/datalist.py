@@ -6,16 +6,21 @@ corrected maps. Image and mask paths are written as the project's loader resolve
 ids match those of ``records.csv`` files collected on the source dataset; corrected maps are written
 relative to the CSV, beside which they live. A ``splits.json`` beside the source CSV is carried over with its
 paths rewritten for the new folder.
+
+Two editors may save into one folder: each save holds an exclusive lock on a file beside the CSV, re-reads the
+CSV and adds its one map to what is there, so neither drops the other's corrections.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from monai_xai.data.corrections import CORRECTED_MAP_KEY
@@ -50,8 +55,9 @@ class CorrectionTable:
         csv_name: file name of the new CSV; ``labels.csv`` makes ``--dataset_dir <output_dir>`` enough for
             the bundles, whose ``dataset_path`` defaults to ``<dataset_dir>/labels.csv``.
 
-    Corrections already listed in the output CSV (a previous session) are loaded, so stopping and restarting
-    the editor loses nothing.
+    Corrections already listed in the output CSV (a previous session, or another editor on the same folder)
+    are loaded, so stopping and restarting the editor loses nothing. An image listed on two rows of the
+    source CSV is refused: its corrected map would be written to one of them only.
     """
 
     def __init__(
@@ -82,15 +88,27 @@ class CorrectionTable:
                     row[col] = _resolve(base, row[col])
         if CORRECTED_MAP_KEY not in self.columns:
             self.columns.append(CORRECTED_MAP_KEY)
-        self.row_of = {row[image_col]: i for i, row in enumerate(self.rows)}
-        self._load_previous()
+        self.row_of: dict[str, int] = {}
+        for i, row in enumerate(self.rows):
+            first = self.row_of.setdefault(row[image_col], i)
+            if first != i:  # rows numbered as csv_datalist numbers them: the header is row 1
+                where = f"on rows {first + 2} and {i + 2}"
+                raise InputError(self.source_csv, f"image {row[image_col]!r} is listed twice, {where}")
+        self.lock_path = self.output_dir / f".{csv_name}.lock"
+        stale = self._merge_saved()
+        if stale:
+            logger.warning(
+                "%s: %d corrected maps belong to images not in %s", self.csv_path, stale, self.source_csv
+            )
 
-    def _load_previous(self) -> None:
+    def _merge_saved(self) -> int:
+        """Take the corrected maps listed in the output CSV as it is on disk; returns how many name images
+        the source CSV does not list."""
         if not self.csv_path.is_file():
-            return
-        _, previous = _read_rows(self.csv_path)
+            return 0
+        _, saved = _read_rows(self.csv_path)
         base, stale = self.csv_path.parent, 0
-        for row in previous:
+        for row in saved:
             corrected, image = row.get(CORRECTED_MAP_KEY), row.get(self.image_col)
             if not corrected:
                 continue
@@ -98,10 +116,15 @@ class CorrectionTable:
                 stale += 1
                 continue
             self.rows[self.row_of[image]][CORRECTED_MAP_KEY] = _resolve(base, corrected)
-        if stale:
-            logger.warning(
-                "%s: %d corrected maps belong to images not in %s", self.csv_path, stale, self.source_csv
-            )
+        return stale
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the output folder's lock: one writer at a time, across threads and processes."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
     def row_index(self, image: str) -> int:
         """Row of ``image`` (a datalist item's resolved ``image`` path) in the source CSV."""
@@ -114,11 +137,17 @@ class CorrectionTable:
         return self.rows[self.row_index(image)].get(CORRECTED_MAP_KEY) or None
 
     def record(self, image: str, map_path: str | os.PathLike) -> Path:
-        """Reference ``map_path`` as the corrected map of ``image`` and rewrite the CSV atomically."""
-        self.rows[self.row_index(image)][CORRECTED_MAP_KEY] = str(Path(map_path).resolve())
-        return self.write()
+        """Reference ``map_path`` as the corrected map of ``image`` and rewrite the CSV atomically.
 
-    def write(self) -> Path:
+        Under the folder's lock, the maps other editors saved meanwhile are read back first and kept.
+        """
+        row = self.row_index(image)
+        with self._locked():
+            self._merge_saved()
+            self.rows[row][CORRECTED_MAP_KEY] = str(Path(map_path).resolve())
+            return self._write()
+
+    def _write(self) -> Path:
         """Write the CSV (and ``splits.json`` when the source has one); returns the CSV's path."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")

@@ -261,7 +261,10 @@ class EditorSession:
         return torch.as_tensor(data["mask"]).float()[0]
 
     def decode_map(self, index: int, payload: bytes) -> torch.Tensor:
-        """An uploaded map (a greyscale image the size of the sample's input) as (H, W) in [0, 1]."""
+        """An uploaded map (a greyscale PNG the size of the sample's input) as (H, W) in [0, 1].
+
+        The whole image is decoded here: a truncated or non-PNG upload is refused before anything is written.
+        """
         self._check_index(index)
         if not payload:
             raise RequestError("empty upload: send the edited map as a PNG image")
@@ -269,14 +272,16 @@ class EditorSession:
             raise RequestError(f"upload of {len(payload)} bytes exceeds the limit of {MAX_UPLOAD_BYTES}", 413)
         height, width = self.shapes[index]
         try:
-            with Image.open(io.BytesIO(payload)) as image:
+            with Image.open(io.BytesIO(payload), formats=["PNG"]) as image:
+                image.verify()  # every chunk's checksum, up to the end marker: cut or altered files fail
+            with Image.open(io.BytesIO(payload), formats=["PNG"]) as image:
                 if image.size != (width, height):
                     got = f"{image.size[0]}x{image.size[1]}"
                     raise RequestError(f"the map is {got} pixels, sample {index} needs {width}x{height}", 422)
                 pixels = np.asarray(image.convert("L"), dtype=np.float32)
         except UnidentifiedImageError:
-            raise RequestError("the upload is not an image: send the edited map as a PNG") from None
-        except (OSError, Image.DecompressionBombError) as err:
+            raise RequestError("the upload is not a PNG image: send the edited map as a PNG") from None
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:  # PIL: SyntaxError = bad chunk
             raise RequestError(f"the uploaded image cannot be decoded: {err}") from None
         return torch.from_numpy(pixels / 255.0)
 
@@ -359,8 +364,14 @@ def load_session(
     if split == "all":
         # datalist_args may also carry options of the split (split_file, dedup, ...): not the reader's
         split_options = inspect.signature(dataset_splits).parameters
-        items = csv_datalist(source_csv, **{k: v for k, v in datalist_args.items() if k not in split_options})
         labels = parser.get_parsed_content("labels")
+        items = csv_datalist(
+            source_csv,
+            # as dataset_splits reads it: with `labels`, class_names name the kept classes, not the stored
+            class_names=parser.get_parsed_content("class_names") if labels is None else None,
+            allow_names=labels is None,
+            **{k: v for k, v in datalist_args.items() if k not in split_options},
+        )
         items = items if labels is None else select_labels(items, labels)
     else:
         items = parser.get_parsed_content("splits")[split]

@@ -18,7 +18,11 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, SpatialCrop, SqueezeDim
 from monai.utils import convert_to_dst_type, convert_to_tensor, ensure_tuple
 
+from monai_xai.errors import InputError
+from monai_xai.transforms.io import SOURCE_KEY, STORED_DTYPE_KEY
+
 __all__ = [
+    "CheckIntensityScaled",
     "ExtractSliced",
     "FieldOfViewCropd",
     "InvertMonochrome1d",
@@ -88,6 +92,62 @@ def _convex_fill(mask: torch.Tensor) -> torch.Tensor:
     rows = (m.cumsum(1) > 0) & (m.flip(1).cumsum(1).flip(1) > 0)
     cols = (m.cumsum(0) > 0) & (m.flip(0).cumsum(0).flip(0) > 0)
     return rows & cols
+
+
+class CheckIntensityScaled(MapTransform):
+    """Refuse images that a preset's fixed intensity scale would clip, naming the file and its stored type.
+
+    Scaling by percentiles or by each image's range keeps any range, 16-bit included; a fixed scale does
+    not. ``photo_rgb`` divides by ``max_value`` (255 for 8-bit photographs), so a 16-bit image would come
+    out white; ``ct`` windows Hounsfield units, which go negative (air is -1000), so an image stored
+    unsigned (a uint16 PNG, a DICOM without rescale) holds raw pixel values the window would clip.
+
+    The stored type is the loader's ``meta["stored_dtype"]``, else the tensor's own type.
+
+    Args:
+        keys: image keys.
+        preset: the preset's name, for the message.
+        max_value: the largest value the scale takes; ``None`` for no limit.
+        refuse_unsigned: refuse images stored as unsigned integers (values not in a signed unit).
+        allow_missing_keys: do not raise for absent keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        preset: str,
+        max_value: float | None = None,
+        refuse_unsigned: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.preset = preset
+        self.max_value = None if max_value is None else float(max_value)
+        self.refuse_unsigned = refuse_unsigned
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
+        for key in self.key_iterator(dict(data)):
+            image = data[key]
+            meta = image.meta if isinstance(image, MetaTensor) else {}
+            stored = str(meta.get(STORED_DTYPE_KEY) or str(image.dtype).removeprefix("torch."))
+            name = meta.get("filename_or_obj") or data.get(SOURCE_KEY)
+            if self.refuse_unsigned and stored.startswith("uint"):
+                raise InputError(
+                    name,
+                    f"stored as {stored}: raw pixel values, not the Hounsfield units the {self.preset!r} "
+                    "preset windows (they go negative). Store HU (NIfTI, or DICOM with Rescale "
+                    "Slope/Intercept), or use a preset that scales each image (xray, ultrasound)",
+                )
+            if self.max_value is not None and image.numel():
+                top = float(torch.as_tensor(image).to(torch.float32).max())
+                if top > self.max_value:
+                    raise InputError(
+                        name,
+                        f"values reach {top:g} (stored as {stored}), above the max_value "
+                        f"{self.max_value:g} that the {self.preset!r} preset divides by and would clip: "
+                        "set its max_value to the images' full scale (65535 for 16-bit, 4095 for 12-bit)",
+                    )
+        return data
 
 
 class InvertMonochrome1d(MapTransform):

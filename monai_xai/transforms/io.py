@@ -20,6 +20,8 @@ from monai_xai.errors import InputError
 __all__ = ["LoadImageOrArrayd"]
 
 SOURCE_KEY = "source"
+#: Meta key of the type the values were stored in (``"uint16"``), which the conversion to ``dtype`` hides.
+STORED_DTYPE_KEY = "stored_dtype"
 
 
 class LoadImageOrArrayd(MapTransform):
@@ -43,7 +45,9 @@ class LoadImageOrArrayd(MapTransform):
     is inferred: 2D arrays are ``(H, W)``; 3D arrays are ``(C, H, W)`` when the first dimension is at most
     4 and ``(D, H, W)`` otherwise; 4D arrays are ``(C, D, H, W)``. Pass ``spatial_dims=3`` whenever a
     volume may have 4 slices or fewer. An array's ``filename_or_obj`` comes from the item's ``source``
-    entry, when there is one, so that later errors can still say where it came from.
+    entry, when there is one, so that later errors can still say where it came from. The type the values
+    were stored in (e.g. ``"uint16"``) is kept in ``meta["stored_dtype"]``: presets with a fixed intensity
+    scale need it to refuse what they would clip.
 
     ``None`` values pass through unchanged (an absent optional mask); :class:`ValidateItemd` decides
     whether that is acceptable. Anything that cannot be read raises
@@ -91,6 +95,7 @@ class LoadImageOrArrayd(MapTransform):
             arr = np.moveaxis(arr, -1, 0) if channel_last else arr[None]
         meta["original_channel_dim"] = -1 if channel_last else float("nan")
         meta["original_affine"] = meta["affine"].copy()
+        meta[STORED_DTYPE_KEY] = str(arr.dtype)
         tensor = _to_tensor(arr)
         return MetaTensor(
             tensor.to(self.dtype or tensor.dtype), meta=meta, spatial_ndim=len(meta["spatial_shape"])
@@ -110,6 +115,7 @@ class LoadImageOrArrayd(MapTransform):
             meta, operations, tensor = {}, None, value
             if source is not None:
                 meta["filename_or_obj"] = str(source)
+        meta.setdefault(STORED_DTYPE_KEY, str(tensor.dtype).removeprefix("torch."))
         spatial_ndim = self.spatial_dims
         if self.ensure_channel_first:
             if not self._has_channel(tuple(tensor.shape), key, source):

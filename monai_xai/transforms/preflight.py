@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_SPLITS = ("train", "val", "test")
 #: How many bad items an error message lists before it summarises the rest.
 MAX_LISTED = 20
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: mask values and spatial dimensions are checked
 
 
 def check_splits(
@@ -60,7 +60,9 @@ def check_splits(
         progress: show a progress bar (on a terminal only; a log gets the summary line); by default
             from ``PROGRESS_MIN_ITEMS`` items on.
         checks: arguments of :class:`~monai_xai.transforms.ValidateItemd` (``num_classes``,
-            ``expected_channels``, ``require_mask``, ...).
+            ``expected_channels``, ``spatial_dims``, ``require_mask``, ...). A mask's values are checked by
+            the ``loader``'s :class:`~monai_xai.transforms.EnsureMaskd` (its ``mask_threshold``), whose
+            error counts the item as unreadable.
 
     Returns:
         ``splits`` with bad items dropped (when skipping) and ``"input_check"``: ``{"checked": n,
@@ -172,11 +174,27 @@ def _cache_key(splits: dict, loader: Any, checks: Mapping[str, Any]) -> str:
     transforms = getattr(loader, "transforms", [loader])
     content = {
         "version": _CACHE_VERSION,
-        "loader": [type(t).__qualname__ for t in transforms],
+        "loader": [[type(t).__qualname__, _settings(t)] for t in transforms],
         "checks": {k: repr(v) for k, v in sorted(checks.items())},
         "splits": {name: _fingerprint(items) for name, items in splits.items()},
     }
     return hashlib.sha1(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _settings(transform: Any) -> dict[str, str]:
+    """A transform's plain public settings (``mask_threshold``, ``keys``, ...): a changed one checks again."""
+    return {
+        k: repr(v)
+        for k, v in sorted(getattr(transform, "__dict__", {}).items())
+        if not k.startswith("_") and _is_plain(v)
+    }
+
+
+def _is_plain(value: Any) -> bool:
+    """Numbers, strings and sequences of them: values whose ``repr`` is the same in every run."""
+    if isinstance(value, tuple | list):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 def _read_cache(path: Path | None) -> list[dict] | None:

@@ -5,6 +5,10 @@ Each factory takes only JSON-friendly keyword arguments, so bundle configs can b
 ``mask_keys`` entry through the same spatial transforms as the images, with nearest-neighbour
 interpolation, and end with float32 images and binary float32 masks: attention-supervision targets must
 stay aligned with the pixels the classifier sees.
+
+16-bit images keep their range: ``xray`` scales by percentiles, ``fundus`` and ``ultrasound`` by each
+image's range; ``photo_rgb`` (a fixed ``max_value``) and ``ct`` (Hounsfield windows) refuse, naming the file
+and its stored type, what their fixed scale would clip (see :class:`CheckIntensityScaled`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from monai.transforms import (
 from monai.utils import ensure_tuple
 
 from monai_xai.transforms.intensity import (
+    CheckIntensityScaled,
     ExtractSliced,
     FieldOfViewCropd,
     InvertMonochrome1d,
@@ -146,6 +151,8 @@ def ct_preset(
 ) -> Compose:
     """CT in Hounsfield units to [0, 1] through a window, optionally one slice of a volume, for 2D models.
 
+    Images stored as unsigned integers (a uint16 PNG) hold no Hounsfield units and are refused.
+
     Args:
         keys: image keys.
         mask_keys: mask keys following the images spatially.
@@ -161,7 +168,7 @@ def ct_preset(
             raise ValueError(f"unknown CT window {window!r}; valid names: {', '.join(CT_WINDOWS)}.")
         window = CT_WINDOWS[window]
     center, width = (float(v) for v in window)
-    transforms: list[MapTransform] = []
+    transforms: list[MapTransform] = [CheckIntensityScaled(keys=keys, preset="ct", refuse_unsigned=True)]
     if slice_axis is not None:
         transforms.append(ExtractSliced(keys=keys + mask_keys, axis=slice_axis, index=slice_index))
     transforms.append(
@@ -304,14 +311,16 @@ def photo_rgb_preset(
     """Colour photographs (dermoscopy, endoscopy, clinical photos) as three channels in [0, 1], colour kept.
 
     Values are divided by a fixed maximum, not stretched per image as in ``fundus``, because exposure and
-    white balance can be part of the finding and should stay comparable between photographs. Grey or RGBA
+    white balance can be part of the finding and should stay comparable between photographs. An image with
+    values above it (a 16-bit file under the default 255) is refused rather than clipped. Grey or RGBA
     files become RGB (:class:`ToRGBd`), so that every input fits one colour network. Photographs come in
     many aspect ratios: by default they are letterboxed, not stretched.
 
     Args:
         keys: image keys (channel-first RGB, RGBA or grey).
         mask_keys: mask keys following the images spatially.
-        max_value: the value mapped to 1 (255 for 8-bit photographs); larger values are clipped.
+        max_value: the value mapped to 1 (255 for 8-bit photographs, 65535 for 16-bit); larger values are
+            an error naming the file.
         spatial_size: output size; ``None`` keeps the input size.
         keep_aspect: resize the longer side to the shorter side of ``spatial_size`` and pad with zeros to
             ``spatial_size``; otherwise stretch to it.
@@ -319,6 +328,7 @@ def photo_rgb_preset(
     """
     keys, mask_keys = _keys(keys), _keys(mask_keys)
     transforms: list[MapTransform] = [
+        CheckIntensityScaled(keys=keys, preset="photo_rgb", max_value=max_value),
         ToRGBd(keys=keys),
         ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=float(max_value), b_min=0.0, b_max=1.0, clip=True),
     ]
@@ -403,8 +413,9 @@ def inference_transforms(
     spatial_dims: int = 2,
     intensity_transforms: Sequence[Callable] = (),
 ) -> Compose:
-    """What an unlabelled image goes through before the classifier: loading, a check of its channel count,
-    and the modality's transforms without augmentation (the validation pipeline of training, without masks).
+    """What an unlabelled image goes through before the classifier: loading, a check of its channel count and
+    spatial dimensions, and the modality's transforms without augmentation (the validation pipeline of
+    training, without masks).
 
     The modality's transforms are those of :func:`modality_preset`, as in the training configs: for 2D
     images (``spatial_dims=2``, the default) the ``preset`` with ``spatial_size`` and ``preset_args``; for
@@ -417,7 +428,8 @@ def inference_transforms(
         spatial_size: output size given to the preset (2D only).
         in_channels: channels the network takes; another count is an error naming the input.
         preset_args: further keyword arguments of the preset's factory (2D only).
-        spatial_dims: the network's spatial dimensions: 2 for images, 3 for volumes.
+        spatial_dims: the network's spatial dimensions: 2 for images, 3 for volumes; an input with another
+            number is an error naming it.
         intensity_transforms: the transforms of a 3D volume after loading (3D only).
     """
     modality = modality_preset(
@@ -431,5 +443,9 @@ def inference_transforms(
         **(preset_args or {}),
     )
     return Compose(
-        [LoadImageOrArrayd(keys=["image"]), ValidateItemd(expected_channels=in_channels), modality]
+        [
+            LoadImageOrArrayd(keys=["image"]),
+            ValidateItemd(expected_channels=in_channels, spatial_dims=spatial_dims),
+            modality,
+        ]
     )

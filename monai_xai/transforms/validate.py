@@ -28,7 +28,15 @@ __all__ = ["PROBLEM_KINDS", "ValidateItemd", "diagnose_item", "validate_datalist
 logger = logging.getLogger(__name__)
 
 #: Kinds of problem that :class:`ValidateItemd` counts, in the order it checks them.
-PROBLEM_KINDS = ("channels", "nonfinite", "constant", "missing_mask", "size_mismatch", "label_range")
+PROBLEM_KINDS = (
+    "spatial_dims",
+    "channels",
+    "nonfinite",
+    "constant",
+    "missing_mask",
+    "size_mismatch",
+    "label_range",
+)
 # Unsigned types that torch stores but cannot reduce (max/min) on the CPU.
 _NO_REDUCTION_DTYPES = (torch.uint16, torch.uint32, torch.uint64)
 #: :func:`validate_datalist` shows a progress bar from this many items on, unless told otherwise.
@@ -38,7 +46,8 @@ PROGRESS_MIN_ITEMS = 200
 class ValidateItemd(MapTransform):
     """Check a loaded, channel-first item; raise or skip it when it cannot be used.
 
-    Checks: the image has ``expected_channels`` channels; it holds no NaN or infinite value; it is not
+    Checks: the image has ``spatial_dims`` spatial dimensions (before any resize or slicing could hide a 3D
+    volume among 2D images) and ``expected_channels`` channels; it holds no NaN or infinite value; it is not
     constant (nothing to learn or explain); a mask is present when ``require_mask``; image and mask have the
     same spatial size; the label lies in ``[0, num_classes)`` and is a whole number.
 
@@ -53,6 +62,8 @@ class ValidateItemd(MapTransform):
         label_key: key of the class label; checked only when present and ``num_classes`` is given.
         num_classes: number of classes, for the label range check.
         expected_channels: required number of image channels, or ``None`` to accept any.
+        spatial_dims: required number of spatial dimensions (the configuration's ``spatial_dims``), or
+            ``None`` to accept any.
         require_mask: whether an item without a mask is a problem.
         on_error: ``"raise"`` or ``"skip"``.
     """
@@ -66,6 +77,7 @@ class ValidateItemd(MapTransform):
         expected_channels: int | None = None,
         require_mask: bool = False,
         on_error: str = "raise",
+        spatial_dims: int | None = None,
     ) -> None:
         super().__init__(keys=image_key)
         if on_error not in ("raise", "skip"):
@@ -75,6 +87,7 @@ class ValidateItemd(MapTransform):
         self.label_key = label_key
         self.num_classes = num_classes
         self.expected_channels = expected_channels
+        self.spatial_dims = spatial_dims
         self.require_mask = require_mask
         self.on_error = on_error
         self.skipped: Counter[str] = Counter()
@@ -99,6 +112,14 @@ class ValidateItemd(MapTransform):
         if image.dtype in _NO_REDUCTION_DTYPES:
             image = image.to(torch.int64)
         problems = []
+        if self.spatial_dims is not None and image.ndim - 1 != self.spatial_dims:
+            problems.append(
+                (
+                    "spatial_dims",
+                    f"image has {image.ndim - 1} spatial dimensions (channel-first shape "
+                    f"{tuple(image.shape)}), expected {self.spatial_dims} (spatial_dims={self.spatial_dims})",
+                )
+            )
         if self.expected_channels is not None and image.shape[0] != self.expected_channels:
             problems.append(
                 ("channels", f"image has {image.shape[0]} channels, expected {self.expected_channels}")

@@ -219,7 +219,7 @@ def trainer_epochs(parser) -> tuple[float, int]:
     """Images/s of the bundle's trainer over all epochs after the first; also its iterations per epoch."""
     from ignite.engine import Events
 
-    parser.get_parsed_content("set_seed")
+    parser.get_parsed_content("initialize")  # claims the run folder, sets the seed
     trainer = parser.get_parsed_content("train#trainer")
     marks: list[float] = []
     trainer.add_event_handler(Events.EPOCH_STARTED, lambda: marks.append(time.perf_counter()))

@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         raise SystemExit(f"--k must be at least 1, got {args.k}")
     parts = dataset_splits(
         "csv", args.csv, fold=args.fold, split_file=args.split_file, seed=args.seed, limit=args.limit,
-        label_col=args.label_col, mask_col=None,
+        label_col=args.label_col, mask_col=None, class_names=args.class_names,
     )  # fmt: skip
     size = (args.spatial_size, args.spatial_size)
     images = {part: load_images(parts[part], size, args.num_workers) for part in ("train", *EVAL_PARTS)}

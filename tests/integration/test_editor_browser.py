@@ -1,20 +1,24 @@
 """The attention editor end to end: the CLI's server, a headless Chromium painting on the page, files on disk.
 
-Needs Playwright for Python (``pip install playwright``; no browser download: it drives the system's
-Chromium, ``apt-get install -y chromium`` on Debian, or the executable named by ``CHROMIUM_PATH``). Skipped
-when either is missing. ``MONAI_XAI_WRITE_FIGURES=1`` also writes the screenshot to
-``docs/figures/attention_editor.png``.
+The page is opened at the URL the editor prints, token included, as a user would. Needs Playwright for
+Python (``pip install playwright``; no browser download: it drives the system's Chromium, ``apt-get install
+-y chromium`` on Debian, or the executable named by ``CHROMIUM_PATH``). Skipped when either is missing.
+``MONAI_XAI_WRITE_FIGURES=1`` also writes the screenshot to ``docs/figures/attention_editor.png``.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import queue
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,14 +52,36 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_server(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+def _start_url(process: subprocess.Popen, timeout: float = 120.0) -> str:
+    """The URL (with its token) the editor prints at start-up, once the editor answers at it.
+
+    The editor's output is read by a thread to the end, so that a full pipe never blocks it.
+    """
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the editor exited with {process.returncode}:\n{process.stdout.read()}")
+    url = None
+    while url is None:
         try:
-            with urllib.request.urlopen(f"{url}/api/info", timeout=2):
-                return
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"the editor printed no URL within {timeout} s:\n{''.join(seen)}") from None
+        if line is None:
+            raise AssertionError(f"the editor exited with {process.wait()}:\n{''.join(seen)}")
+        seen.append(line)
+        found = re.search(r"(http://\S+/\?token=\S+)", line)
+        url = found and found.group(1)
+    while time.monotonic() < deadline:  # it prints the URL just before it binds the port
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return url
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"the editor did not answer at {url} within {timeout} s")
@@ -82,9 +108,11 @@ def test_paint_predict_save_in_chromium(tmp_path: Path) -> None:
     command += ["--checkpoint", str(tmp_path / "abn.pt"), "--output_dir", str(out), "--port", str(port)]
     command += ["--device", "cpu", "--dataset_dir", str(tmp_path / "data"), "--spatial_size", "[48, 48]"]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_server(url, server)
+        url = _start_url(server)
+        assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+        with pytest.raises(urllib.error.HTTPError, match="403"):  # nothing without the token
+            urllib.request.urlopen(url.split("?")[0], timeout=10)
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 760})

@@ -1,9 +1,14 @@
-"""The attention editor's server: listing, prediction under an edited map, saving, restarts, bad uploads."""
+"""The attention editor's server: listing, prediction under an edited map, saving, restarts, bad uploads.
+
+The server's own defences (token, Host, Origin, upload type, two editors on one folder) are in
+``test_editor_security.py``.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -21,6 +26,7 @@ with warnings.catch_warnings():  # recent starlette prefers httpx2 and warns on 
 
 from monai_xai.data import csv_datalist, dataset_splits, write_demo_dataset  # noqa: E402
 from monai_xai.editor import CorrectionTable, create_app, load_session  # noqa: E402
+from monai_xai.editor.app import TOKEN_HEADER  # noqa: E402
 from monai_xai.errors import InputError  # noqa: E402
 from monai_xai.networks import get_classifier  # noqa: E402
 
@@ -28,12 +34,18 @@ REPO = Path(__file__).resolve().parents[2]
 ABN = REPO / "bundles" / "abn_classification" / "configs"
 MS = REPO / "bundles" / "multiscale_abn_correction" / "configs"
 IMAGE_SIZE, INPUT_SIZE = 64, 32  # the network sees half the image size, so saving must resize back
+PNG = {"Content-Type": "image/png"}  # what the page declares its uploads as
 
 
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _client(app) -> TestClient:
+    """A client sending the app's token, as the editor's page does."""
+    return TestClient(app, headers={TOKEN_HEADER: app.state.token})
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -65,12 +77,12 @@ def _session(workdir: dict, output_dir: Path, checkpoint: str = "abn.pt", **over
 @pytest.fixture(scope="module")
 def reader(workdir) -> TestClient:
     """A client shared by the tests that save nothing (building a session dominates the test time)."""
-    return TestClient(create_app(_session(workdir, workdir["root"] / "never_written")))
+    return _client(create_app(_session(workdir, workdir["root"] / "never_written")))
 
 
 @pytest.fixture
 def client(workdir, tmp_path) -> TestClient:
-    return TestClient(create_app(_session(workdir, tmp_path / "corrections")))
+    return _client(create_app(_session(workdir, tmp_path / "corrections")))
 
 
 def test_lists_the_training_split_in_each_order(reader: TestClient) -> None:
@@ -108,11 +120,15 @@ def test_prediction_follows_the_edited_map(reader: TestClient) -> None:
     client = reader
     summary = client.get("/api/samples/0").json()
     own_map = client.get("/api/samples/0/map.png").content
-    under_own = client.post("/api/samples/0/predict", content=own_map).json()
+    under_own = client.post("/api/samples/0/predict", content=own_map, headers=PNG).json()
     # the model's own map sent back (8-bit, resized twice) gives the model's own prediction
     assert np.allclose(under_own["probs"], summary["probs"], atol=0.01)
-    empty = client.post("/api/samples/0/predict", content=_png(np.zeros((INPUT_SIZE, INPUT_SIZE)))).json()
-    full = client.post("/api/samples/0/predict", content=_png(np.ones((INPUT_SIZE, INPUT_SIZE)))).json()
+    empty = client.post(
+        "/api/samples/0/predict", content=_png(np.zeros((INPUT_SIZE, INPUT_SIZE))), headers=PNG
+    ).json()
+    full = client.post(
+        "/api/samples/0/predict", content=_png(np.ones((INPUT_SIZE, INPUT_SIZE))), headers=PNG
+    ).json()
     assert abs(empty["probs"][0] - full["probs"][0]) > 0.005
     assert sum(full["probs"]) == pytest.approx(1.0, abs=1e-3)
 
@@ -123,7 +139,7 @@ def test_save_writes_a_map_and_a_datalist_the_finetuning_reads(client: TestClien
     edited = np.zeros((INPUT_SIZE, INPUT_SIZE))
     edited[4:12, 16:28] = 0.9  # kept (>= 0.5)
     edited[20:28, 4:12] = 0.3  # dropped
-    response = client.post("/api/samples/2/save", content=_png(edited))
+    response = client.post("/api/samples/2/save", content=_png(edited), headers=PNG)
     assert response.status_code == 200, response.text
     saved = response.json()
     assert saved["sample"]["corrected"] and "probs" in saved["prediction"]
@@ -160,16 +176,16 @@ def test_save_writes_a_map_and_a_datalist_the_finetuning_reads(client: TestClien
 
 def test_saved_maps_survive_a_restart(workdir, tmp_path) -> None:
     out = tmp_path / "corrections"
-    first = TestClient(create_app(_session(workdir, out)))
+    first = _client(create_app(_session(workdir, out)))
     edited = np.zeros((INPUT_SIZE, INPUT_SIZE))
     edited[8:16, 8:16] = 1.0
-    assert first.post("/api/samples/1/save", content=_png(edited)).status_code == 200
+    assert first.post("/api/samples/1/save", content=_png(edited), headers=PNG).status_code == 200
     del first
 
-    restarted = TestClient(create_app(_session(workdir, out)))
+    restarted = _client(create_app(_session(workdir, out)))
     assert [s["index"] for s in restarted.get("/api/samples").json() if s["corrected"]] == [1]
     assert np.array_equal(_decode(restarted.get("/api/samples/1/corrected.png").content) > 0.5, edited > 0.5)
-    assert restarted.post("/api/samples/4/save", content=_png(edited)).status_code == 200
+    assert restarted.post("/api/samples/4/save", content=_png(edited), headers=PNG).status_code == 200
     rows = list(csv.DictReader(open(out / "labels.csv")))
     assert [i for i, row in enumerate(rows) if row["corrected_map"]] == [1, 4]
 
@@ -179,17 +195,19 @@ def test_bad_uploads_get_a_clear_4xx_and_write_nothing(reader: TestClient, workd
     noise = _png(np.random.default_rng(0).random((INPUT_SIZE, INPUT_SIZE)))
     cases = [
         (b"", 400, "empty upload"),
-        (b"<html>not a map</html>", 400, "not an image"),
+        (b"<html>not a map</html>", 400, "not a PNG image"),
         (noise[: len(noise) // 2], 400, "cannot be decoded"),
         (_png(np.zeros((INPUT_SIZE // 2, INPUT_SIZE))), 422, f"needs {INPUT_SIZE}x{INPUT_SIZE}"),
     ]
     for payload, status, message in cases:
         for endpoint in ("predict", "save"):
-            response = client.post(f"/api/samples/0/{endpoint}", content=payload)
+            response = client.post(f"/api/samples/0/{endpoint}", content=payload, headers=PNG)
             assert response.status_code == status and message in response.json()["detail"], response.text
-    response = client.post("/api/samples/0/save", content=b"x", headers={"content-length": str(64 << 20)})
+    response = client.post(
+        "/api/samples/0/save", content=b"x", headers={**PNG, "content-length": str(64 << 20)}
+    )
     assert response.status_code == 413
-    assert client.post("/api/samples/99/save", content=_png(np.zeros((2, 2)))).status_code == 404
+    assert client.post("/api/samples/99/save", content=_png(np.zeros((2, 2))), headers=PNG).status_code == 404
     assert not (workdir["root"] / "never_written").exists()
 
 
@@ -197,7 +215,7 @@ def test_an_interrupted_datalist_write_leaves_the_previous_one(
     client: TestClient, tmp_path, monkeypatch
 ) -> None:
     edited = _png(np.ones((INPUT_SIZE, INPUT_SIZE)))
-    assert client.post("/api/samples/0/save", content=edited).status_code == 200
+    assert client.post("/api/samples/0/save", content=edited, headers=PNG).status_code == 200
     datalist = tmp_path / "corrections" / "labels.csv"
     before = datalist.read_text()
 
@@ -206,7 +224,7 @@ def test_an_interrupted_datalist_write_leaves_the_previous_one(
 
     monkeypatch.setattr("monai_xai.editor.datalist.os.replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        client.post("/api/samples/3/save", content=edited)
+        client.post("/api/samples/3/save", content=edited, headers=PNG)
     assert datalist.read_text() == before
 
 
@@ -239,13 +257,14 @@ def test_rejects_a_network_without_attention_map(workdir, tmp_path) -> None:
         _session(workdir, tmp_path, checkpoint="resnet.pt", mode="baseline")
 
 
-def test_cli_binds_localhost_by_default(workdir, tmp_path, monkeypatch) -> None:
+def test_cli_binds_localhost_by_default(workdir, tmp_path, monkeypatch, caplog) -> None:
     import uvicorn
 
     from monai_xai.editor.__main__ import main
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    caplog.set_level(logging.INFO, logger="monai_xai.editor")
     main(
         [
             "--config_file",
@@ -266,4 +285,5 @@ def test_cli_binds_localhost_by_default(workdir, tmp_path, monkeypatch) -> None:
     )
     ((app, kwargs),) = calls
     assert kwargs["host"] == "127.0.0.1"
-    assert len(TestClient(app).get("/api/samples").json()) == 2  # the validation split
+    assert f"http://127.0.0.1:8765/?token={app.state.token}" in caplog.text  # the URL to open
+    assert len(_client(app).get("/api/samples").json()) == 2  # the validation split

@@ -1,5 +1,6 @@
 // Attention editor page: paint an ABN's attention map, watch the prediction under it, save it.
 // The map is edited at the size of the image the network sees and sent to the server as an 8-bit PNG.
+// Every request carries the token of the page's own URL (the one the editor printed at start-up).
 "use strict";
 
 const ORDER_LABELS = {
@@ -9,6 +10,7 @@ const ORDER_LABELS = {
   random: "random",
 };
 const PREDICT_INTERVAL_MS = 120;
+const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -41,8 +43,8 @@ function setStatus(text, isError = false) {
   status.classList.toggle("error", isError);
 }
 
-async function fetchJSON(url, options) {
-  const response = await fetch(url, options);
+async function fetchJSON(url, options = {}) {
+  const response = await fetch(url, { ...options, headers: { ...options.headers, "X-Editor-Token": TOKEN } });
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || response.statusText);
   return body;
@@ -53,7 +55,8 @@ function loadImage(url) {
     const image = new Image();
     image.onload = () => resolve(image);
     image.onerror = () => reject(new Error(`cannot load ${url}`));
-    image.src = `${url}?t=${Date.now()}`;
+    // an <img> sends no headers: the token goes in the query
+    image.src = `${url}?token=${encodeURIComponent(TOKEN)}&t=${Date.now()}`;
   });
 }
 
