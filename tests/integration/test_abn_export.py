@@ -61,7 +61,7 @@ def test_deployed_model_reads_its_configs_and_predicts(exported_abn):
     volume = exported_abn.root / "volume.nii.gz"  # a 2D model's preset cannot take a volume
     array = np.random.default_rng(0).random((32, 32, 4)).astype(np.float32)
     nib.save(nib.Nifti1Image(array, np.eye(4)), volume)
-    problem = r"volume.nii.gz: the bundle's preprocessing cannot take this input of shape \(1, 32, 32, 4\)"
+    problem = r"volume.nii.gz: image has 3 spatial dimensions .*\(1, 32, 32, 4\).*expected 2"
     with pytest.raises(InputError, match=problem):
         model.predict(volume)
 

@@ -4,6 +4,7 @@ results file, and the bundle's ``--freeze_features false`` fine-tunes the whole 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,9 @@ def test_finetune_freezes_the_extractor_unless_told_not_to(tmp_path, freeze, suf
     )
     name = f"mask_random_0.3{suffix}"
     assert parser.get_parsed_content("finetune_dir") == str(tmp_path / "finetune" / name)
-    assert parser.get_parsed_content("run_name") == f"demo_multiscale_finetune_{name}_resnet18_fold0"
+    run_name = parser.get_parsed_content("run_name")
+    expected = rf"demo_multiscale_resnet18_fold0_finetune_{re.escape(name)}-[0-9a-f]{{12}}"
+    assert re.fullmatch(expected, run_name)
     network = parser.get_parsed_content("network")
     trainable = parser.get_parsed_content("optimizer#params")
     assert (len(trainable) == len(list(network.parameters()))) == all_trainable
