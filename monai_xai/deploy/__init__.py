@@ -11,23 +11,31 @@ from __future__ import annotations
 from .model import IMAGE_SUFFIXES, ABNPrediction, DeployedABN, is_image_file, load_selection_rules
 from .outputs import (
     OUTPUT_FILES,
+    SUMMARY_FILES,
+    InputOutcome,
     overlay_rgb,
+    series_folder_name,
     write_outputs,
     write_probabilities,
     write_report,
+    write_run,
     write_secondary_capture,
 )
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "OUTPUT_FILES",
+    "SUMMARY_FILES",
     "ABNPrediction",
     "DeployedABN",
+    "InputOutcome",
     "is_image_file",
     "load_selection_rules",
     "overlay_rgb",
+    "series_folder_name",
     "write_outputs",
     "write_probabilities",
     "write_report",
+    "write_run",
     "write_secondary_capture",
 ]

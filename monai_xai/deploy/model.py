@@ -4,22 +4,26 @@
 so the file alone says how the network was trained: its class names, its preprocessing
 (``preprocessing`` of ``inference.json``) and which DICOM series it accepts (``series_selection`` of
 ``export.json``). The deploy app reads them from there, so that a deployed model cannot drift from the
-settings it was trained with.
+settings it was trained with. It reads them as plain JSON: a model file comes from elsewhere, and MONAI's
+config expressions (``$...``) are Python that would run on load, so the app evaluates none of them and
+builds the bundle's preprocessing itself from the plain settings it names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 from monai.bundle.utils import merge_kv
 
 from monai_xai.errors import InputError
@@ -31,6 +35,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".ni
 _FIRST_CONFIG = "inference.json"
 _LAST_CONFIGS = ("export.json",)
 _PREPROCESSING_ID = "preprocessing"
+#: The ``preprocessing`` of ``inference.json``, which :func:`_preprocessing` builds without evaluating it.
+_PREPROCESSING = (
+    "$monai_xai.transforms.inference_transforms(@preset, @spatial_size, @in_channels, @preset_args, "
+    "spatial_dims=@spatial_dims, intensity_transforms=@intensity_transforms)"
+)
+#: The plain settings it takes, with their JSON types (``None``: may be null).
+_SETTINGS: dict[str, tuple[type, ...]] = {
+    "preset": (str,),
+    "spatial_size": (list, type(None)),
+    "in_channels": (int,),
+    "preset_args": (dict, type(None)),
+    "spatial_dims": (int,),
+}
+#: Strings MONAI's ConfigParser would evaluate (``$``), resolve (``@``) or read from a file (``%``).
+_EXPRESSION_PREFIXES = ("$", "@", "%")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -66,7 +86,7 @@ def _check_rules(rules: Any, source: str | os.PathLike | None) -> None:
 class ABNPrediction:
     """What one input gave: class probabilities and the attention map over the image the network saw."""
 
-    #: the file or DICOM series that was classified.
+    #: the input as the user knows it: the file, or (set by the app) the input folder and the series UID.
     source: str
     class_names: list[str]
     #: (num_classes,) softmax of the perception logits.
@@ -96,32 +116,40 @@ class DeployedABN:
     Args:
         path: the exported ``.ts`` file, or a folder holding exactly one (the models folder of a MAP).
         device: where to run; CUDA when available by default.
+        sha256: the file's expected SHA-256 (hex); another file is refused before anything in it is read.
 
     The embedded configs are merged as the bundle run merges them: ``inference.json`` first, then any other
-    config (dataset fragments, in name order), then ``export.json``.
+    config (dataset fragments, in name order), then ``export.json``; as plain JSON (see the module's doc).
     """
 
-    def __init__(self, path: str | os.PathLike, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, device: str | torch.device | None = None, sha256: str | None = None
+    ) -> None:
         self.path = _model_file(Path(path))
+        data = self.path.read_bytes()  # hashed and loaded from the same bytes: the file may change meanwhile
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and self.sha256 != _expected_sha256(sha256):
+            raise InputError(
+                self.path,
+                f"SHA-256 is {self.sha256}, not the expected {sha256} (--model-sha256): refusing to load it",
+            )
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        extra = dict.fromkeys(_embedded_files(self.path), "")
+        extra = _embedded_files(data, self.path)
         if "metadata.json" not in extra or _FIRST_CONFIG not in extra:
             raise InputError(
                 self.path,
                 f"holds no bundle configs (found {sorted(extra) or 'none'}); export it with "
                 "`python -m monai.bundle ckpt_export` and the configs listed in the bundle's README",
             )
-        self.network = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra).eval()
-        self.metadata: dict[str, Any] = json.loads(extra.pop("metadata.json"))
-        self.parser = ConfigParser(_merge_configs(extra))
-        if self.parser.get(_PREPROCESSING_ID) is None:
-            raise InputError(self.path, f"has no '{_PREPROCESSING_ID}': export it with inference.json")
-        self.class_names = [str(c) for c in self.parser.get_parsed_content("class_names")]
-        self.preprocessing = self.parser.get_parsed_content(_PREPROCESSING_ID)
-        self.series_rules: dict[str, Any] | None = self.parser.get("series_selection")
+        self.metadata: dict[str, Any] = _json_object(extra.pop("metadata.json"), "metadata.json", self.path)
+        #: the merged configs, plain JSON: expressions in it are text, never evaluated.
+        self.config = _merge_configs(extra, self.path)
+        self.class_names = _class_names(self.config, self.path)
+        self.preprocessing = _preprocessing(self.config, self.path)
+        self.series_rules: dict[str, Any] | None = self.config.get("series_selection")
         if self.series_rules is not None:
             _check_rules(self.series_rules, self.path)
-        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.network = torch.jit.load(io.BytesIO(data), map_location=self.device).eval()
 
     @property
     def info(self) -> dict[str, str]:
@@ -179,25 +207,110 @@ def _model_file(path: Path) -> Path:
     return path
 
 
-def _embedded_files(path: Path) -> list[str]:
-    """Names of the extra files stored in a TorchScript archive (``<archive>/extra/<name>``)."""
+def _expected_sha256(value: str) -> str:
+    expected = value.strip().lower()
+    if not _SHA256.fullmatch(expected):
+        raise InputError(None, f"--model-sha256 needs the 64 hex digits of a SHA-256, got {value!r}")
+    return expected
+
+
+def _embedded_files(data: bytes, path: Path) -> dict[str, bytes]:
+    """The extra files stored in a TorchScript archive (``<archive>/extra/<name>``), by name."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {
+                n.split("/extra/", 1)[1]: archive.read(n)
+                for n in archive.namelist()
+                if "/extra/" in n and not n.endswith("/")
+            }
     except (OSError, zipfile.BadZipFile) as err:
         raise InputError(path, f"not a TorchScript file ({err})") from err
-    return [n.split("/extra/", 1)[1] for n in names if "/extra/" in n and not n.endswith("/")]
 
 
-def _merge_configs(extra: dict[str, str]) -> dict[str, Any]:
+def _json_object(text: bytes, name: str, path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise InputError(path, f"its embedded {name} is not JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise InputError(path, f"its embedded {name} is not a JSON object")
+    return value
+
+
+def _merge_configs(extra: dict[str, bytes], path: Path) -> dict[str, Any]:
     """Merge the embedded configs in bundle order, with the override rules of ``monai.bundle``."""
     middle = sorted(n for n in extra if n not in (_FIRST_CONFIG, *_LAST_CONFIGS))
     order = [_FIRST_CONFIG, *middle, *(n for n in _LAST_CONFIGS if n in extra)]
-    merged = ConfigParser(config={})
+    merged: dict[str, Any] = {}
     for name in order:
-        for key, value in json.loads(extra[name]).items():
+        for key, value in _json_object(extra[name], name, path).items():
             merge_kv(merged, key, value)
-    return merged.get()
+    return merged
+
+
+def _is_expression(value: Any) -> bool:
+    """Whether ``value`` holds anything MONAI's ConfigParser would evaluate, resolve or read."""
+    if isinstance(value, str):
+        return value.startswith(_EXPRESSION_PREFIXES)
+    if isinstance(value, dict):
+        return any(_is_expression(k) or _is_expression(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_is_expression(v) for v in value)
+    return False
+
+
+def _plain(config: dict[str, Any], key: str, types: tuple[type, ...], path: Path) -> Any:
+    """The setting ``key``, refused when it is missing, of another type, or a config expression."""
+    if key not in config:
+        raise InputError(path, f"its configs have no '{key}': export it with inference.json")
+    value = config[key]
+    if _is_expression(value):
+        raise InputError(
+            path,
+            f"'{key}' is a config expression ({str(value)[:80]!r}): the deploy app reads the embedded "
+            "configs as plain JSON and evaluates no expressions; put the plain value in the exported configs",
+        )
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+        raise InputError(path, f"'{key}' must be {names} in plain JSON, got {value!r}")
+    return value
+
+
+def _class_names(config: dict[str, Any], path: Path) -> list[str]:
+    names = _plain(config, "class_names", (list,), path)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise InputError(path, f"'class_names' must be a non-empty list of names, got {names!r}")
+    return names
+
+
+def _preprocessing(config: dict[str, Any], path: Path) -> Callable:
+    """``inference.json``'s preprocessing, built by calling what its expression names with plain settings.
+
+    A model whose ``preprocessing`` is another expression, or a 3D model whose ``intensity_transforms``
+    are transform objects (made by expressions), is refused: running it would mean evaluating its configs.
+    """
+    from monai_xai.transforms import inference_transforms
+
+    expression = config.get(_PREPROCESSING_ID)
+    if expression is None:
+        raise InputError(path, f"has no '{_PREPROCESSING_ID}': export it with inference.json")
+    if not isinstance(expression, str) or "".join(expression.split()) != "".join(_PREPROCESSING.split()):
+        raise InputError(
+            path,
+            f"its '{_PREPROCESSING_ID}' is not the bundle's {_PREPROCESSING!r}: the deploy app builds only "
+            "that one, from plain settings, and evaluates no config expressions",
+        )
+    settings = {key: _plain(config, key, types, path) for key, types in _SETTINGS.items()}
+    if settings["spatial_dims"] == 3 and config.get("intensity_transforms", []) != []:
+        raise InputError(
+            path,
+            "a 3D model's 'intensity_transforms' are transform objects built by config expressions, which "
+            "the deploy app does not evaluate; deploy 2D models, or 3D ones without intensity_transforms",
+        )
+    try:
+        return inference_transforms(**settings)
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(path, f"cannot build the bundle's preprocessing from its settings ({err})") from err
 
 
 def _unit_range(a: np.ndarray) -> np.ndarray:

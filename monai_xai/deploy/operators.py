@@ -7,14 +7,22 @@ labels with ``int(value)``, i.e. class 0 for any probability below 1; and it fee
 (``LoadImageOrArrayd``: rescale slope, colour, MONOCHROME1) would not run. :class:`ABNInferenceOperator` runs
 the ``preprocessing`` of the bundle's ``inference.json`` unchanged on the selected series' files instead, so
 the deployed model sees the pixels it saw in ``inference.json``.
+
+Each input succeeds or fails on its own: a series that cannot be read or classified is an
+:class:`~monai_xai.deploy.outputs.InputOutcome` with its error, and the study's other series are still
+classified and written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 try:
     from monai.deploy.core import Fragment, Operator, OperatorSpec
@@ -24,7 +32,7 @@ except ImportError as err:  # the SDK is an optional extra
     ) from err
 
 from monai_xai.deploy.model import ABNPrediction, DeployedABN, is_image_file
-from monai_xai.deploy.outputs import write_outputs
+from monai_xai.deploy.outputs import InputOutcome, series_folder_name, write_run
 from monai_xai.errors import InputError
 
 __all__ = ["ABNInferenceOperator", "ABNOutputWriterOperator"]
@@ -39,8 +47,8 @@ class ABNInferenceOperator(Operator):
         study_selected_series_list: the ``DICOMSeriesSelectorOperator``'s selection.
 
     Named output:
-        predictions: a list of ``(name, ABNPrediction, reference)``; ``reference`` is the first DICOM header
-        of the series (``None`` for PNG/NIfTI inputs) and ``name`` the output sub-folder.
+        predictions: a list of :class:`~monai_xai.deploy.outputs.InputOutcome`, one per series and file, in
+        that order; the ``reference`` of a series is its first DICOM header.
 
     Args:
         fragment: the application.
@@ -73,28 +81,36 @@ class ABNInferenceOperator(Operator):
 
     def compute(self, op_input, op_output, context) -> None:
         selected = op_input.receive(self.input_name_series) if self.receive_series else []
-        predictions: list[tuple[str, ABNPrediction, object]] = []
+        outcomes: list[InputOutcome] = []
         with tempfile.TemporaryDirectory(prefix="abn_series_") as tmp:
             for study in selected or []:
                 for chosen in study.selected_series:
-                    series = chosen.series
-                    datasets = [sop.get_native_sop_instance() for sop in series.get_sop_instances()]
-                    source = _series_source(datasets, Path(tmp) / str(series.SeriesInstanceUID))
-                    logger.info(f"classifying series {series.SeriesInstanceUID} ({chosen.selection_name})")
-                    name = _unique(str(series.SeriesInstanceUID), predictions)
-                    predictions.append((name, self.model.predict(source), datasets[0]))
+                    uid = str(chosen.series.SeriesInstanceUID)
+                    name = _unique(series_folder_name(uid), outcomes)
+                    logger.info(f"classifying series {uid} ({chosen.selection_name})")
+                    shown = f"{self.input_path} (series {uid})"  # the input, not the temporary folder
+                    outcomes.append(
+                        _attempt(name, shown, partial(self._series, chosen.series, Path(tmp) / name))
+                    )
         for path in self._image_files():
             logger.info(f"classifying file {path}")
-            prediction = self.model.predict(path)  # reads any DICOM file: only then is its header trusted
-            reference = None if is_image_file(path) else _dicom_header(path)
-            predictions.append((_unique(path.name.split(".")[0], predictions), prediction, reference))
-        if not predictions:
+            name = _unique(path.name.split(".")[0] or "file", outcomes)
+            outcomes.append(_attempt(name, str(path), partial(self._file, path)))
+        if not outcomes:
             raise InputError(
                 self.input_path,
                 "nothing to classify: no DICOM series matched the selection rules and there are no "
                 "PNG/JPEG/TIFF/NIfTI files directly in this folder",
             )
-        op_output.emit(predictions, self.output_name)
+        op_output.emit(outcomes, self.output_name)
+
+    def _series(self, series, folder: Path) -> tuple[ABNPrediction, Any]:
+        datasets = [sop.get_native_sop_instance() for sop in series.get_sop_instances()]
+        return self.model.predict(_series_source(datasets, folder)), datasets[0]
+
+    def _file(self, path: Path) -> tuple[ABNPrediction, Any]:
+        prediction = self.model.predict(path)  # reads any DICOM file: only then is its header trusted
+        return prediction, None if is_image_file(path) else _dicom_header(path)
 
     def _image_files(self) -> list[Path]:
         if self.input_path.is_file():
@@ -102,9 +118,19 @@ class ABNInferenceOperator(Operator):
         return sorted(p for p in self.input_path.iterdir() if p.is_file() and is_image_file(p))
 
 
-def _unique(name: str, predictions: list[tuple]) -> str:
+def _attempt(name: str, shown: str, classify: Callable[[], tuple[ABNPrediction, Any]]) -> InputOutcome:
+    """Run ``classify``; whatever one series or file raises is its outcome, and the others still run."""
+    try:
+        prediction, reference = classify()
+    except Exception as err:  # pydicom, MONAI and the network raise many types; none may stop the study
+        logger.warning(f"{shown}: cannot be classified: {err}", exc_info=logger.isEnabledFor(logging.DEBUG))
+        return InputOutcome(name, shown, error=f"{type(err).__name__}: {err}")
+    return InputOutcome(name, shown, dataclasses.replace(prediction, source=shown), reference)
+
+
+def _unique(name: str, outcomes: list[InputOutcome]) -> str:
     """``name``, or ``name_2``, ``name_3``... when an earlier input took it (``a.png`` and ``a.nii.gz``)."""
-    taken = {p[0] for p in predictions}
+    taken = {o.name for o in outcomes}
     candidate, i = name, 1
     while candidate in taken:
         i += 1
@@ -134,7 +160,8 @@ def _dicom_header(path: Path):
 
 
 class ABNOutputWriterOperator(Operator):
-    """Write, per prediction, ``probabilities.json``, ``overlay.png``, ``overlay_sc.dcm`` and ``report.html``.
+    """Write, per prediction, ``probabilities.json``, ``overlay.png``, ``overlay_sc.dcm`` and ``report.html``,
+    and the run's ``summary.json`` and ``summary.html`` (see :func:`~monai_xai.deploy.outputs.write_run`).
 
     Named input:
         predictions: the output of :class:`ABNInferenceOperator`.
@@ -143,6 +170,11 @@ class ABNOutputWriterOperator(Operator):
         fragment: the application.
         model_info: :attr:`~monai_xai.deploy.DeployedABN.info`, written into every output.
         output_folder: one sub-folder per prediction is created here.
+        input_path: the app's input as the user gave it, named in the summary.
+        include_identifiers: show patient identifiers in the reports.
+        overwrite: replace results of an earlier run in ``output_folder``.
+
+    After the run, :attr:`summary` holds the summary, for the app's exit status.
     """
 
     def __init__(
@@ -151,20 +183,35 @@ class ABNOutputWriterOperator(Operator):
         *args,
         model_info: dict[str, str],
         output_folder: str | os.PathLike,
+        input_path: str | os.PathLike,
+        include_identifiers: bool = False,
+        overwrite: bool = False,
         **kwargs,
     ) -> None:
         self.model_info = model_info
         self.output_folder = Path(output_folder)
+        self.input_path = Path(input_path)
+        self.include_identifiers = include_identifiers
+        self.overwrite = overwrite
         self.input_name = "predictions"
+        self.summary: dict[str, Any] | None = None
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
         spec.input(self.input_name)
 
     def compute(self, op_input, op_output, context) -> None:
-        for name, prediction, reference in op_input.receive(self.input_name):
-            written = write_outputs(prediction, self.output_folder / name, self.model_info, reference)
-            logger.info(
-                f"{prediction.source}: {prediction.prediction} ({prediction.confidence:.3f}); "
-                f"outputs in {written['report'].parent}"
-            )
+        self.summary = write_run(
+            op_input.receive(self.input_name),
+            self.output_folder,
+            self.model_info,
+            self.input_path,
+            include_identifiers=self.include_identifiers,
+            overwrite=self.overwrite,
+        )
+        for entry in self.summary["inputs"]:  # the failed ones end the run's output (see app.main)
+            if entry["status"] == "ok":
+                logger.info(
+                    f"{entry['source']}: {entry['prediction']} ({entry['confidence']:.3f}); "
+                    f"outputs in {self.output_folder / entry['folder']}"
+                )
