@@ -236,7 +236,8 @@ def finish_run(
 
 
 def print_outputs(output_dir: str | os.PathLike, tracking_uri: str | None = None) -> None:
-    """Tell the user what a run produced and where: checkpoints, metrics, figures, the MLflow store."""
+    """Tell the user what a run produced and where: checkpoints, metrics, figures, the MLflow store; the
+    warnings of an evaluation's ``metrics.json`` (e.g. a split predicted as one class) come last."""
     out = Path(output_dir).resolve()
     groups = {
         "checkpoints": sorted(out.rglob("*.pt")),
@@ -250,3 +251,9 @@ def print_outputs(output_dir: str | os.PathLike, tracking_uri: str | None = None
         print(f"  {name:12s} {', '.join(shown[:6]) or '-'}{more}")
     if tracking_uri:
         print(f"  MLflow store {tracking_uri}\n  browse with  {ui_command(tracking_uri)}")
+    report = out / "metrics.json"
+    if report.is_file():
+        import json
+
+        for warning in json.loads(report.read_text()).get("warnings", []):
+            print(f"\nWARNING: {warning}")

@@ -2,6 +2,7 @@
 
 python scripts/make_demo_data.py --out demo_data/phantom2d
 python scripts/make_demo_data.py --out demo_data/phantom3d --spatial-dims 3 --size 32
+python scripts/make_demo_data.py --out demo_data/imbalanced --class-ratio 8 --no-marker   # 1 : 8, no shortcut
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ def main() -> None:
     parser.add_argument("--spatial-dims", type=int, default=2, choices=(2, 3))
     parser.add_argument("--shortcut-agreement", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--class-ratio", type=float, default=1.0, help="class 0 images per class 1 image (8: a 1 : 8 dataset)"
+    )
+    parser.add_argument("--no-marker", action="store_true", help="phantoms without the shortcut marker")
     args = parser.parse_args()
+    if args.class_ratio <= 0:
+        parser.error(f"--class-ratio must be positive, got {args.class_ratio}")
 
     from monai_xai.data.synthetic import write_demo_dataset
 
@@ -36,6 +43,8 @@ def main() -> None:
         spatial_dims=args.spatial_dims,
         shortcut_agreement=args.shortcut_agreement,
         seed=args.seed,
+        positive_fraction=1.0 / (1.0 + args.class_ratio),
+        marker=not args.no_marker,
     )
     n = args.n_train + args.n_val + args.n_test
     print(

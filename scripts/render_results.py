@@ -114,6 +114,53 @@ def demo_shortcut(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _ci(stats: dict, digits: int = 3) -> str:
+    """``0.812 [0.771, 0.850]``: a figure with its 95 % interval."""
+    low, high = stats["ci95"]
+    return f"{_fmt(stats['mean'], digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def imbalanced_demo(report: dict) -> str:
+    """Class balance and the validation operating point on 1 : 8 phantoms (``imbalanced_demo.py``)."""
+    counts = report["dataset"]["class_counts"]
+    rows = [
+        "| arm | class balance | test AUC | balanced accuracy at the argmax | threshold (val) "
+        "| balanced accuracy at the threshold | sensitivity / specificity at the threshold | ECE as trained "
+        "| ECE temperature-scaled (T) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, arm in report["arms"].items():
+        at, ece = arm["at_threshold"], arm["ece"]
+        cells = [
+            f"`{name}`",
+            arm["class_balance"],
+            _ci(arm["auc"]),
+            _ci(arm["argmax"]["balanced_accuracy"]),
+            _fmt(at["threshold"], 3),
+            _ci(at["balanced_accuracy"]),
+            f"{_ci(at['sensitivity'], 2)} / {_ci(at['specificity'], 2)}",
+            _fmt(ece["as_trained"], 3),
+            f"{_fmt(ece['temperature_scaled'], 3)} ({_fmt(ece['temperature'], 2)})",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    diff = report["balanced_accuracy_difference"]
+    settings = report["settings"]
+    rows += [
+        "",
+        f"Test set {counts['test'][0]} : {counts['test'][1]} images (training {counts['train'][0]} : "
+        f"{counts['train'][1]}, validation {counts['val'][0]} : {counts['val'][1]}), 64 px phantoms "
+        f"without the marker; {settings['mode']} ABN, {settings['max_epochs']} epochs, seed "
+        f"{settings['seed']}; intervals: {settings['intervals']} ({settings['n_boot']} resamples). "
+        "Balanced accuracy of `auto` at the "
+        f"validation threshold minus `none` at the argmax, paired on the same images: {_ci(diff)} "
+        f"({diff['verdict_vs_zero']} against 0). The whole run took {report['elapsed_s']:.0f} s.",
+    ]
+    warnings = [w for arm in report["arms"].values() for w in arm["warnings"]]
+    if warnings:
+        rows += ["", "Warnings the evaluations printed: " + "; ".join(warnings) + "."]
+    return "\n".join(rows) + "\n"
+
+
 def _met(met: bool) -> str:
     return "met" if met else "**not met**"
 
@@ -989,6 +1036,7 @@ RENDERERS: dict[str, Renderer] = {
     "medmnist": _bundle_results(medmnist, "medmnist"),
     "explain_latency": _bundle_results(explain_latency, "explain_latency"),
     "demo_shortcut": _bundle_results(demo_shortcut, "demo_shortcut"),
+    "imbalanced_demo": _bundle_results(imbalanced_demo, "imbalanced_demo"),
     "demo_correction": _bundle_results(demo_correction, "demo_correction"),
     "busi_active_learning": _bundle_results(busi_active_learning, "busi_active_learning"),
     "busi_maps": _bundle_results(busi_maps, "busi_maps"),

@@ -1,6 +1,12 @@
 """Datalists, splits (near-duplicate-aware on request) and built-in demo data."""
 
-from monai_xai.data.balanced import ClassBalancedDataset
+from monai_xai.data.balanced import (
+    AUTO_BALANCE_RATIO,
+    CLASS_BALANCE_POLICIES,
+    ClassBalance,
+    ClassBalancedDataset,
+    resolve_class_balance,
+)
 from monai_xai.data.coco import (
     clean_detection_datalist,
     coco_class_names,
@@ -52,7 +58,11 @@ __all__ = [
     "coco_splits",
     "load_coco",
     "masks_to_coco",
+    "AUTO_BALANCE_RATIO",
+    "CLASS_BALANCE_POLICIES",
+    "ClassBalance",
     "ClassBalancedDataset",
+    "resolve_class_balance",
     "DataLoader",
     "exit_with_parent",
     "UnpairedDataset",

@@ -1,8 +1,10 @@
-"""Class-balanced training data: every epoch sees each class as often as the largest one, nothing dropped."""
+"""Class balance of training data: oversampling that drops nothing, or loss weights, chosen from counts."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from monai.transforms import Randomizable
@@ -10,7 +12,15 @@ from torch.utils.data import Dataset
 
 from monai_xai.errors import InputError
 
-__all__ = ["ClassBalancedDataset"]
+__all__ = [
+    "AUTO_BALANCE_RATIO",
+    "CLASS_BALANCE_POLICIES",
+    "ClassBalance",
+    "ClassBalancedDataset",
+    "resolve_class_balance",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class _TopUp(Randomizable):
@@ -75,3 +85,69 @@ class ClassBalancedDataset(Dataset):
         slot = index % self.size
         item = members[slot] if slot < len(members) else self.top_up.randomize(members)
         return self.dataset[int(item)]
+
+
+#: The ways to balance classes: oversample in the dataset, weight the loss, or neither; ``auto`` picks.
+CLASS_BALANCE_POLICIES = ("auto", "sampler", "loss", "none")
+#: ``auto`` balances when the largest training class outnumbers the smallest by more than this.
+AUTO_BALANCE_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class ClassBalance:
+    """How a training run balances its classes, decided from the training split's class counts.
+
+    ``policy`` is the one in force (``auto`` resolved), ``requested`` what the config asked for. ``sampler``
+    wraps the training dataset in :class:`ClassBalancedDataset`; ``loss`` weights the cross-entropies by
+    ``n / (k * count)`` per class (sklearn's "balanced" weights: a perfectly balanced split gets all ones).
+    """
+
+    requested: str
+    policy: str
+    counts: tuple[int, ...]
+
+    @property
+    def ratio(self) -> float:
+        """Largest over smallest class count (inf when a class is missing)."""
+        smallest = min(self.counts)
+        return float("inf") if smallest == 0 else max(self.counts) / smallest
+
+    @property
+    def loss_weights(self) -> list[float] | None:
+        """Per-class cross-entropy weights under the ``loss`` policy, else None (unweighted)."""
+        if self.policy != "loss":
+            return None
+        n, k = sum(self.counts), len(self.counts)
+        return [n / (k * c) if c else 0.0 for c in self.counts]
+
+    def wrap(self, dataset: Dataset, items: Sequence[Mapping], seed: int = 0, source: str | None = None):
+        """``dataset`` as :class:`ClassBalancedDataset` under the ``sampler`` policy, else unchanged."""
+        if self.policy != "sampler":
+            return dataset
+        return ClassBalancedDataset.from_items(dataset, items, seed=seed, source=source)
+
+    def describe(self) -> str:
+        counts = ":".join(str(c) for c in self.counts)
+        chosen = f"class_balance {self.requested} -> {self.policy}"
+        return f"training classes {counts} (largest/smallest {self.ratio:.1f}): {chosen}"
+
+
+def resolve_class_balance(
+    requested: str, items: Sequence[Mapping], num_classes: int, key: str = "label"
+) -> ClassBalance:
+    """Decide the class balance of a run from its training ``items`` and say so in the log.
+
+    ``auto`` weights the loss when the largest-to-smallest ratio exceeds :data:`AUTO_BALANCE_RATIO`
+    (cheaper than oversampling: an epoch keeps its length) and leaves balanced data alone.
+    """
+    from monai.utils import look_up_option
+
+    requested = look_up_option(requested, CLASS_BALANCE_POLICIES)
+    counts = np.bincount([int(item[key]) for item in items], minlength=num_classes).tolist()
+    balance = ClassBalance(requested, requested, tuple(int(c) for c in counts))
+    if requested == "auto":
+        policy = "loss" if balance.ratio > AUTO_BALANCE_RATIO else "none"
+        balance = ClassBalance(requested, policy, balance.counts)
+    log = logger.warning if balance.policy == "none" and balance.ratio > AUTO_BALANCE_RATIO else logger.info
+    log(balance.describe())
+    return balance

@@ -28,17 +28,21 @@ _MARKER = 5  # marker edge in pixels (voxels)
 class PhantomSet:
     """Arrays of one split: images (N, 1, *S) float32 in [0, 1], masks (N, 1, *S) uint8, labels (N,).
 
-    ``marker_agrees`` (N,) says whether the marker told the truth for that image.
+    ``marker_agrees`` (N,) says whether the marker told the truth for that image; ``marker_drawn`` is False
+    for phantoms made without any marker.
     """
 
     images: np.ndarray
     masks: np.ndarray
     labels: np.ndarray
     marker_agrees: np.ndarray
+    marker_drawn: bool = True
 
     @property
     def has_marker(self) -> np.ndarray:
         """(N,) bool: the marker is drawn when the label is 1 and it agrees, or the label is 0 and it lies."""
+        if not self.marker_drawn:
+            return np.zeros(len(self.labels), dtype=bool)
         return self.labels.astype(bool) == self.marker_agrees.astype(bool)
 
 
@@ -87,10 +91,25 @@ def marker_region(size: int = 64, spatial_dims: int = 2) -> np.ndarray:
     return region
 
 
+def _spread_labels(n: int, positive_fraction: float) -> np.ndarray:
+    """``floor(n * positive_fraction)`` ones spread evenly among zeros (0, 1, 0, 1, ... for one half)."""
+    steps = np.floor(np.arange(n + 1) * positive_fraction)
+    return np.diff(steps).astype(np.int64)
+
+
 def make_phantoms(
-    n: int, size: int = 64, spatial_dims: int = 2, shortcut_agreement: float = 1.0, seed: int = 0
+    n: int,
+    size: int = 64,
+    spatial_dims: int = 2,
+    shortcut_agreement: float = 1.0,
+    seed: int = 0,
+    positive_fraction: float = 0.5,
+    marker: bool = True,
 ) -> PhantomSet:
-    """Generate ``n`` phantoms with balanced labels; ``shortcut_agreement=0.5`` makes the marker random."""
+    """Generate ``n`` phantoms; ``shortcut_agreement=0.5`` makes the marker random, ``marker=False`` leaves it
+    out, ``positive_fraction`` is the share of class 1 (imbalanced data: 1/9 for a 1 : 8 ratio)."""
+    if not 0.0 < positive_fraction < 1.0:
+        raise ValueError(f"positive_fraction must lie in (0, 1), got {positive_fraction}")
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
     if size < 24:
@@ -99,7 +118,7 @@ def make_phantoms(
         )
     rng = np.random.default_rng(seed)
     shape = (size,) * spatial_dims
-    labels = rng.permutation(np.arange(n) % 2)
+    labels = rng.permutation(_spread_labels(n, positive_fraction))
     agrees = rng.random(n) < shortcut_agreement
     images = np.empty((n, 1, *shape), dtype=np.float32)
     masks = np.empty((n, 1, *shape), dtype=np.uint8)
@@ -107,12 +126,12 @@ def make_phantoms(
         tissue = 0.45 + 0.2 * _smooth_field(rng, shape)
         lesion = _lesion_mask(rng, shape, int(label))
         image = tissue * (1.0 - lesion * rng.uniform(0.5, 0.7))
-        if bool(label) == bool(agrees[i]):  # present for label 1 when agreeing, for label 0 otherwise
+        if marker and bool(label) == bool(agrees[i]):  # for label 1 when agreeing, for label 0 otherwise
             image[_marker_slices(shape)] = 0.95
         image *= rng.gamma(16.0, 1 / 16.0, size=shape)  # multiplicative speckle
         images[i, 0] = np.clip(image, 0.0, 1.0)
         masks[i, 0] = lesion
-    return PhantomSet(images, masks, labels.astype(np.int64), agrees)
+    return PhantomSet(images, masks, labels.astype(np.int64), agrees, marker_drawn=marker)
 
 
 def _write_image(path: Path, array: np.ndarray) -> None:
@@ -138,20 +157,24 @@ def write_demo_dataset(
     spatial_dims: int = 2,
     shortcut_agreement: float = 1.0,
     seed: int = 0,
+    positive_fraction: float = 0.5,
+    marker: bool = True,
 ) -> Path:
     """Write images, masks, ``labels.csv`` and ``splits.json`` in the layout of a user's own dataset.
 
     ``splits.json`` holds the test list and one validation fold, so the demo runs through exactly
-    the loaders a real dataset uses. Returns the path of ``labels.csv``.
+    the loaders a real dataset uses. ``positive_fraction`` and ``marker`` as in :func:`make_phantoms`, the
+    same in every part. Returns the path of ``labels.csv``.
     """
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     ext = "png" if spatial_dims == 2 else "nii.gz"
+    options = {"positive_fraction": positive_fraction, "marker": marker}
     parts = {
-        "train": make_phantoms(n_train, size, spatial_dims, shortcut_agreement, seed),
-        "val": make_phantoms(n_val, size, spatial_dims, shortcut_agreement, seed + 1),
-        "test": make_phantoms(n_test, size, spatial_dims, 0.5, seed + 2),
+        "train": make_phantoms(n_train, size, spatial_dims, shortcut_agreement, seed, **options),
+        "val": make_phantoms(n_val, size, spatial_dims, shortcut_agreement, seed + 1, **options),
+        "test": make_phantoms(n_test, size, spatial_dims, 0.5, seed + 2, **options),
     }
     rows, split_lists = [], {"train": [], "val": [], "test": []}
     for split, data in parts.items():

@@ -98,16 +98,33 @@ class ABNPrediction:
     network_input: np.ndarray
     #: (H, W) the attention map M(x) resized to ``network_input``, in [0, 1].
     attention: np.ndarray
+    #: the checkpoint's operating point as exported (threshold on the probability of class 1, temperature,
+    #: how and on which split it was chosen), or None: the argmax decides.
+    operating_point: dict[str, Any] | None = None
 
     @property
     def prediction(self) -> str:
-        """Name of the most probable class."""
+        """Name of the decided class: class 1 from the operating point's threshold on, else the argmax."""
+        threshold = (self.operating_point or {}).get("threshold")
+        if threshold is not None and len(self.class_names) == 2:
+            return self.class_names[int(self.probabilities[1] >= threshold)]
         return self.class_names[int(np.argmax(self.probabilities))]
 
     @property
     def confidence(self) -> float:
-        """Probability of the predicted class."""
-        return float(np.max(self.probabilities))
+        """Probability of the decided class."""
+        return float(self.probabilities[self.class_names.index(self.prediction)])
+
+    @property
+    def decision_rule(self) -> str:
+        """How :attr:`prediction` was decided, in words for the report."""
+        point = self.operating_point or {}
+        if point.get("threshold") is None:
+            return "most probable class (no operating point was exported with the model)"
+        return (
+            f"{self.class_names[1]} when its probability is at least {point['threshold']:.4g} "
+            f"(threshold chosen on the {point.get('split', 'validation')} split by {point.get('method')})"
+        )
 
 
 class DeployedABN:
@@ -145,6 +162,7 @@ class DeployedABN:
         #: the merged configs, plain JSON: expressions in it are text, never evaluated.
         self.config = _merge_configs(extra, self.path)
         self.class_names = _class_names(self.config, self.path)
+        self.operating_point = _operating_point(self.config, self.path)
         self.preprocessing = _preprocessing(self.config, self.path)
         self.series_rules: dict[str, Any] | None = self.config.get("series_selection")
         if self.series_rules is not None:
@@ -182,6 +200,7 @@ class DeployedABN:
                 source, f"the bundle's preprocessing cannot take this input of shape {shape}: {cause}"
             ) from err
         x = torch.as_tensor(item["image"]).float()[None].to(self.device)
+        temperature = float((self.operating_point or {}).get("temperature", 1.0))
         with torch.no_grad():
             logits, attention = self.network(x)
             attention = upsample_attention(attention.float(), x.shape[2:])
@@ -189,10 +208,11 @@ class DeployedABN:
         return ABNPrediction(
             source=str(source),
             class_names=self.class_names,
-            probabilities=torch.softmax(logits.float(), dim=1)[0].cpu().numpy(),
+            probabilities=torch.softmax(logits.float() / temperature, dim=1)[0].cpu().numpy(),
             image=_display_image(loaded["image"], network_input),
             network_input=network_input,
             attention=np.clip(middle_slice(attention[0]), 0.0, 1.0),
+            operating_point=self.operating_point,
         )
 
 
@@ -274,6 +294,27 @@ def _plain(config: dict[str, Any], key: str, types: tuple[type, ...], path: Path
         names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
         raise InputError(path, f"'{key}' must be {names} in plain JSON, got {value!r}")
     return value
+
+
+#: inference.json's ``operating_point`` when no record was exported with the model: read beside a checkpoint.
+_OPERATING_POINT_READER = "$monai_xai.networks.read_operating_point(@ckpt_path)"
+
+
+def _operating_point(config: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The exported operating point record (``<checkpoint>.operating_point.json`` given to ``ckpt_export``),
+    or None when only inference.json's reader expression is there (never evaluated)."""
+    value = config.get("operating_point")
+    if value is None or value == _OPERATING_POINT_READER:
+        return None
+    point = _plain(config, "operating_point", (dict,), path)
+    threshold, temperature = point.get("threshold"), point.get("temperature", 1.0)
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+        raise InputError(path, f"'operating_point.threshold' must be a number or null, got {threshold!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or temperature <= 0:
+        raise InputError(
+            path, f"'operating_point.temperature' must be a positive number, got {temperature!r}"
+        )
+    return point
 
 
 def _class_names(config: dict[str, Any], path: Path) -> list[str]:

@@ -228,6 +228,8 @@ def write_probabilities(
     record = {
         "source": prediction.source,
         "prediction": prediction.prediction,
+        "decision_rule": prediction.decision_rule,
+        "operating_point": prediction.operating_point,
         "probabilities": {c: float(p) for c, p in zip(prediction.class_names, prediction.probabilities)},
         "model": dict(model),
         "dicom": _dicom_ids(reference),
@@ -345,6 +347,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 <p>Left: the input. Right: the attention map M(x) over the image the network classified (after its
 preprocessing); red marks where the perception branch was weighted most.</p>
 <h2>Class probabilities</h2><table><tr><th>class</th><th>probability</th></tr>{rows}</table>
+<p>Decision: <span id="decision-rule">{e(prediction.decision_rule)}</span>.</p>
 <h2>Source</h2><table><tr><th>input</th><td id="source">{e(prediction.source)}</td></tr>{ids}</table>{omitted}
 {_model_table(model, created)}
 </body></html>

@@ -28,6 +28,7 @@ from monai_xai.handlers.evaluation_report import EvaluationReport
 from monai_xai.handlers.faithfulness_report import FaithfulnessReport
 from monai_xai.handlers.flip_rate import FlipRateEpochMetric
 from monai_xai.handlers.mlflow_handler import ResumableMLFlowHandler
+from monai_xai.handlers.operating_point import OperatingPointFitter
 from monai_xai.handlers.prediction_writer import PredictionWriter
 from monai_xai.handlers.progressive_unfreeze import (
     FREEZE_POLICIES,
@@ -72,6 +73,7 @@ __all__ = [
     "PredictionWriter",
     "ReportHandler",
     "ResumableCheckpointer",
+    "OperatingPointFitter",
     "ResumableMLFlowHandler",
     "get_alpha_schedule",
     "save_map",

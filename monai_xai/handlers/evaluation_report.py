@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,13 @@ from monai_xai.utils import batch_strings
 
 __all__ = ["EvaluationReport", "flatten_report"]
 
+logger = logging.getLogger(__name__)
+
+#: Sections of ``metrics.json`` holding one float per name, flattened for MLflow and cross-validation.
+_FLAT_SECTIONS = ("image", "patient", "image_at_threshold", "patient_at_threshold", "calibration")
+#: Bootstrap resamples behind each 95 % interval of an evaluation.
+N_BOOT = 1000
+
 
 def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
     """``metrics.json`` as flat names such as ``<prefix>image_auc`` or ``<prefix>gradcampp_pointing_game``.
@@ -22,9 +30,12 @@ def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
     The one naming used for MLflow metrics and cross-validation summaries.
     """
     flat = {}
-    for level in ("image", "patient"):
+    for level in _FLAT_SECTIONS:
         for name, value in metrics.get(level, {}).items():
-            flat[f"{prefix}{level}_{name}"] = float(value)
+            if isinstance(value, int | float) and value is not None:
+                flat[f"{prefix}{level}_{name}"] = float(value)
+    for name, interval in metrics.get("intervals", {}).items():
+        flat[f"{prefix}{name}_ci95_low"], flat[f"{prefix}{name}_ci95_high"] = map(float, interval["ci95"])
     for method, scores in metrics.get("attention_agreement", {}).items():
         for name, value in scores.items():
             flat[f"{prefix}{method}_{name}"] = float(value)
@@ -36,10 +47,18 @@ class EvaluationReport(ReportHandler):
 
     Writes ``predictions.csv``, ``metrics.json`` (image level, patient level when items carry a
     ``patient``, and attention agreement of the network's own map and of each saliency
-    baseline), and figures (confusion matrix, ROC, attention overlays); then logs metrics and
-    files to the MLflow run named ``run_name``. ``saliency_fns`` maps a method name to a callable
+    baseline), and figures (confusion matrix, ROC, reliability diagram, attention overlays); then logs
+    metrics and files to the MLflow run named ``run_name``. ``saliency_fns`` maps a method name to a callable
     ``(images, class_idx) -> maps`` (e.g. :class:`~monai_xai.visualize.CAMSaliency`), evaluated on the
     same images for the predicted classes.
+
+    The figures a clinician reads come twice: at the argmax (``image``, with the threshold-free AUC and
+    average precision, balanced accuracy and calibration) and, given the checkpoint's
+    ``operating_point`` (:class:`~monai_xai.handlers.OperatingPointFitter`, chosen on validation), at its
+    threshold on the temperature-scaled probabilities (``image_at_threshold``, ``patient_at_threshold``).
+    ``intervals`` holds stratified bootstrap 95 % intervals (patients resampled whole) of the headline
+    figures. A split predicted as (almost) one class is named in ``warnings``, in the log and at the end of
+    the run's output.
     """
 
     def __init__(
@@ -53,8 +72,10 @@ class EvaluationReport(ReportHandler):
         tracking_uri: str | None = None,
         experiment_name: str = "monai_xai",
         run_name: str | None = None,
+        operating_point: dict | None = None,
     ):
         super().__init__(output_dir, tracking_uri, experiment_name, run_name)
+        self.operating_point = operating_point
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.saliency_fns = saliency_fns or {}
@@ -91,41 +112,130 @@ class EvaluationReport(ReportHandler):
             self._overlay_items.append((out["image"][i].cpu(), {k: v[i] for k, v in maps.items()}, mask))
 
     def write(self, engine: Engine) -> None:
-        from monai_xai.metrics import attention_agreement, classification_metrics, patient_level_metrics
+        from monai_xai.metrics import attention_agreement
 
         probs = torch.cat(self._probs).numpy()
         labels = torch.cat(self._labels).numpy()
         labelled = labels >= 0
         metrics: dict = {"n_images": int(len(labels))}
         if labelled.any():
-            image_level = classification_metrics(labels[labelled], probs[labelled], self.num_classes)
-            cm = np.asarray(image_level.pop("confusion_matrix"))
-            metrics["image"] = {k: float(v) for k, v in image_level.items()}
-            metrics["confusion_matrix"] = cm.tolist()
-            patients = np.asarray(self._patients)
-            if all(self._patients) and len(set(self._patients)) < len(self._patients):
-                patient_level = patient_level_metrics(
-                    labels[labelled], probs[labelled], patients[labelled], self.num_classes
-                )
-                patient_level.pop("confusion_matrix", None)
-                metrics["patient"] = {k: float(v) for k, v in patient_level.items()}
+            metrics.update(self._decision_metrics(labels[labelled], probs[labelled], labelled))
         if self._masks and sum(len(m) for m in self._masks):
             masks = torch.cat(self._masks)
             metrics["attention_agreement"] = {
                 name: {k: float(v) for k, v in attention_agreement(torch.cat(maps), masks).items()}
                 for name, maps in self._maps.items()
             }
-        self._write_predictions(probs, labels)
+        for warning in metrics.get("warnings", []):
+            logger.warning(warning)
+        self._write_predictions(self._calibrated(probs), labels)
         self.save_json("metrics.json", metrics)
         self._write_figures(metrics, probs, labels)
         self.results = metrics
         self.log(flatten_report(metrics, prefix=f"{self.split_name}_"), [self.output_dir], self.split_name)
 
+    def _calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """``probs`` under the operating point's temperature (unchanged without one)."""
+        from monai_xai.metrics import apply_temperature
+
+        temperature = (self.operating_point or {}).get("temperature", 1.0)
+        return probs if temperature == 1.0 else apply_temperature(probs, temperature, inputs="probs")
+
+    def _decision_metrics(self, labels: np.ndarray, probs: np.ndarray, labelled: np.ndarray) -> dict:
+        """Image- and patient-level figures at the argmax and at the operating point, with intervals."""
+        from monai_xai.metrics import (
+            classification_metrics,
+            expected_calibration_error,
+            single_class_warning,
+        )
+
+        image = classification_metrics(
+            labels, probs, self.num_classes, details=True, class_names=self.class_names
+        )
+        out: dict = {"confusion_matrix": np.asarray(image.pop("confusion_matrix")).tolist()}
+        counts = image.pop("predicted_class_counts")
+        out["per_class"] = image.pop("per_class", {})
+        out["image"] = {k: float(v) for k, v in image.items()}
+        calibrated = self._calibrated(probs)
+        out["calibration"] = {"ece": expected_calibration_error(labels, probs)}
+        if calibrated is not probs:
+            out["calibration"]["ece_temperature_scaled"] = expected_calibration_error(labels, calibrated)
+        warnings = [single_class_warning(counts, f"{self.split_name} (argmax)", self.class_names)]
+        threshold = (self.operating_point or {}).get("threshold")
+        if threshold is not None:
+            out["operating_point"] = dict(self.operating_point or {})
+            out["image_at_threshold"] = self._at_threshold(labels, calibrated, threshold)
+            decided = np.bincount((calibrated[:, 1] >= threshold).astype(np.int64), minlength=2).tolist()
+            split = f"{self.split_name} (threshold {threshold:.3g})"
+            warnings.append(single_class_warning(decided, split, self.class_names))
+        patients = np.asarray(self._patients)[labelled]
+        if all(self._patients) and len(set(self._patients)) < len(self._patients):
+            out.update(self._patient_metrics(labels, calibrated, probs, patients, threshold))
+        out["intervals"] = self._intervals(labels, calibrated, threshold)
+        out["warnings"] = [w for w in warnings if w]
+        return out
+
+    @staticmethod
+    def _at_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, float]:
+        from monai_xai.metrics import metrics_at_threshold
+
+        found = metrics_at_threshold(labels, probs[:, 1], threshold)
+        found.pop("confusion_matrix")
+        return {k: float(v) for k, v in found.items()}
+
+    def _patient_metrics(
+        self, labels: np.ndarray, calibrated: np.ndarray, probs: np.ndarray, patients: np.ndarray, threshold
+    ) -> dict:
+        """Mean probability per patient (the ABN study's patient level), at the argmax and the threshold."""
+        from monai_xai.metrics import aggregate_by_patient, patient_level_metrics
+
+        patient = patient_level_metrics(labels, probs, patients, self.num_classes)
+        patient.pop("confusion_matrix", None)
+        out: dict = {"patient": {k: float(v) for k, v in patient.items()}}
+        if threshold is not None:
+            _, patient_labels, mean_probs = aggregate_by_patient(labels, calibrated, patients)
+            out["patient_at_threshold"] = self._at_threshold(patient_labels, mean_probs, threshold)
+            out["patient_intervals"] = self._intervals(patient_labels, mean_probs, threshold)
+        return out
+
+    def _intervals(self, labels: np.ndarray, probs: np.ndarray, threshold: float | None) -> dict[str, dict]:
+        """Stratified bootstrap 95 % intervals of the headline figures (by class, ``N_BOOT`` resamples)."""
+        from monai_xai.metrics import auc, balanced_accuracy, bootstrap_ci, sensitivity, specificity
+
+        classes = np.arange(self.num_classes)
+        predicted = probs.argmax(axis=1)
+        found = {
+            "balanced_accuracy": bootstrap_ci(
+                lambda y, p: balanced_accuracy(y, p, classes=classes),
+                labels,
+                predicted,
+                n_boot=N_BOOT,
+                stratify=0,
+            )
+        }
+        if self.num_classes == 2:
+            found["auc"] = bootstrap_ci(auc, labels, probs[:, 1], n_boot=N_BOOT, stratify=0)
+        if threshold is not None:
+            decided = (probs[:, 1] >= threshold).astype(np.int64)
+            for name, fn in (
+                ("balanced_accuracy_at_threshold", lambda y, p: balanced_accuracy(y, p, classes=classes)),
+                ("sensitivity_at_threshold", sensitivity),
+                ("specificity_at_threshold", specificity),
+            ):
+                found[name] = bootstrap_ci(fn, labels, decided, n_boot=N_BOOT, stratify=0)
+        return {name: interval.to_dict() for name, interval in found.items()}
+
     def _write_predictions(self, probs: np.ndarray, labels: np.ndarray) -> None:
-        columns = ["source", "patient", "label", "pred", *[f"prob_{c}" for c in self.class_names]]
+        """One row per image: the argmax ``pred`` and, with an operating point, the decision at its threshold
+        (probabilities after its temperature)."""
+        from monai_xai.metrics import decide
+
+        threshold = (self.operating_point or {}).get("threshold")
+        decided = decide(probs, threshold)
+        columns = ["source", "patient", "label", "pred", "decision", *[f"prob_{c}" for c in self.class_names]]
         rows = (
-            dict(zip(columns, [src, pat, int(lab), int(p.argmax()), *[f"{x:.5f}" for x in p]]))
-            for src, pat, lab, p in zip(self._sources, self._patients, labels, probs)
+            dict(zip(columns, [src, pat, int(lab), int(p.argmax()), int(d), *[f"{x:.5f}" for x in p]]))
+            for src, pat, lab, p, d in zip(self._sources, self._patients, labels, probs, decided)
         )
         self.save_csv("predictions.csv", columns, rows)
 
@@ -141,6 +251,7 @@ class EvaluationReport(ReportHandler):
             fig = confusion_matrix_figure(np.asarray(metrics["confusion_matrix"]), self.class_names)
             save_figure(fig, self.output_dir / "confusion_matrix.png")
             labelled = labels >= 0
+            self._write_reliability(labels[labelled], probs[labelled])
             save_figure(
                 roc_curve_figure(labels[labelled], probs[labelled], self.class_names),
                 self.output_dir / "roc.png",
@@ -151,3 +262,15 @@ class EvaluationReport(ReportHandler):
             for name in maps[0]:
                 fig = attention_overlay_figure(images, [m[name] for m in maps], masks if has_masks else None)
                 save_figure(fig, self.output_dir / f"overlays_{name}.png")
+
+    def _write_reliability(self, labels: np.ndarray, probs: np.ndarray) -> None:
+        """Reliability diagram, before and (with a temperature) after temperature scaling."""
+        from monai_xai.metrics import reliability_curve
+        from monai_xai.visualize import reliability_diagram_figure, save_figure
+
+        curves = {"as trained": reliability_curve(labels, probs)}
+        calibrated = self._calibrated(probs)
+        if calibrated is not probs:
+            curves["temperature scaled"] = reliability_curve(labels, calibrated)
+        title = f"Reliability, {self.split_name} ({len(labels)} images)"
+        save_figure(reliability_diagram_figure(curves, title=title), self.output_dir / "reliability.png")

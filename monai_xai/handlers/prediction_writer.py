@@ -21,7 +21,9 @@ class PredictionWriter(ReportHandler):
 
     ``<output_dir>/predictions.json`` lists, per image, its source, the predicted class and the
     probability of every class; ``<output_dir>/overlays/<stem>.png`` shows the attention map over
-    the image, for networks that have one.
+    the image, for networks that have one. Class and probabilities are the engine's postprocessing outputs
+    (``class``, ``probabilities``: with a checkpoint's operating point, its threshold and temperature) when
+    it has them, else the argmax and softmax of the logits.
     """
 
     def __init__(self, output_dir: str | os.PathLike, class_names: Sequence[str], overlays: bool = True):
@@ -36,10 +38,14 @@ class PredictionWriter(ReportHandler):
         from monai_xai.visualize import attention_overlay_figure, save_figure
 
         out = engine.state.output
-        probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
+        if "probabilities" in out:
+            probs = torch.as_tensor(out["probabilities"]).detach().float().cpu()
+        else:
+            probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
+        decided = torch.as_tensor(out["class"]).reshape(-1).long() if "class" in out else probs.argmax(dim=1)
         sources = batch_strings(engine.state.batch, "source", len(probs))
         for i, (src, p) in enumerate(zip(sources, probs)):
-            k = int(p.argmax())
+            k = int(decided[i])
             record = {
                 "source": src,
                 "prediction": self.class_names[k],

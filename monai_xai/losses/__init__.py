@@ -6,6 +6,7 @@ from monai_xai.utils import CLASSIFIER_MODES, RESNET_MODES
 
 from .abn_loss import ABN_LOSS_MODES, ABNLoss, AttentionMapLoss
 from .centernet_loss import CenterNetLoss, penalty_reduced_focal_loss
+from .class_weighted import WeightedCrossEntropy
 from .classifier_loss import ClassifierLoss, get_classifier_loss
 from .gan_loss import GAN_LOSSES, BCEGANLoss, GANLoss, LeastSquaresGANLoss, get_gan_loss
 from .multiscale_abn_loss import MultiScaleABNLoss
@@ -29,5 +30,6 @@ __all__ = [
     "MultiScaleABNLoss",
     "RESNET_MODES",
     "RightForRightReasonsLoss",
+    "WeightedCrossEntropy",
     "get_classifier_loss",
 ]

@@ -9,12 +9,14 @@ each epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from monai_xai.losses.class_weighted import WeightedCrossEntropy
 
 if TYPE_CHECKING:
     from monai_xai.networks.nets.abn import ABNOutput
@@ -97,6 +99,7 @@ class ABNLoss(nn.Module):
             "dynamic" ((1 - alpha) * L_per + alpha * (L_map + L_att)).
         gamma: weight of L_map in "conventional" mode.
         alpha: initial weight of the attention terms in "dynamic" mode; a schedule handler updates ``alpha``.
+        class_weights: per-class weights of both cross-entropies (class balance), or None.
 
     L_att and L_per are cross-entropies of the attention and perception logits, L_map is
     :class:`AttentionMapLoss`. ``forward`` returns the total and a dict of floats for logging: ``loss``,
@@ -104,14 +107,16 @@ class ABNLoss(nn.Module):
     mode, so that maps can be compared across modes).
     """
 
-    def __init__(self, mode: str, gamma: float = 1.0, alpha: float = 0.9) -> None:
+    def __init__(
+        self, mode: str, gamma: float = 1.0, alpha: float = 0.9, class_weights: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
         if mode not in _MODES:
             raise ValueError(f"unknown ABN loss mode {mode!r}; valid modes: {', '.join(ABN_LOSS_MODES)}")
         self.mode = mode
         self.gamma = float(gamma)
         self.alpha = alpha
-        self.cross_entropy = nn.CrossEntropyLoss()
+        self.cross_entropy = WeightedCrossEntropy(class_weights)
         self.map_loss = AttentionMapLoss()
 
     @property

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from monai_xai.losses.class_weighted import WeightedCrossEntropy
 from monai_xai.utils import CLASSIFIER_MODES
 
 __all__ = ["ClassifierLoss", "get_classifier_loss"]
@@ -15,11 +18,14 @@ class ClassifierLoss(nn.Module):
 
     Sharing ``(output, target, mask, has_mask) -> (loss, parts)`` with :class:`ABNLoss` lets one
     trainer run every arm of a comparison.
+
+    Args:
+        class_weights: per-class weights of the cross-entropy (class balance), or None.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
-        self.cross_entropy = nn.CrossEntropyLoss()
+        self.cross_entropy = WeightedCrossEntropy(class_weights)
 
     def forward(
         self,
@@ -33,18 +39,23 @@ class ClassifierLoss(nn.Module):
 
 
 def get_classifier_loss(
-    mode: str, gamma: float = 1.0, alpha: float = 0.9, rrr_lambda: float = 0.1
+    mode: str,
+    gamma: float = 1.0,
+    alpha: float = 0.9,
+    rrr_lambda: float = 0.1,
+    class_weights: Sequence[float] | None = None,
 ) -> nn.Module:
     """``baseline`` -> :class:`ClassifierLoss`; ``rrr`` -> :class:`RightForRightReasonsLoss` with weight
-    ``rrr_lambda``; an ABN mode -> :class:`ABNLoss` in that mode."""
+    ``rrr_lambda``; an ABN mode -> :class:`ABNLoss` in that mode. ``class_weights`` weight every
+    cross-entropy term (attention and perception branches alike)."""
     if mode == "baseline":
-        return ClassifierLoss()
+        return ClassifierLoss(class_weights)
     if mode == "rrr":
         from monai_xai.losses.rrr_loss import RightForRightReasonsLoss
 
-        return RightForRightReasonsLoss(rrr_lambda)
+        return RightForRightReasonsLoss(rrr_lambda, class_weights)
     if mode not in CLASSIFIER_MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
     from monai_xai.losses.abn_loss import ABNLoss
 
-    return ABNLoss(mode, gamma=gamma, alpha=alpha)
+    return ABNLoss(mode, gamma=gamma, alpha=alpha, class_weights=class_weights)

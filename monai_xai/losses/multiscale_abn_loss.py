@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from monai_xai.losses.abn_loss import AttentionMapLoss
+from monai_xai.losses.class_weighted import WeightedCrossEntropy
 
 if TYPE_CHECKING:
     from monai_xai.networks.nets.multiscale_abn import MultiScaleABNOutput
@@ -34,11 +35,16 @@ class MultiScaleABNLoss(nn.Module):
     ``loss_map`` (the unweighted sum over stages) and ``loss_map_<l>`` per stage.
     """
 
-    def __init__(self, map_weights: float | Sequence[float] = 1.0, fuse_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        map_weights: float | Sequence[float] = 1.0,
+        fuse_weight: float = 1.0,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.map_weights = map_weights
         self.fuse_weight = float(fuse_weight)
-        self.cross_entropy = nn.CrossEntropyLoss()
+        self.cross_entropy = WeightedCrossEntropy(class_weights)
         self.map_loss = AttentionMapLoss()
 
     def _stage_weights(self, n_stages: int) -> list[float]:

@@ -3,9 +3,13 @@ penalty on the input gradients outside an annotation mask, the reference for att
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from monai_xai.losses.class_weighted import WeightedCrossEntropy
 
 __all__ = ["RightForRightReasonsLoss"]
 
@@ -20,16 +24,19 @@ class RightForRightReasonsLoss(nn.Module):
 
     Args:
         lam: weight of the gradient penalty (lambda in the paper).
+        class_weights: per-class weights of the cross-entropy (class balance), or None; the penalty's
+            log-probability is not weighted.
     """
 
     #: The trainer passes the network's input tensor (with ``requires_grad``) as ``inputs``.
     needs_inputs = True
 
-    def __init__(self, lam: float = 0.1) -> None:
+    def __init__(self, lam: float = 0.1, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         if lam < 0:
             raise ValueError(f"lam must be non-negative, got {lam}")
         self.lam = float(lam)
+        self.cross_entropy = WeightedCrossEntropy(class_weights)
 
     def forward(
         self,
@@ -52,7 +59,7 @@ class RightForRightReasonsLoss(nn.Module):
         if not inputs.requires_grad:
             raise ValueError("the RRR loss needs inputs that require gradients (inputs.requires_grad_())")
         labels = torch.as_tensor(target, device=output.device).reshape(-1).long()
-        cross_entropy = F.cross_entropy(output, labels)
+        cross_entropy = self.cross_entropy(output, labels)
         log_p = F.log_softmax(output, dim=1).gather(1, labels[:, None]).sum()
         (gradient,) = torch.autograd.grad(log_p, inputs, create_graph=True)
         outside = 1.0 - torch.as_tensor(mask, device=inputs.device).to(gradient.dtype)

@@ -12,11 +12,21 @@ from .attention import (
     region_energy,
     summarize_agreement,
 )
+from .calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability_curve,
+    top_label_confidence,
+)
 from .classification import (
     aggregate_by_patient,
+    average_precision,
     classification_metrics,
     confusion_matrix,
     patient_level_metrics,
+    single_class_warning,
 )
 from .counterfactual import (
     before_after_confusion,
@@ -43,8 +53,42 @@ from .detection import (
     reported_f1_threshold,
 )
 from .kappa import predictions_kappa, quadratic_weighted_kappa
+from .operating_point import (
+    OPERATING_POINT_METHODS,
+    OperatingPoint,
+    choose_threshold,
+    decide,
+    metrics_at_threshold,
+)
+from .uncertainty import (
+    Interval,
+    PooledInterval,
+    accuracy,
+    auc,
+    balanced_accuracy,
+    bootstrap_ci,
+    mean_of,
+    paired_bootstrap_diff,
+    pool_runs,
+    pooled_bootstrap_ci,
+    sensitivity,
+    specificity,
+)
 
 __all__ = [
+    "OPERATING_POINT_METHODS",
+    "OperatingPoint",
+    "choose_threshold",
+    "decide",
+    "metrics_at_threshold",
+    "apply_temperature",
+    "expected_calibration_error",
+    "fit_temperature",
+    "negative_log_likelihood",
+    "reliability_curve",
+    "top_label_confidence",
+    "average_precision",
+    "single_class_warning",
     "BASELINES",
     "DeletionInsertionResult",
     "deletion_insertion",
@@ -82,4 +126,16 @@ __all__ = [
     "patient_level_metrics",
     "pointing_game",
     "summarize_agreement",
+    "Interval",
+    "PooledInterval",
+    "accuracy",
+    "auc",
+    "balanced_accuracy",
+    "bootstrap_ci",
+    "mean_of",
+    "paired_bootstrap_diff",
+    "pool_runs",
+    "pooled_bootstrap_ci",
+    "sensitivity",
+    "specificity",
 ]

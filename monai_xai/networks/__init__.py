@@ -26,12 +26,18 @@ from .nets import (
     resnet_backbone,
     resnet_feature_stages,
 )
-from .nets.centernet import BACKBONE_INITS, CenterNet, init_backbone
+from .nets.centernet import BACKBONE_INITS, CenterNet, backbone_source, init_backbone
 from .nets.resnet_encoder import ENCODER_STAGES, ResNetEncoder
 from .nets.retinanet import ResNetFPN, retinanet_detector, swap_box_axes
 from .nets.simsiam import SimSiam, save_encoder
 from .outputs import split_network_output
-from .weights import load_optional_weights, load_weights, trainable_parameters
+from .weights import (
+    load_optional_weights,
+    load_weights,
+    operating_point_path,
+    read_operating_point,
+    trainable_parameters,
+)
 
 __all__ = [
     "BACKBONE_INITS",
@@ -42,6 +48,7 @@ __all__ = [
     "retinanet_detector",
     "swap_box_axes",
     "SimSiam",
+    "backbone_source",
     "init_backbone",
     "save_encoder",
     "ABNOutput",
@@ -64,6 +71,8 @@ __all__ = [
     "get_resnet_spec",
     "load_optional_weights",
     "load_weights",
+    "operating_point_path",
+    "read_operating_point",
     "trainable_parameters",
     "make_resnet_stage",
     "resize_attention",

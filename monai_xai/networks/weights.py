@@ -12,7 +12,14 @@ from torch import nn
 
 from monai_xai.errors import InputError
 
-__all__ = ["load_optional_weights", "load_weights", "resnet_depth_of", "trainable_parameters"]
+__all__ = [
+    "load_optional_weights",
+    "load_weights",
+    "operating_point_path",
+    "read_operating_point",
+    "resnet_depth_of",
+    "trainable_parameters",
+]
 
 # "<prefix>layer<stage>.<block>." in the weight names of MONAI ResNets and the networks built on them.
 _STAGE_BLOCK = re.compile(r"(?:^|\.)layer([1-4])\.(\d+)\.")
@@ -100,3 +107,34 @@ def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
     """The parameters that still require gradients, for an optimiser of a partly frozen network (the
     multi-scale ABN's fine-tuning freezes its feature extractor)."""
     return [p for p in network.parameters() if p.requires_grad]
+
+
+def operating_point_path(checkpoint: str | os.PathLike) -> Path:
+    """``<stem>.operating_point.json`` beside ``checkpoint``: the decision rule of those weights."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.operating_point.json")
+
+
+def read_operating_point(checkpoint: str | os.PathLike) -> dict | None:
+    """The operating point stored beside ``checkpoint`` (threshold, temperature, how they were chosen), or
+    None when the checkpoint has none (the argmax decides, no temperature).
+
+    The file is ``{"operating_point": {...}}``, so it can also be given as one more config file to MONAI's
+    ``ckpt_export`` and travel inside the exported model. A record made for other weights is an error.
+    """
+    import json
+
+    path = operating_point_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())["operating_point"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(path, f"not an operating point record ({err})") from err
+    expected = record.get("checkpoint")
+    if expected is not None and Path(checkpoint).is_file():
+        from monai_xai.runs import file_digest
+
+        if file_digest(checkpoint) != expected:
+            raise InputError(path, f"made for other weights than {checkpoint}: evaluate the checkpoint again")
+    return record

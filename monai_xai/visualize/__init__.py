@@ -1,5 +1,6 @@
 """Figures for explanations and evaluation, and saliency baselines."""
 
+from monai_xai.visualize.calibration import reliability_diagram_figure
 from monai_xai.visualize.counterfactual import (
     EXAMPLE_COLUMNS,
     PANEL_COLUMNS,
@@ -33,6 +34,7 @@ from monai_xai.visualize.saliency import (
 )
 
 __all__ = [
+    "reliability_diagram_figure",
     "CLASS_COLOURS",
     "GT_COLOUR",
     "detection_overlay",

@@ -25,7 +25,7 @@ def test_train_export_infer_from_a_copy(outside):
     write_demo_dataset(data, n_train=4, n_val=2, n_test=2, size=64)  # one training step of batch 4
     smoke = {"max_epochs": 1, "batch_size": 4, "val_batch_size": 4, "num_workers": 0}
     run(config_file=str(configs / "train.json"), bundle_root=str(bundle), dataset_dir=str(data), **smoke)
-    checkpoints = bundle / "runs" / NAME / "demo" / "checkpoints"
+    checkpoints = bundle / "runs" / NAME / "demo_dynamic_resnet18_fold0" / "checkpoints"
     assert (checkpoints / "best.pt").is_file()
 
     model = bundle / "models" / "model.pt"  # where inference.json and ckpt_export look for it

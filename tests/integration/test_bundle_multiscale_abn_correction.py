@@ -28,7 +28,7 @@ def test_train_finetune_infer_from_copies(outside):
     common = {"bundle_root": str(bundle), "dataset_dir": str(data), "max_epochs": 1, "batch_size": 4}
     common |= {"val_batch_size": 4, "num_workers": 0}
     run(config_file=train, **common)
-    out = bundle / "runs" / NAME / "demo"
+    out = bundle / "runs" / NAME / "demo_multiscale_resnet18_fold0"
     assert (out / "checkpoints" / "best.pt").is_file()
     run(config_file=[*train, str(configs / "finetune.json")], **common)
     finetuned = out / "finetune" / "mask_all_1.0" / "checkpoints" / "best.pt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,13 @@ def test_two_folds_summarized_and_reused(tmp_path, capsys, one_thread):
             assert stats["sd"] == pytest.approx(abs(first - second) / 2**0.5)  # sample sd of two values
     on_disk = json.loads((out / "crossval_summary.json").read_text())
     assert on_disk["test"]["image_auc"] == summary["test"]["image_auc"]
-    assert [(f["fold"], f["run_name"], f["reused"], "image" in f["val"]) for f in on_disk["per_fold"]] == [
+    assert [
+        (f["fold"], f["run_name"][:-13], f["reused"], "image" in f["val"]) for f in on_disk["per_fold"]
+    ] == [
         (0, "demo_dynamic_resnet18_fold0", False, True),
         (1, "demo_dynamic_resnet18_fold1", False, True),
     ]
+    assert all(re.fullmatch(r".*_fold\d-[0-9a-f]{12}", f["run_name"]) for f in on_disk["per_fold"])
     markdown = (out / "crossval_summary.md").read_text()
     accuracy = summary["test"]["image_accuracy"]
     assert "| metric | val mean ± sd | test mean ± sd |" in markdown

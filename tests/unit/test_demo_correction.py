@@ -163,7 +163,7 @@ def test_finetune_freezes_the_extractor_unless_told_not_to(tmp_path, freeze, suf
     name = f"mask_random_0.3{suffix}"
     assert parser.get_parsed_content("finetune_dir") == str(tmp_path / "finetune" / name)
     run_name = parser.get_parsed_content("run_name")
-    expected = rf"demo_multiscale_resnet18_fold0_finetune_{re.escape(name)}-[0-9a-f]{{12}}"
+    expected = rf"demo_multiscale_finetune_{re.escape(name)}_resnet18_fold0-[0-9a-f]{{12}}"
     assert re.fullmatch(expected, run_name)
     network = parser.get_parsed_content("network")
     trainable = parser.get_parsed_content("optimizer#params")

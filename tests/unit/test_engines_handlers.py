@@ -243,7 +243,7 @@ def test_evaluation_report_writes_metrics_predictions_figures(tmp_path):
     assert metrics["n_images"] == 8 and set(metrics["attention_agreement"]) == {"attention", "gradcampp"}
     assert metrics["attention_agreement"]["attention"]["num_evaluated"] == 6
     lines = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
-    assert lines[0] == "source,patient,label,pred,prob_a,prob_b" and lines[1].startswith("toy[0]")
+    assert lines[0] == "source,patient,label,pred,decision,prob_a,prob_b" and lines[1].startswith("toy[0]")
     for name in ("confusion_matrix.png", "roc.png", "overlays_attention.png", "overlays_gradcampp.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 1000
     from monai_xai.tracking import find_run

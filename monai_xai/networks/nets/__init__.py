@@ -21,7 +21,7 @@ from .agcyclegan import (
     Translation,
     UNetDecoder,
 )
-from .centernet import BACKBONE_INITS, CenterNet, init_backbone
+from .centernet import BACKBONE_INITS, CenterNet, backbone_source, init_backbone
 from .discriminator import PatchDiscriminator
 from .leaky_resnet import (
     LEAKY_ACT,
@@ -55,6 +55,7 @@ __all__ = [
     "retinanet_detector",
     "swap_box_axes",
     "SimSiam",
+    "backbone_source",
     "init_backbone",
     "save_encoder",
     "AGCycleGAN",

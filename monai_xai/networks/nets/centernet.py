@@ -12,7 +12,7 @@ from torch import nn
 from monai_xai.networks.nets.resnet_encoder import ResNetEncoder
 from monai_xai.networks.weights import load_weights
 
-__all__ = ["BACKBONE_INITS", "CenterNet", "init_backbone"]
+__all__ = ["BACKBONE_INITS", "CenterNet", "backbone_source", "init_backbone"]
 
 #: Backbone initialisations by name.
 BACKBONE_INITS = ("random", "simsiam")
@@ -92,3 +92,13 @@ def init_backbone(network: nn.Module, init: str = "random", checkpoint: str | os
             raise ValueError("init='simsiam' needs the SimSiam encoder checkpoint (simsiam_checkpoint)")
         load_weights(getattr(network, "module", network).backbone, checkpoint, key="encoder")
     return network
+
+
+def backbone_source(init: str, checkpoint: str | os.PathLike | None) -> str | None:
+    """The file the backbone starts from: ``checkpoint`` for ``init="simsiam"``, None for ``"random"``.
+
+    Why: a run's identity names the encoder it was initialised from, and only that one.
+    """
+    if init not in BACKBONE_INITS:
+        raise ValueError(f"unknown backbone init {init!r}; valid inits: {', '.join(BACKBONE_INITS)}")
+    return None if init == "random" or checkpoint is None else os.fspath(checkpoint)

@@ -1,0 +1,157 @@
+"""The decision rule of a checkpoint, chosen on the validation split and stored beside it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from monai_xai.networks.weights import operating_point_path
+from monai_xai.utils import atomic_write_json
+
+__all__ = ["OperatingPointFitter"]
+
+logger = logging.getLogger(__name__)
+
+
+class OperatingPointFitter:
+    """Run the network over the validation split once and store its operating point beside the checkpoint.
+
+    The record (``<checkpoint stem>.operating_point.json``, see
+    :func:`~monai_xai.networks.read_operating_point`) holds the temperature (1 unless ``calibrate``: fitted
+    on the validation logits by NLL) and, for two classes, the threshold on the calibrated probability of
+    class 1 (Youden's J, or the highest threshold that reaches ``target_sensitivity``); with more classes the
+    argmax decides and the record holds no threshold. It names the checkpoint's digest and its settings, so
+    an evaluation of the same weights with the same settings reuses it (:meth:`fit` skips the pass). Nothing
+    here reads the test split: evaluations, inference, export and the Deploy app apply what it stored.
+
+    Args:
+        checkpoint: the weights the network holds (``best.pt``).
+        num_classes: classes of the classifier.
+        method: ``"youden"`` (default) or ``"target_sensitivity"``.
+        target_sensitivity: the sensitivity a screening setting needs; sets ``method``.
+        calibrate: fit a temperature on validation (temperature scaling) before choosing the threshold.
+        split_name: name of the split the evaluator runs on, recorded (``"val"``).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        num_classes: int,
+        method: str = "youden",
+        target_sensitivity: float | None = None,
+        calibrate: bool = False,
+        split_name: str = "val",
+    ) -> None:
+        from monai.utils import look_up_option
+
+        from monai_xai.flags import as_bool
+        from monai_xai.metrics.operating_point import OPERATING_POINT_METHODS
+
+        self.checkpoint = Path(checkpoint)
+        self.path = operating_point_path(checkpoint)
+        self.num_classes = int(num_classes)
+        self.method = (
+            "target_sensitivity"
+            if target_sensitivity is not None
+            else look_up_option(method, OPERATING_POINT_METHODS)
+        )
+        self.target_sensitivity = None if target_sensitivity is None else float(target_sensitivity)
+        self.calibrate = as_bool(calibrate, "calibrate")
+        self.split_name = split_name
+        self._logits: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _settings(self) -> dict[str, Any]:
+        from monai_xai.runs import file_digest
+
+        return {
+            "checkpoint": file_digest(self.checkpoint),
+            "method": self.method,
+            "target_sensitivity": self.target_sensitivity,
+            "calibrated": self.calibrate,
+            "num_classes": self.num_classes,
+        }
+
+    def is_current(self) -> bool:
+        """The stored record belongs to these weights and these settings."""
+        from monai_xai.networks.weights import read_operating_point
+
+        try:
+            record = read_operating_point(self.checkpoint)
+        except ValueError:
+            return False
+        return record is not None and all(record.get(k) == v for k, v in self._settings().items())
+
+    def fit(self, evaluator: Engine) -> dict:
+        """The checkpoint's operating point: the stored one when current, else one validation pass."""
+        from monai_xai.networks.weights import read_operating_point
+
+        if self.is_current():
+            logger.info(f"operating point of {self.checkpoint} read from {self.path}")
+        else:
+            evaluator.run()
+        record = read_operating_point(self.checkpoint)
+        assert record is not None
+        return record
+
+    def _reset(self, _: Engine) -> None:
+        self._logits, self._labels = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        out = engine.state.output
+        self._logits.append(out["pred"].detach().float().cpu())
+        self._labels.append(out["label"].reshape(-1).long().cpu())
+
+    def _write(self, _: Engine) -> None:
+        from monai_xai.metrics.calibration import (
+            apply_temperature,
+            expected_calibration_error,
+            fit_temperature,
+        )
+        from monai_xai.metrics.operating_point import choose_threshold
+
+        logits, labels = torch.cat(self._logits).numpy(), torch.cat(self._labels).numpy()
+        raw = apply_temperature(logits, 1.0, inputs="logits")
+        temperature = fit_temperature(logits, labels, inputs="logits") if self.calibrate else 1.0
+        probs = apply_temperature(logits, temperature, inputs="logits")
+        record: dict[str, Any] = {
+            **self._settings(),
+            "temperature": float(temperature),
+            "split": self.split_name,
+            "n": int(labels.size),
+            "ece_before": expected_calibration_error(labels, raw),
+            "ece_after": expected_calibration_error(labels, probs),
+            "threshold": None,
+        }
+        if self.num_classes == 2:
+            point = choose_threshold(
+                labels, probs[:, 1], self.method, self.target_sensitivity, split=self.split_name
+            )
+            record.update({k: v for k, v in point.to_dict().items() if k not in ("method", "split", "n")})
+            record["threshold"] = float(point.threshold)
+        atomic_write_json(self.path, {"operating_point": _plain(record)}, indent=2)
+        logger.info(f"operating point chosen on {self.split_name} ({labels.size} images): {_summary(record)}")
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON types only (numpy scalars to floats)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
+
+
+def _summary(record: Mapping[str, Any]) -> str:
+    parts = [f"temperature {record['temperature']:.3g}", f"ECE {record['ece_before']:.3f}"]
+    if record.get("threshold") is not None:
+        parts.insert(0, f"threshold {record['threshold']:.4g} ({record['method']})")
+    return ", ".join(parts)
