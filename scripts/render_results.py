@@ -161,6 +161,44 @@ def imbalanced_demo(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def busi_decisions(report: dict) -> str:
+    """The BUSI arms as decisions: operating point from validation, calibration (``busi_decisions.py``)."""
+    rows = [
+        "| arm | test AUC | balanced accuracy at the argmax | balanced accuracy at the threshold "
+        "| sensitivity / specificity at the threshold | thresholds (val) | ECE as trained "
+        "| ECE temperature-scaled |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, arm in report["arms"].items():
+        thresholds = ", ".join(_fmt(t, 2) for t in arm["thresholds"])
+        cells = [
+            f"`{name}`",
+            _ci(arm["auc"]),
+            _ci(arm["balanced_accuracy_argmax"]),
+            _ci(arm["balanced_accuracy_at_threshold"]),
+            f"{_ci(arm['sensitivity_at_threshold'], 2)} / {_ci(arm['specificity_at_threshold'], 2)}",
+            thresholds,
+            _fmt(arm["ece"]["as_trained"], 3),
+            _fmt(arm["ece"]["temperature_scaled"], 3),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    rows.append("")
+    for pair, found in report["differences"].items():
+        parts = [
+            f"{name.replace('_', ' ')} {_ci(stats)} ({stats['verdict_vs_zero']})"
+            for name, stats in found.items()
+        ]
+        rows.append(f"- `{pair.replace('-', '` minus `')}`: " + "; ".join(parts) + ".")
+    counts = report["test_class_counts"]
+    rows += [
+        "",
+        f"Test set {report['test_images']} images ({counts[0]} benign, {counts[1]} malignant), "
+        f"{report['folds']} folds; intervals {report['intervals']}; operating point: "
+        f"{report['operating_point']}.",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 def _met(met: bool) -> str:
     return "met" if met else "**not met**"
 
@@ -1033,6 +1071,7 @@ RENDERERS: dict[str, Renderer] = {
     "precision_busi": _bundle_results(precision_busi, "precision_busi"),
     "busi_binary": _bundle_results(busi_crossval, "busi_binary"),
     "busi_3class": _bundle_results(busi_crossval, "busi_3class"),
+    "busi_binary_decisions": _bundle_results(busi_decisions, "busi_binary_decisions"),
     "medmnist": _bundle_results(medmnist, "medmnist"),
     "explain_latency": _bundle_results(explain_latency, "explain_latency"),
     "demo_shortcut": _bundle_results(demo_shortcut, "demo_shortcut"),
