@@ -34,8 +34,10 @@ def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
         for name, value in metrics.get(level, {}).items():
             if isinstance(value, int | float) and value is not None:
                 flat[f"{prefix}{level}_{name}"] = float(value)
-    for name, interval in metrics.get("intervals", {}).items():
-        flat[f"{prefix}{name}_ci95_low"], flat[f"{prefix}{name}_ci95_high"] = map(float, interval["ci95"])
+    for section, level in (("intervals", "image"), ("patient_intervals", "patient")):
+        for name, interval in metrics.get(section, {}).items():
+            low, high = map(float, interval["ci95"])
+            flat[f"{prefix}{level}_{name}_ci95_low"], flat[f"{prefix}{level}_{name}_ci95_high"] = low, high
     for method, scores in metrics.get("attention_agreement", {}).items():
         for name, value in scores.items():
             flat[f"{prefix}{method}_{name}"] = float(value)
@@ -168,10 +170,14 @@ class EvaluationReport(ReportHandler):
             decided = np.bincount((calibrated[:, 1] >= threshold).astype(np.int64), minlength=2).tolist()
             split = f"{self.split_name} (threshold {threshold:.3g})"
             warnings.append(single_class_warning(decided, split, self.class_names))
-        patients = np.asarray(self._patients)[labelled]
-        if all(self._patients) and len(set(self._patients)) < len(self._patients):
+        patients = [p for p, keep in zip(self._patients, labelled) if keep]
+        grouped = all(self._patients) and len(set(self._patients)) < len(self._patients)
+        if grouped:
             out.update(self._patient_metrics(labels, calibrated, probs, patients, threshold))
-        out["intervals"] = self._intervals(labels, calibrated, threshold)
+        # images of one patient are one unit of evidence: resampled together
+        out["intervals"] = self._intervals(
+            labels, probs, calibrated, threshold, patients if grouped else None
+        )
         out["warnings"] = [w for w in warnings if w]
         return out
 
@@ -184,7 +190,7 @@ class EvaluationReport(ReportHandler):
         return {k: float(v) for k, v in found.items()}
 
     def _patient_metrics(
-        self, labels: np.ndarray, calibrated: np.ndarray, probs: np.ndarray, patients: np.ndarray, threshold
+        self, labels: np.ndarray, calibrated: np.ndarray, probs: np.ndarray, patients: list[str], threshold
     ) -> dict:
         """Mean probability per patient (the ABN study's patient level), at the argmax and the threshold."""
         from monai_xai.metrics import aggregate_by_patient, patient_level_metrics
@@ -192,37 +198,43 @@ class EvaluationReport(ReportHandler):
         patient = patient_level_metrics(labels, probs, patients, self.num_classes)
         patient.pop("confusion_matrix", None)
         out: dict = {"patient": {k: float(v) for k, v in patient.items()}}
+        _, patient_labels, mean_probs = aggregate_by_patient(labels, probs, patients)
+        _, _, mean_calibrated = aggregate_by_patient(labels, calibrated, patients)
         if threshold is not None:
-            _, patient_labels, mean_probs = aggregate_by_patient(labels, calibrated, patients)
-            out["patient_at_threshold"] = self._at_threshold(patient_labels, mean_probs, threshold)
-            out["patient_intervals"] = self._intervals(patient_labels, mean_probs, threshold)
+            out["patient_at_threshold"] = self._at_threshold(patient_labels, mean_calibrated, threshold)
+        out["patient_intervals"] = self._intervals(patient_labels, mean_probs, mean_calibrated, threshold)
         return out
 
-    def _intervals(self, labels: np.ndarray, probs: np.ndarray, threshold: float | None) -> dict[str, dict]:
-        """Stratified bootstrap 95 % intervals of the headline figures (by class, ``N_BOOT`` resamples)."""
+    def _intervals(
+        self,
+        labels: np.ndarray,
+        probs: np.ndarray,
+        calibrated: np.ndarray,
+        threshold: float | None,
+        groups: list[str] | None = None,
+    ) -> dict[str, dict]:
+        """Stratified bootstrap 95 % intervals of the headline figures (by class, ``N_BOOT`` resamples; whole
+        ``groups`` when given): the argmax figures of ``probs``, the threshold's of ``calibrated``."""
         from monai_xai.metrics import auc, balanced_accuracy, bootstrap_ci, sensitivity, specificity
 
         classes = np.arange(self.num_classes)
         predicted = probs.argmax(axis=1)
-        found = {
-            "balanced_accuracy": bootstrap_ci(
-                lambda y, p: balanced_accuracy(y, p, classes=classes),
-                labels,
-                predicted,
-                n_boot=N_BOOT,
-                stratify=0,
-            )
-        }
+        options = {"n_boot": N_BOOT, "stratify": 0, "groups": None if groups is None else np.asarray(groups)}
+
+        def balanced(y: np.ndarray, p: np.ndarray) -> float:
+            return balanced_accuracy(y, p, classes=classes)
+
+        found = {"balanced_accuracy": bootstrap_ci(balanced, labels, predicted, **options)}
         if self.num_classes == 2:
-            found["auc"] = bootstrap_ci(auc, labels, probs[:, 1], n_boot=N_BOOT, stratify=0)
+            found["auc"] = bootstrap_ci(auc, labels, probs[:, 1], **options)
         if threshold is not None:
-            decided = (probs[:, 1] >= threshold).astype(np.int64)
+            decided = (calibrated[:, 1] >= threshold).astype(np.int64)
             for name, fn in (
-                ("balanced_accuracy_at_threshold", lambda y, p: balanced_accuracy(y, p, classes=classes)),
+                ("balanced_accuracy_at_threshold", balanced),
                 ("sensitivity_at_threshold", sensitivity),
                 ("specificity_at_threshold", specificity),
             ):
-                found[name] = bootstrap_ci(fn, labels, decided, n_boot=N_BOOT, stratify=0)
+                found[name] = bootstrap_ci(fn, labels, decided, **options)
         return {name: interval.to_dict() for name, interval in found.items()}
 
     def _write_predictions(self, probs: np.ndarray, labels: np.ndarray) -> None:
