@@ -207,39 +207,69 @@ def _met(met: bool) -> str:
 SCORED_CHECKPOINT = {"last": "last epoch", "best": "epoch of best validation AUC"}
 
 
+def _demo_accuracy(accuracy: float, interval: dict | None) -> str:
+    """A demo_correction cell's test accuracy, with its 95 % interval when the results file has one."""
+    return _fmt(accuracy, 3) if interval is None else _ci({"mean": accuracy, "ci95": interval["ci95"]})
+
+
+def _demo_meets(accuracy: float, interval: dict | None, target: float) -> bool:
+    """The whole interval above ``target`` (the figure alone at or above it, without an interval)."""
+    return accuracy >= target if interval is None else interval["ci95"][0] > target
+
+
 def demo_correction(report: dict) -> str:
-    """Before and after fine-tuning on corrected maps, the target, then accuracy / map pointing game per
-    strategy and corrected fraction for each arm (``scripts/experiments/demo_correction.sh``)."""
+    """Before and after fine-tuning on corrected maps, the target judged on the arm the driver declared, then
+    accuracy (with its 95 % interval where the results file has one) / map pointing game of every strategy
+    and corrected fraction of every arm, none picked (``scripts/experiments/demo_correction.sh``). An older
+    results file (no declared arm, no intervals) renders its plain figures and judges no arm."""
     before, target, settings = report["before"], report["target"], report["settings"]
-    limit = target["fraction_at_most"]
+    limit, goal = target["fraction_at_most"], target["after_at_least"]
+    judged = report.get("judged_arm")
     rows = [
         "| model | test accuracy | map pointing game |",
         "|---|---|---|",
-        f"| trained without map supervision (before) | {_fmt(before['test_accuracy'], 3)} | "
+        f"| trained without map supervision (before) | "
+        f"{_demo_accuracy(before['test_accuracy'], before.get('test_accuracy_ci'))} | "
         f"{_fmt(before['map_pointing_game'], 3)} |",
-    ]
-    for name, arm in report["arms"].items():
-        best = arm["best_up_to_target"]
-        game = arm["pointing_game"][best["strategy"]][str(best["fraction"])]
-        reported = " (reported)" if name == report["arm"] else ""
-        rows.append(
-            f"| `{name}`{reported}, best with ≤ {limit:.0%} corrected: `{best['strategy']}`, "
-            f"{best['fraction']:.0%} | {_fmt(best['test_accuracy'], 3)} | {_fmt(game, 3)} |"
-        )
-    rows += [
         "",
-        f"Target: test accuracy ≥ {target['after_at_least']} after correcting ≤ {limit:.0%} of the maps, "
-        f"from ≤ {target['before_at_most']} before: before {_met(target['before_met'])}, "
-        f"after {_met(target['after_met'])} (arm `{report['arm']}`, the higher mean "
-        f"accuracy at ≤ {limit:.0%}: "
-        + ", ".join(f"`{n}` {_fmt(a['mean_accuracy_up_to_target'], 3)}" for n, a in report["arms"].items())
-        + ").",
     ]
+    head = (
+        f"Target: test accuracy ≥ {goal} after correcting ≤ {limit:.0%} of the maps, from ≤ "
+        f"{target['before_at_most']} before"
+    )
+    if judged is None:
+        counts = [
+            f"`{name}` {sum(_demo_meets(a, None, goal) for a in _demo_up_to(arm, limit))} of "
+            f"{len(_demo_up_to(arm, limit))}"
+            for name, arm in report["arms"].items()
+        ]
+        before_met = before["test_accuracy"] <= target["before_at_most"]
+        rows.append(
+            f"{head}: before {_met(before_met)}; after: this results file predates declaring the judged arm "
+            "before reading the test set, so no arm is judged; cells "
+            f"with ≤ {limit:.0%} corrected at or above {goal} (figures alone, no intervals): "
+            + ", ".join(counts)
+            + "."
+        )
+    else:
+        cells = target["cells"]
+        met = target["after_met"]
+        after = "not judged (the arm was not run)" if met is None else _met(met)
+        rows.append(
+            f"{head}, judged on arm `{judged}` (declared in the driver before any test figure was read; a "
+            f"cell meets it when its whole 95 % interval lies above {goal}): before "
+            f"{_met(target['before_met'])} ({target['before_verdict']}), after {after}: "
+            f"{target['cells_met']} of {len(cells)} cells with "
+            f"≤ {limit:.0%} corrected (each strategy and fraction; no correction for looking at "
+            f"{len(cells)})."
+        )
     fractions = [str(float(f)) for f in settings["fractions"]]
     for name, arm in report["arms"].items():
+        intervals = arm.get("after_ci", {})
+        role = " (judged)" if name == judged else ""
         rows += [
             "",
-            f"`{name}`, fine-tuning {arm['description']}: test accuracy / map pointing game",
+            f"`{name}`{role}, fine-tuning {arm['description']}: test accuracy / map pointing game",
             "",
             f"| strategy | {' | '.join(f'{float(f):.0%}' for f in fractions)} |",
             "|---" * (len(fractions) + 1) + "|",
@@ -247,24 +277,37 @@ def demo_correction(report: dict) -> str:
         for strategy, accuracies in arm["after"].items():
             cells = []
             for f in fractions:
-                accuracy = _fmt(accuracies[f], 3)
-                if float(f) <= limit and accuracies[f] >= target["after_at_least"]:
+                interval = intervals.get(strategy, {}).get(f)
+                accuracy = _demo_accuracy(accuracies[f], interval)
+                if float(f) <= limit and _demo_meets(accuracies[f], interval, goal):
                     accuracy = f"**{accuracy}**"
                 cells.append(f"{accuracy} / {_fmt(arm['pointing_game'][strategy][f], 3)}")
             rows.append(f"| `{strategy}` | {' | '.join(cells)} |")
     images, finetune, size = settings["images"], settings["finetune"], settings["spatial_size"]
     scored = SCORED_CHECKPOINT[finetune["checkpoint"]]
     wall = sum(settings["wall_s"].values())
+    with_intervals = "test_accuracy_ci" in before or any("after_ci" in a for a in report["arms"].values())
+    intervals_note = (
+        "Brackets: stratified (by label) bootstrap 95 % intervals of each cell's test images."
+        if with_intervals
+        else "No intervals: this run kept no per-image predictions of its cells."
+    )
     rows += [
         "",
         f"Phantoms: {images['train']} training, {images['val']} validation (marker = label in both), "
         f"{images['test']} test images (marker random), {size}x{size}; {settings['epochs']} training "
         f"epochs, fine-tuning {finetune['epochs']} epochs (L_map weight {finetune['map_weights']:g}, "
         f"learning rate {finetune['learning_rate']:g}), scored at its {scored}; "
-        "lesion masks stand in for the corrected maps. Bold: the target met. "
+        "lesion masks stand in for the corrected maps. Every arm, strategy and fraction is shown; none is "
+        f"picked for its test figure. Bold: the target met. {intervals_note} "
         f"{settings['torch_threads']} threads, {wall / 60:.0f} min in all.",
     ]
     return "\n".join(rows) + "\n"
+
+
+def _demo_up_to(arm: dict, limit: float) -> list[float]:
+    """An arm's test accuracies with at most ``limit`` of the maps corrected."""
+    return [a for row in arm["after"].values() for f, a in row.items() if float(f) <= limit]
 
 
 def _percent(fraction: float | str) -> str:
@@ -957,11 +1000,72 @@ def _scores_row(label: str, scores: dict) -> str:
     return f"| {label} | {' | '.join(_fmt(scores[k], 3) for k in MEDMNIST_METRICS)} |"
 
 
+def _agcyclegan_interval(value: float | None, interval: dict | None = None, digits: int = 3) -> str:
+    """``0.932 [0.903, 0.957]``: a figure with its 95 % interval when the results file has one (``ci95``);
+    "-" for a figure that is absent."""
+    if value is None:
+        return "-"
+    text = _fmt(value, digits)
+    if interval and "ci95" in interval:
+        text += f" [{_fmt(interval['ci95'][0], digits)}, {_fmt(interval['ci95'][1], digits)}]"
+    return text
+
+
+def _agcyclegan_judge_rows(arms: dict, directions: dict[str, str]) -> list[str]:
+    """Per direction and arm, the judge's flip rates of the translations and of both controls, and the KID
+    of the translations and of the untranslated images to the real images of the target class in the
+    judge's features; nothing for results files whose evaluations did not judge the controls."""
+    if not any("judge_control_flip_rate_from_0" in figures for figures in arms.values()):
+        return []
+    rows = [
+        "",
+        "| direction | arm | judge's flip rate | judge: shuffled maps | judge: uniform maps "
+        "| KID to the real target class: translations | KID: untranslated images |",
+        "|---" * 7 + "|",
+    ]
+    rates = ("judge_flip_rate", "judge_control_flip_rate", "judge_uniform_flip_rate")
+    for suffix, label in directions.items():
+        for arm, figures in arms.items():
+            intervals = figures.get("judge_flip_rate_intervals", {})
+            cells = [_agcyclegan_interval(figures.get(k + suffix), intervals.get(k + suffix)) for k in rates]
+            for kind in ("", "_untranslated"):
+                kid = figures.get(f"judge_kid{kind}{suffix}")
+                cells.append(_agcyclegan_interval(kid and kid["mean"], kid, 4))
+            rows.append(f"| {label} | {AGCYCLEGAN_ARMS[arm]} | {' | '.join(cells)} |")
+    return rows
+
+
+def _agcyclegan_gap_rows(arms: dict, directions: dict[str, str]) -> list[str]:
+    """Per direction and arm, the translations' flip rate minus each control's with its paired bootstrap
+    interval, by the classifier and by the judge; nothing for results files without them."""
+    if not any("control_gaps" in figures for figures in arms.values()):
+        return []
+    rows = [
+        "",
+        "| direction | arm | flips judged by | flip rate − shuffled maps | flip rate − uniform maps |",
+        "|---|---|---|---|---|",
+    ]
+    for suffix, label in directions.items():
+        for arm, figures in arms.items():
+            for prefix, judged_by in (("", "classifier"), ("judge_", "judge")):
+                gaps = figures.get(f"{prefix}control_gaps")
+                if gaps:
+                    cells = [
+                        _agcyclegan_interval(gaps[c + suffix]["mean"], gaps[c + suffix])
+                        for c in ("control", "uniform")
+                    ]
+                    rows.append(f"| {label} | {AGCYCLEGAN_ARMS[arm]} | {judged_by} | {' | '.join(cells)} |")
+    return rows
+
+
 def agcyclegan(report: dict) -> str:
     """Per direction and arm (the study's loss, classifier-guided): flip rate of the translations, the same
     translations judged by the judge classifier, the flip rate of their two controls, mean attention and
-    change, agreement with Grad-CAM++; which arm is the top level; then the classifier and the judge
-    beside the paper's row and the targets (``scripts/experiments/agcyclegan_results.py``)."""
+    change, agreement with Grad-CAM++; where the results file has them, the flip rates' 95 % intervals, the
+    judge's flip rates of the controls and the KID of the translations in its features, and the paired
+    intervals of translation minus control; which arm is the top level; then the classifier and the judge
+    (with their architectures when recorded) beside the paper's row and the targets
+    (``scripts/experiments/agcyclegan_results.py``). Results files without the new keys render as before."""
     classes, targets, arms = report["classes"], report["targets"], report["arms"]
     iou = next(key for key in report["attention_vs_gradcampp"] if key.endswith("pct_iou"))
     top = iou.removeprefix("top").removesuffix("pct_iou")
@@ -979,10 +1083,19 @@ def agcyclegan(report: dict) -> str:
     for suffix, label in directions.items():
         for arm, figures in arms.items():
             agreement = figures[f"attention_vs_gradcampp{suffix}"]
-            cells = [figures.get(f"{key}{suffix}") for key in AGCYCLEGAN_FIGURES]
-            cells += [agreement["correlation"], agreement[iou]]
-            text = " | ".join("-" if c is None else _fmt(c, 3) for c in cells)
+            intervals = {
+                **figures.get("flip_rate_intervals", {}),
+                **figures.get("judge_flip_rate_intervals", {}),
+            }
+            cells = [
+                _agcyclegan_interval(figures.get(k + suffix), intervals.get(k + suffix))
+                for k in AGCYCLEGAN_FIGURES
+            ]
+            cells += [_agcyclegan_interval(agreement[key]) for key in ("correlation", iou)]
+            text = " | ".join(cells)
             rows.append(f"| {label} | {AGCYCLEGAN_ARMS[arm]} | {figures[f'n_images{suffix}']} | {text} |")
+    both_ways = {k: v for k, v in directions.items() if k}
+    rows += _agcyclegan_judge_rows(arms, both_ways) + _agcyclegan_gap_rows(arms, both_ways)
     rows += [
         "",
         f"Top level of the results file, and the targets below: {AGCYCLEGAN_ARMS[report['arm']]}, the arm "
@@ -993,19 +1106,31 @@ def agcyclegan(report: dict) -> str:
         "",
         "| classifier | accuracy | AUC | sensitivity | specificity |",
         "|---|---|---|---|---|",
-        _scores_row("this run's classifier", clf),
+        _scores_row(
+            "this run's classifier" + (f" ({clf['architecture']})" if "architecture" in clf else ""), clf
+        ),
     ]
+    judged_by = "the classifier trained again with another seed"  # the judge of results files before its own
     if judge:
-        rows.append(_scores_row("judge (the same training, seed 1)", judge))
+        if "architecture" in judge:
+            judged_by = f"a {judge['architecture']} trained apart on the training split"
+            rows.append(_scores_row(f"judge ({judge['architecture']}, trained apart)", judge))
+        else:
+            rows.append(_scores_row("judge (the same training, seed 1)", judge))
     if reference:
         rows.append(
             f"| {reference['model']} | {_fmt(reference['accuracy'], 3)} | {_fmt(reference['auc'], 3)} | | |"
         )
+    paired = " (paired 95 % interval of the difference above 0)" if "control_gaps" in report else ""
     checks = [
         (f"classifier accuracy ≥ {targets['classifier_accuracy_at_least']} and AUC ≥ "
          f"{targets['classifier_auc_at_least']}", targets["classifier_met"]),
         (f"flip rate ≥ {targets['flip_rate_at_least']} both ways", targets["flip_rate_met"]),
-        ("both controls flip less than the translations, each direction", targets["controls_met"]),
+        ("both controls flip less than the translations, each direction" + paired, targets["controls_met"]),
+        (f"judge's flip rate ≥ {targets['flip_rate_at_least']} both ways",
+         targets.get("judge_flip_rate_met")),
+        ("both controls flip the judge less than the translations, each direction" + paired,
+         targets.get("judge_controls_met")),
     ]  # fmt: skip
     rows += ["", "| target | |", "|---|---|"]
     rows += [f"| {label} | {_met(met)} |" for label, met in checks if met is not None]
@@ -1030,13 +1155,30 @@ def agcyclegan(report: dict) -> str:
         "Controls: each translation G(x) let through another test image's attention map (seeded shuffle "
         "over its batch and the one before) or a uniform map of the same mean instead of its own A(x); they "
         "flip less when A picks the region that matters. Flip rate: share of translations the frozen "
-        "classifier assigns to the target class; judge's flip rate: the same for the judge, the classifier "
-        "trained again with another seed, which neither GAN saw (a flip that fools only the explained "
+        "classifier assigns to the target class; judge's flip rate: the same for the judge, "
+        f"{judged_by}, which neither GAN saw (a flip that fools only the explained "
         "classifier is adversarial, not an explanation); mean \\|M(x) − x\\| in the classifier's [0, 1] "
         "input range. Classifier-guided: the study's loss plus the classifier's cross-entropy of each "
         "translation against its target class.",
     ]
-    rows += _agcyclegan_panels(report, {k: v for k, v in directions.items() if k})
+    notes = []
+    if "control_gaps" in report:
+        notes.append(
+            "In brackets: 95 % bootstrap intervals over the test images; a control counts as flipping less "
+            "only when the paired interval (the same resampled images for both) of the translations' flip "
+            "rate minus the control's lies above 0."
+        )
+    if any("judge_kid_from_0" in figures for figures in arms.values()):
+        notes.append(
+            "KID: kernel inception distance (unbiased MMD², cubic polynomial kernel) in the judge's "
+            "penultimate features between the translations (or the untranslated images) of a direction and "
+            "the real test images of its target class, with the interval of the same estimate on random "
+            "halves of both sets; translations that look like the target class to the judge lie below the "
+            "untranslated images."
+        )
+    if notes:
+        rows += ["", " ".join(notes)]
+    rows += _agcyclegan_panels(report, both_ways)
     trained = [
         _agcyclegan_training(label, report["training"][workflow])
         for workflow, label in AGCYCLEGAN_WORKFLOWS.items()

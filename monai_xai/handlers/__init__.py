@@ -39,6 +39,7 @@ from monai_xai.handlers.progressive_unfreeze import (
     TrainAll,
     get_freeze_policy,
 )
+from monai_xai.handlers.score_threshold import ScoreThresholdFitter
 
 __all__ = [
     "FREEZE_POLICIES",
@@ -74,6 +75,7 @@ __all__ = [
     "ReportHandler",
     "ResumableCheckpointer",
     "OperatingPointFitter",
+    "ScoreThresholdFitter",
     "ResumableMLFlowHandler",
     "get_alpha_schedule",
     "save_map",

@@ -32,6 +32,39 @@ def _mean(values: torch.Tensor) -> float:
     return float(values.float().nanmean()) if values.numel() else float("nan")
 
 
+def _architecture(network: nn.Module) -> str:
+    """The class name of ``network`` (of the wrapped module under DistributedDataParallel, of the last
+    module of a ``Sequential``: the judge's input resize before its classifier)."""
+    network = getattr(network, "module", network)
+    if isinstance(network, nn.Sequential) and len(network):
+        network = network[-1]
+    return type(network).__name__
+
+
+def _flips(probs: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Per image 1.0 where ``probs`` picks the target class, 0.0 where not, NaN where undefined (a control
+    still waiting for another image's map)."""
+    flipped = (probs.argmax(1) == target).double().numpy()
+    flipped[probs.isnan().any(1).numpy()] = np.nan
+    return flipped
+
+
+def _numbers(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """The numbers of nested ``metrics`` under joined keys (``classifier_auc``, ``control_gaps_uniform_from_0_
+    ci95_low``) for MLflow: booleans as 0/1, an interval's ``[low, high]`` as ``_low``/``_high``, text and
+    matrices left out."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_numbers(value, f"{name}_"))
+        elif isinstance(value, bool | int | float):
+            flat[name] = float(value)
+        elif key.startswith("ci") and isinstance(value, list | tuple) and len(value) == 2:
+            flat.update({f"{name}_low": float(value[0]), f"{name}_high": float(value[1])})
+    return flat
+
+
 def _classify(engine: Engine, images: torch.Tensor, network: nn.Module) -> torch.Tensor:
     """The class probabilities of ``network`` (the engine's classifier, or the judge) for ``images``, on the
     engine's fast path when it has one, in eval mode."""
@@ -57,11 +90,26 @@ class CounterfactualReport(ReportHandler):
     through another image's attention map (``control_flip_rate*``) or a uniform map of the same mean
     (``uniform_flip_rate*``), which flip less when the attention picks the region that matters; mean
     attention and mean ``|M(x) - x|``; attention vs Grad-CAM++ correlation and top-k IoU; agreement with
-    expert masks when the items carry them; with a ``judge``, a second classifier trained apart (e.g. another
-    seed), the same translations judged by it: ``judge_flip_rate*`` overall and per source class, among
-    the images it classifies correctly (``judge_flip_rate_correct_only``) and its own scores
-    (``judge_classifier``), so that flips that fool only the classifier the GAN was trained against show
-    up as a gap), ``predictions.json``, ``examples.json`` with
+    expert masks when the items carry them; ``flip_rate_intervals``, every flip rate above with its 95 %
+    bootstrap interval (``{"mean", "ci95", "n"}``, :func:`~monai_xai.metrics.counterfactual.flip_interval`;
+    ``n_boot`` resamples seeded by ``seed``, as every interval here);
+    ``control_gaps``, per control and direction the translations' flip rate minus the control's with the
+    paired bootstrap interval of that difference, and ``controls_met``, true only when every such interval
+    lies above zero; ``classifier`` records the explained classifier's ``architecture`` (and its scores
+    when the items have labels). With a ``judge``, a classifier trained apart that no GAN trained against
+    (the bundle's: another architecture, ``train_judge.json``), the same translations and both controls
+    judged by it: ``judge`` (its ``architecture``), ``judge_flip_rate*`` overall and per source class,
+    ``judge_control_flip_rate*``, ``judge_uniform_flip_rate*``, among the images it classifies correctly
+    (``judge_flip_rate_correct_only``), their intervals (``judge_flip_rate_intervals``), the judge's
+    ``judge_control_gaps`` and ``judge_controls_met``, and its own scores (``judge_classifier``), so that
+    flips that fool only the classifier the GAN was trained against show up as a gap; and, when the judge
+    ends in a linear layer, the realism of the translations in its penultimate feature space:
+    ``judge_kid_from_<c>``, the kernel inception distance (``{"mean", "ci95", ...}``,
+    :func:`~monai_xai.metrics.realism.kernel_inception_distance`) between the translations of class ``c``
+    and the real images of the target class (their label, else their source class), beside
+    ``judge_kid_untranslated_from_<c>``, the same for the images before translation: a translation that
+    looks like the target class lies closer to it than the image it came from), ``predictions.json`` (per
+    image; with a judge also ``judge_flipped`` and ``judge_flipped_<control>``), ``examples.json`` with
     ``panels_{best,worst}_from_{0,1}.png`` (the ``n_examples`` translations of each direction that flip
     the classifier with the largest change of the target probability, and those that fail with the
     smallest), confusion-matrix figures, an overview grid; all logged to the MLflow run ``run_name`` when
@@ -69,10 +117,12 @@ class CounterfactualReport(ReportHandler):
 
     Memory stays bounded by a few batches: every map measure is reduced to one value per image as the
     batches come, the example buffers keep ``n_examples`` images each, and the controls are classified by
-    the engine's ``network`` batch by batch. The shuffled control needs maps of other images: each batch
-    takes them from itself and the previous batch (:func:`~monai_xai.metrics.shuffled_maps`, a seeded random
-    cyclic order over both), so one batch of maps is carried, not the whole set. A first batch of a single
-    image waits for the next batch; a pass of a single image has no shuffled control (NaN).
+    the engine's ``network`` (and the judge) batch by batch; the judge's penultimate features (one vector
+    per image and per translation) are kept for the realism figure. The shuffled control needs maps of
+    other images: each batch takes them from itself and the previous batch
+    (:func:`~monai_xai.metrics.shuffled_maps`, a seeded random cyclic order over both), so one batch of maps
+    is carried, not the whole set. A first batch of a single image waits for the next batch; a pass of a
+    single image has no shuffled control (NaN).
     """
 
     def __init__(
@@ -87,6 +137,7 @@ class CounterfactualReport(ReportHandler):
         controls: bool = True,
         seed: int = 0,
         judge: nn.Module | None = None,
+        n_boot: int = 2000,
         tracking_uri: str | None = None,
         experiment_name: str | None = None,
         run_name: str | None = None,
@@ -95,9 +146,16 @@ class CounterfactualReport(ReportHandler):
         self.class_names = list(class_names)
         self.n_panels, self.n_overview, self.topk_fraction = n_panels, n_overview, topk_fraction
         self.split_name, self.n_examples, self.controls, self.seed = split_name, n_examples, controls, seed
-        self.judge = judge
+        self.judge, self.n_boot = judge, n_boot
 
     def reset(self, engine: Engine | None = None) -> None:
+        from monai_xai.metrics.realism import last_linear
+
+        network = getattr(engine, "network", None)
+        self.architectures = {} if network is None else {"classifier": _architecture(network)}
+        if self.judge is not None:
+            self.architectures["judge"] = _architecture(self.judge)
+        self._realism = self.judge is not None and last_linear(self.judge) is not None
         self.records: dict[str, list] = {}
         self.overview: dict[str, list] = {}
         self.panels: list[str] = []
@@ -144,8 +202,11 @@ class CounterfactualReport(ReportHandler):
         if self.controls:
             self._collect_controls(engine, {"image": image, "generated": generated, "attention": attention})
         if self.judge is not None:
-            self._add("judge_pred", _classify(engine, image, self.judge))
-            self._add("judge_pred_after", _classify(engine, fake, self.judge))
+            for suffix, images in (("", image), ("_after", fake)):
+                judged, features = self._judged(engine, images)
+                self._add(f"judge_pred{suffix}", judged)
+                if features is not None:
+                    self._add(f"judge_features{suffix}", features)
         target = out["target_class"].detach().view(-1).cpu()
         change = target_probability_change(probs["pred"], probs["pred_after"], target)
         self._collect_examples(out, change, probs, target)
@@ -157,7 +218,7 @@ class CounterfactualReport(ReportHandler):
         another image's map to take (class docstring)."""
         from monai_xai.metrics import uniform_maps
 
-        self._add("pred_uniform", self._classify_with(engine, batch, uniform_maps(batch["attention"])))
+        self._add_control("uniform", self._classify_with(engine, batch, uniform_maps(batch["attention"])))
         if self._held is not None:  # a first batch of one image: its partner has come
             held, self._held = self._held, None
             self._add_shuffled(engine, held, carry=batch["attention"])
@@ -174,17 +235,35 @@ class CounterfactualReport(ReportHandler):
         from monai_xai.metrics import shuffled_maps
 
         maps = shuffled_maps(batch["attention"], carry, self._generator)
-        self._add("pred_control", self._classify_with(engine, batch, maps))
+        self._add_control("control", self._classify_with(engine, batch, maps))
 
-    @staticmethod
+    def _add_control(self, name: str, probs: dict[str, torch.Tensor]) -> None:
+        for key, value in probs.items():
+            self._add(f"{key}_{name}", value)
+
     def _classify_with(
-        engine: Engine, batch: dict[str, torch.Tensor], attention: torch.Tensor
-    ) -> torch.Tensor:
-        """Class probabilities of the batch's translations let through ``attention`` instead of their own."""
+        self, engine: Engine, batch: dict[str, torch.Tensor], attention: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Class probabilities of the batch's translations let through ``attention`` instead of their own:
+        the classifier's (``pred``) and the judge's (``judge_pred``)."""
         from monai_xai.metrics import masked_translation
 
         translations = masked_translation(batch["image"], batch["generated"], attention)
-        return _classify(engine, translations, engine.network)
+        probs = {"pred": _classify(engine, translations, engine.network)}
+        if self.judge is not None:
+            probs["judge_pred"] = _classify(engine, translations, self.judge)
+        return probs
+
+    def _judged(self, engine: Engine, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The judge's class probabilities of ``images`` and, when it ends in a linear layer, its
+        penultimate features (else None)."""
+        from monai_xai.metrics.realism import capture_penultimate
+
+        if not self._realism:
+            return _classify(engine, images, self.judge), None
+        with capture_penultimate(self.judge) as features:
+            probs = _classify(engine, images, self.judge)
+        return probs, features[-1]
 
     def _collect_examples(self, out: dict, change: torch.Tensor, probs: dict, target: torch.Tensor) -> None:
         """Keep the ``n_examples`` best and worst translations per direction seen so far."""
@@ -243,9 +322,10 @@ class CounterfactualReport(ReportHandler):
         """Every per-image record as one tensor; control predictions of images still waiting are NaN."""
         cat = {k: torch.cat(v) for k, v in self.records.items() if k != "name"}
         n, classes = cat["pred"].shape
-        for name in CONTROLS if self.controls else ():
-            done = cat.get(f"pred_{name}", torch.empty(0, classes))
-            cat[f"pred_{name}"] = torch.cat([done, torch.full((n - len(done), classes), float("nan"))])
+        judges = ("", "judge_") if self.judge is not None else ("",)
+        for key in (f"{judge}pred_{name}" for judge in judges for name in CONTROLS if self.controls):
+            done = cat.get(key, torch.empty(0, classes))
+            cat[key] = torch.cat([done, torch.full((n - len(done), classes), float("nan"))])
         return cat
 
     def compute(self) -> dict:
@@ -256,6 +336,7 @@ class CounterfactualReport(ReportHandler):
         cat = self._concatenated()
         pred_before, pred_after = cat["pred"].argmax(1), cat["pred_after"].argmax(1)
         source, target = cat["source_class"], cat["target_class"]
+        judges = ("", "judge_") if "judge_pred_after" in cat else ("",)
         metrics: dict = {"n_images": int(len(pred_before))}
         for cls, name in enumerate(self.class_names):  # the names of earlier reports
             from_cls = source == cls
@@ -274,11 +355,14 @@ class CounterfactualReport(ReportHandler):
                 metrics[f"judge_flip_rate{suffix}"] = flip_rate(
                     cat["judge_pred_after"][rows].argmax(1), target[rows]
                 )
-            for name in CONTROLS:
-                if f"pred_{name}" in cat:
-                    probs = cat[f"pred_{name}"]
-                    done = rows & ~probs.isnan().any(1)
-                    metrics[f"{name}_flip_rate{suffix}"] = flip_rate(probs[done].argmax(1), target[done])
+            for judge in judges:
+                for name in CONTROLS:
+                    if f"{judge}pred_{name}" in cat:
+                        probs = cat[f"{judge}pred_{name}"]
+                        done = rows & ~probs.isnan().any(1)
+                        metrics[f"{judge}{name}_flip_rate{suffix}"] = flip_rate(
+                            probs[done].argmax(1), target[done]
+                        )
             metrics[f"mean_attention{suffix}"] = _mean(cat["attention_mean"][rows])
             metrics[f"mean_abs_difference{suffix}"] = _mean(cat["abs_difference"][rows])
             if "cam_correlation" in cat:
@@ -286,18 +370,21 @@ class CounterfactualReport(ReportHandler):
                     "correlation": _mean(cat["cam_correlation"][rows]),
                     iou_key: _mean(cat["cam_topk_iou"][rows]),
                 }
+        correct: dict[str, torch.Tensor] = {}  # per judge prefix: the images it classifies correctly
+        if "classifier" in self.architectures:
+            metrics["classifier"] = {"architecture": self.architectures["classifier"]}
         if "label" in cat:
-            metrics["classifier"] = self._scores(cat["label"], cat["pred"])
+            metrics.setdefault("classifier", {}).update(self._scores(cat["label"], cat["pred"]))
             confusion = before_after_confusion(cat["label"], pred_before, pred_after, len(self.class_names))
             metrics["confusion_before"] = confusion["before"].tolist()
             metrics["confusion_after"] = confusion["after"].tolist()
-            correct = pred_before == cat["label"]
-            metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct], target[correct])
+            correct[""] = pred_before == cat["label"]
+            metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct[""]], target[correct[""]])
             if "judge_pred" in cat:
                 metrics["judge_classifier"] = self._scores(cat["label"], cat["judge_pred"])
-                judged = cat["judge_pred"].argmax(1) == cat["label"]
+                correct["judge_"] = cat["judge_pred"].argmax(1) == cat["label"]
                 metrics["judge_flip_rate_correct_only"] = flip_rate(
-                    cat["judge_pred_after"][judged].argmax(1), target[judged]
+                    cat["judge_pred_after"][correct["judge_"]].argmax(1), target[correct["judge_"]]
                 )
         if "mask_attention.has_mask" in cat and bool(cat["mask_attention.has_mask"].any()):
             metrics["mask_agreement"] = {
@@ -307,7 +394,62 @@ class CounterfactualReport(ReportHandler):
                 for name in ("attention", "gradcampp")
                 if f"mask_{name}.has_mask" in cat
             }
+        for judge in judges:
+            metrics.update(self._intervals(cat, judge, directions, correct.get(judge)))
+        if "judge" in self.architectures:
+            metrics["judge"] = {"architecture": self.architectures["judge"]}
+        if "judge_features" in cat:
+            metrics.update(self._realism_figures(cat))
         return metrics
+
+    def _intervals(
+        self, cat: dict, judge: str, directions: dict[str, torch.Tensor], correct: torch.Tensor | None
+    ) -> dict:
+        """The classifier's (``judge`` "") or the judge's ("judge_") flip rates with their bootstrap
+        intervals (``<judge>flip_rate_intervals``), the paired intervals of translation minus control
+        (``<judge>control_gaps``) and whether every one lies above zero (``<judge>controls_met``)."""
+        from monai_xai.metrics.counterfactual import control_gaps, controls_met, flip_interval
+
+        target, source = cat["target_class"], cat["source_class"]
+        flips = {"flip_rate": _flips(cat[f"{judge}pred_after"], target)}
+        for name in CONTROLS:
+            if f"{judge}pred_{name}" in cat:
+                flips[f"{name}_flip_rate"] = _flips(cat[f"{judge}pred_{name}"], target)
+        options = {"n_boot": self.n_boot, "seed": self.seed}
+        intervals = {
+            f"{judge}{name}{suffix}": flip_interval(flipped[rows.numpy()], **options)
+            for name, flipped in flips.items()
+            for suffix, rows in directions.items()
+        }
+        if correct is not None:
+            intervals[f"{judge}flip_rate_correct_only"] = flip_interval(
+                flips["flip_rate"][correct.numpy()], **options
+            )
+        figures = {f"{judge}flip_rate_intervals": intervals}
+        controls = {name: flips[f"{name}_flip_rate"] for name in CONTROLS if f"{name}_flip_rate" in flips}
+        if controls:
+            gaps = control_gaps(flips["flip_rate"], controls, source.numpy(), **options)
+            figures[f"{judge}control_gaps"] = gaps
+            figures[f"{judge}controls_met"] = controls_met(gaps)
+        return figures
+
+    def _realism_figures(self, cat: dict) -> dict:
+        """Per direction the KID, in the judge's penultimate features, of the translations and of the
+        untranslated images against the real images of the target class (class docstring)."""
+        from monai_xai.metrics.realism import kernel_inception_distance
+
+        truth, source = cat.get("label", cat["source_class"]), cat["source_class"]
+        real, translated = cat["judge_features"].numpy(), cat["judge_features_after"].numpy()
+        figures = {}
+        for cls in (0, 1):
+            target_real, rows = real[(truth == 1 - cls).numpy()], (source == cls).numpy()
+            figures[f"judge_kid_from_{cls}"] = kernel_inception_distance(
+                target_real, translated[rows], seed=self.seed
+            )
+            figures[f"judge_kid_untranslated_from_{cls}"] = kernel_inception_distance(
+                target_real, real[rows], seed=self.seed
+            )
+        return figures
 
     def _scores(self, labels: torch.Tensor, probs: torch.Tensor) -> dict[str, float]:
         """A classifier's accuracy, AUC, sensitivity, ... on the real images."""
@@ -372,6 +514,14 @@ class CounterfactualReport(ReportHandler):
                     record[f"flipped_{control}"] = (
                         None if bool(probs.isnan().any()) else bool(probs.argmax() == tgt)
                     )
+            if "judge_pred_after" in cat:
+                record["judge_flipped"] = bool(cat["judge_pred_after"][i].argmax() == tgt)
+                for control in CONTROLS:
+                    if f"judge_pred_{control}" in cat:
+                        probs = cat[f"judge_pred_{control}"][i]
+                        record[f"judge_flipped_{control}"] = (
+                            None if bool(probs.isnan().any()) else bool(probs.argmax() == tgt)
+                        )
             record["panel"] = self.panels[i] if i < len(self.panels) else None
             predictions.append(record)
         return predictions
@@ -403,18 +553,8 @@ class CounterfactualReport(ReportHandler):
         return written
 
     def _log(self, metrics: dict, panels: Sequence[Path]) -> None:
-        flat = {}
-        for key, value in metrics.items():
-            if isinstance(value, dict):
-                for sub, inner in value.items():
-                    if isinstance(inner, dict):
-                        flat.update({f"{key}_{sub}_{k}": v for k, v in inner.items()})
-                    else:
-                        flat[f"{key}_{sub}"] = inner
-            elif isinstance(value, int | float):
-                flat[key] = value
         self.log(
-            {f"{self.split_name}_{k}": v for k, v in flat.items()},
+            {f"{self.split_name}_{k}": v for k, v in _numbers(metrics).items()},
             [self.output_dir / "figures", self.output_dir / "metrics.json", self.output_dir / "examples.json"]
             + list(panels),
             f"counterfactual_{self.split_name}",

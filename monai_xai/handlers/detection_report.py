@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from ignite.engine import Engine
@@ -16,10 +16,15 @@ __all__ = ["DetectionReport", "flatten_detection_report"]
 
 
 def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]:
-    """Flat metric names for MLflow: ``<prefix>mAP``, ``<prefix>f1``, ``<prefix>benign_recall``, ..."""
+    """Flat metric names for MLflow: ``<prefix>mAP``, ``<prefix>f1``, ``<prefix>f1_threshold`` (the threshold
+    chosen on validation), ``<prefix>precision``, ``<prefix>recall``, ``<prefix>benign_recall``, ..."""
     flat = {f"{prefix}{k}": float(v) for k, v in report["coco"].items()}
-    flat[f"{prefix}f1"] = float(report["f1_threshold"]["f1"])
-    flat[f"{prefix}f1_threshold"] = float(report["f1_threshold"]["threshold"])
+    at_threshold = report["f1_threshold"]
+    flat[f"{prefix}f1"] = float(at_threshold["f1"])
+    flat[f"{prefix}f1_threshold"] = float(at_threshold["threshold"])
+    for key in ("precision", "recall"):
+        if key in at_threshold:
+            flat[f"{prefix}{key}"] = float(at_threshold[key])
     for name, stats in report["per_class"].items():
         for key, value in stats.items():
             flat[f"{prefix}{name}_{key}"] = float(value)
@@ -29,10 +34,16 @@ def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]
 class DetectionReport(ReportHandler):
     """Collects one pass of a :class:`~monai_xai.engines.CenterNetEvaluator` and writes the study's report.
 
-    ``metrics.json`` (COCO AP, the F1-optimal threshold and its curve, the IoU-0.25 confusion matrix with
-    its None row/column at that threshold, per-class P/R/F1, over-detections, misses),
+    ``metrics.json`` (COCO AP; at ``score_threshold``, chosen on the validation split and applied here
+    unchanged: pooled precision, recall and F1, the IoU-0.25 confusion matrix with its None row/column,
+    per-class P/R/F1, over-detections, misses; ``threshold_split`` names the split that chose it),
     ``predictions.json`` (every kept peak per image), ``confusion_matrix.png`` and ``overlays.png`` (the
-    first ``n_overlays`` images at the chosen threshold); then logs metrics and files to the MLflow run.
+    first ``n_overlays`` images at that threshold); then logs metrics and files to the MLflow run.
+
+    Args:
+        score_threshold: the record of :class:`~monai_xai.handlers.ScoreThresholdFitter` (its ``threshold``
+            and ``split``), or a number given by hand (``threshold_split`` ``"given"``). Nothing is chosen
+            on the evaluated split; a record chosen on ``"test"`` is refused.
     """
 
     def __init__(
@@ -45,10 +56,22 @@ class DetectionReport(ReportHandler):
         tracking_uri: str | None = None,
         experiment_name: str = "centernet_detection",
         run_name: str | None = None,
+        *,
+        score_threshold: Mapping | float,
     ):
         super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.class_names = list(class_names)
         self.n_overlays, self.split_name, self.iou_threshold = n_overlays, split_name, iou_threshold
+        if isinstance(score_threshold, Mapping):
+            self.score_threshold = float(score_threshold["threshold"])
+            self.threshold_split = str(score_threshold.get("split", "val"))
+        else:
+            self.score_threshold, self.threshold_split = float(score_threshold), "given"
+        if self.threshold_split == "test":
+            raise ValueError(
+                "DetectionReport: the score threshold was chosen on the test split; choose it on validation "
+                "(ScoreThresholdFitter)"
+            )
 
     def reset(self, engine: Engine) -> None:
         self._predictions: list[dict] = []
@@ -67,7 +90,14 @@ class DetectionReport(ReportHandler):
     def write(self, engine: Engine) -> None:
         from monai_xai.metrics.detection import detection_report
 
-        report = detection_report(self._predictions, self._targets, self.class_names, self.iou_threshold)
+        report = detection_report(
+            self._predictions,
+            self._targets,
+            self.class_names,
+            self.iou_threshold,
+            score_threshold=self.score_threshold,
+            threshold_split=self.threshold_split,
+        )
         self.save_json("metrics.json", report)
         self.save_json(
             "predictions.json",
@@ -88,12 +118,12 @@ class DetectionReport(ReportHandler):
         from monai_xai.visualize.detection import detection_overlay, overlay_grid, save_png
 
         cm = report["confusion_matrix"]
-        title = f"Lesions at IoU >= {self.iou_threshold}, score >= {report['f1_threshold']['threshold']:.2f}"
+        threshold, chosen_on = report["f1_threshold"]["threshold"], self.threshold_split
+        title = f"Lesions at IoU >= {self.iou_threshold}, score >= {threshold:.2f} (chosen on {chosen_on})"
         save_figure(
             confusion_matrix_figure(np.asarray(cm["matrix"]), cm["labels"], title),
             self.output_dir / "confusion_matrix.png",
         )
-        threshold = report["f1_threshold"]["threshold"]
         overlays = []
         for image, pred, target in zip(self._images, self._predictions, self._targets):
             keep = pred["scores"] >= threshold

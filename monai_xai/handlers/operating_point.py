@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
-from monai_xai.networks.weights import operating_point_path
-from monai_xai.utils import atomic_write_json
+from monai_xai.handlers.checkpoint_record import CheckpointRecordFitter
 
 __all__ = ["OperatingPointFitter"]
 
-logger = logging.getLogger(__name__)
 
-
-class OperatingPointFitter:
+class OperatingPointFitter(CheckpointRecordFitter):
     """Run the network over the validation split once and store its operating point beside the checkpoint.
 
     The record (``<checkpoint stem>.operating_point.json``, see
@@ -29,7 +23,8 @@ class OperatingPointFitter:
     class 1 (Youden's J, or the highest threshold that reaches ``target_sensitivity``); with more classes the
     argmax decides and the record holds no threshold. It names the checkpoint's digest and its settings, so
     an evaluation of the same weights with the same settings reuses it (:meth:`fit` skips the pass). Nothing
-    here reads the test split: evaluations, inference, export and the Deploy app apply what it stored.
+    here reads the test split: evaluations, inference, export and the Deploy app apply what it stored
+    (:class:`~monai_xai.handlers.checkpoint_record.CheckpointRecordFitter`).
 
     Args:
         checkpoint: the weights the network holds (``best.pt``).
@@ -39,6 +34,8 @@ class OperatingPointFitter:
         calibrate: fit a temperature on validation (temperature scaling) before choosing the threshold.
         split_name: name of the split the evaluator runs on, recorded (``"val"``).
     """
+
+    kind = "operating_point"
 
     def __init__(
         self,
@@ -54,8 +51,7 @@ class OperatingPointFitter:
         from monai_xai.flags import as_bool
         from monai_xai.metrics.operating_point import OPERATING_POINT_METHODS
 
-        self.checkpoint = Path(checkpoint)
-        self.path = operating_point_path(checkpoint)
+        super().__init__(checkpoint, split_name)
         self.num_classes = int(num_classes)
         self.method = (
             "target_sensitivity"
@@ -64,57 +60,27 @@ class OperatingPointFitter:
         )
         self.target_sensitivity = None if target_sensitivity is None else float(target_sensitivity)
         self.calibrate = as_bool(calibrate, "calibrate")
-        self.split_name = split_name
         self._logits: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
-    def _settings(self) -> dict[str, Any]:
-        from monai_xai.runs import file_digest
-
+    def settings(self) -> dict[str, Any]:
         return {
-            "checkpoint": file_digest(self.checkpoint),
+            **super().settings(),
             "method": self.method,
             "target_sensitivity": self.target_sensitivity,
             "calibrated": self.calibrate,
             "num_classes": self.num_classes,
         }
 
-    def is_current(self) -> bool:
-        """The stored record belongs to these weights and these settings."""
-        from monai_xai.networks.weights import read_operating_point
-
-        try:
-            record = read_operating_point(self.checkpoint)
-        except ValueError:
-            return False
-        return record is not None and all(record.get(k) == v for k, v in self._settings().items())
-
-    def fit(self, evaluator: Engine) -> dict:
-        """The checkpoint's operating point: the stored one when current, else one validation pass."""
-        from monai_xai.networks.weights import read_operating_point
-
-        if self.is_current():
-            logger.info(f"operating point of {self.checkpoint} read from {self.path}")
-        else:
-            evaluator.run()
-        record = read_operating_point(self.checkpoint)
-        assert record is not None
-        return record
-
-    def _reset(self, _: Engine) -> None:
+    def reset(self, _: Engine) -> None:
         self._logits, self._labels = [], []
 
-    def _collect(self, engine: Engine) -> None:
+    def collect(self, engine: Engine) -> None:
         out = engine.state.output
         self._logits.append(out["pred"].detach().float().cpu())
         self._labels.append(out["label"].reshape(-1).long().cpu())
 
-    def _write(self, _: Engine) -> None:
+    def choose(self) -> dict[str, Any]:
         from monai_xai.metrics.calibration import (
             apply_temperature,
             expected_calibration_error,
@@ -127,9 +93,7 @@ class OperatingPointFitter:
         temperature = fit_temperature(logits, labels, inputs="logits") if self.calibrate else 1.0
         probs = apply_temperature(logits, temperature, inputs="logits")
         record: dict[str, Any] = {
-            **self._settings(),
             "temperature": float(temperature),
-            "split": self.split_name,
             "n": int(labels.size),
             "ece_before": expected_calibration_error(labels, raw),
             "ece_after": expected_calibration_error(labels, probs),
@@ -141,17 +105,10 @@ class OperatingPointFitter:
             )
             record.update({k: v for k, v in point.to_dict().items() if k not in ("method", "split", "n")})
             record["threshold"] = float(point.threshold)
-        atomic_write_json(self.path, {"operating_point": _plain(record)}, indent=2)
-        logger.info(f"operating point chosen on {self.split_name} ({labels.size} images): {_summary(record)}")
+        return record
 
-
-def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON types only (numpy scalars to floats)."""
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
-
-
-def _summary(record: Mapping[str, Any]) -> str:
-    parts = [f"temperature {record['temperature']:.3g}", f"ECE {record['ece_before']:.3f}"]
-    if record.get("threshold") is not None:
-        parts.insert(0, f"threshold {record['threshold']:.4g} ({record['method']})")
-    return ", ".join(parts)
+    def summary(self, record: Mapping[str, Any]) -> str:
+        parts = [f"temperature {record['temperature']:.3g}", f"ECE {record['ece_before']:.3f}"]
+        if record.get("threshold") is not None:
+            parts.insert(0, f"threshold {record['threshold']:.4g} ({record['method']})")
+        return f"{record['n']} images, " + ", ".join(parts)

@@ -48,9 +48,9 @@ from .detection import (
     coco_detection_metrics,
     detection_confusion_matrix,
     detection_report,
+    detection_scores_at,
     f1_threshold_search,
     per_class_detection_stats,
-    reported_f1_threshold,
 )
 from .kappa import predictions_kappa, quadratic_weighted_kappa
 from .operating_point import (
@@ -100,9 +100,9 @@ __all__ = [
     "coco_detection_metrics",
     "detection_confusion_matrix",
     "detection_report",
+    "detection_scores_at",
     "f1_threshold_search",
     "per_class_detection_stats",
-    "reported_f1_threshold",
     "before_after_confusion",
     "extreme_examples",
     "flip_rate",

@@ -8,17 +8,22 @@ return one value per sample.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
 from monai_xai.metrics.classification import confusion_matrix
+from monai_xai.metrics.uncertainty import bootstrap_ci, mean_of, paired_bootstrap_diff
 from monai_xai.utils import upsample_attention
 
 __all__ = [
     "before_after_confusion",
+    "control_gaps",
+    "controls_met",
     "extreme_examples",
+    "flip_interval",
     "flip_rate",
     "map_correlation",
     "map_mean",
@@ -168,3 +173,61 @@ def extreme_examples(change: Any, flipped: Any, n: int) -> dict[str, torch.Tenso
     descending = torch.sort(change, descending=True, stable=True).indices
     ascending = torch.sort(change, stable=True).indices
     return {"best": descending[flipped[descending]][:n], "worst": ascending[~flipped[ascending]][:n]}
+
+
+def _undefined(level: float) -> dict[str, Any]:
+    return {"mean": float("nan"), f"ci{level * 100:g}": [float("nan"), float("nan")], "n": 0}
+
+
+def flip_interval(flipped: Any, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """A flip rate with its percentile bootstrap interval (:func:`~monai_xai.metrics.bootstrap_ci`) from
+    per-image flip indicators (1 flipped, 0 not, NaN undefined and left out): ``{"mean", "ci95": [low, high],
+    "n"}``; NaN with ``n`` 0 when no image has an indicator."""
+    values = np.asarray(flipped, dtype=np.float64).reshape(-1)
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return _undefined(level)
+    return bootstrap_ci(mean_of, values, n_boot=n_boot, level=level, seed=seed).to_dict()
+
+
+def control_gaps(
+    flipped: Any,
+    controls: Mapping[str, Any],
+    source_class: Any,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Per control and direction (``<control>_from_<class>``): the flip rate of the translations minus that
+    of the control, with the paired bootstrap interval (:func:`~monai_xai.metrics.paired_bootstrap_diff`:
+    the same resampled images for both), ``{"mean", "ci95", "n"}``.
+
+    ``flipped`` and every array of ``controls`` hold per-image flip indicators (NaN where undefined, e.g. a
+    shuffled control still waiting for another image's map); an image counts where both are defined. A
+    positive interval says that the control flips less than the translations on images like these, not only
+    on these images.
+    """
+    flipped = np.asarray(flipped, dtype=np.float64).reshape(-1)
+    source = np.asarray(source_class).reshape(-1)
+    gaps = {}
+    for name, control in controls.items():
+        control = np.asarray(control, dtype=np.float64).reshape(-1)
+        for cls in (0, 1):
+            rows = (source == cls) & ~np.isnan(flipped) & ~np.isnan(control)
+            gaps[f"{name}_from_{cls}"] = (
+                paired_bootstrap_diff(
+                    mean_of, (flipped[rows],), (control[rows],), n_boot=n_boot, level=level, seed=seed
+                ).to_dict()
+                if rows.any()
+                else _undefined(level)
+            )
+    return gaps
+
+
+def controls_met(gaps: Mapping[str, Mapping[str, Any]], level: float = 0.95) -> bool | None:
+    """True when every interval of :func:`control_gaps` lies above zero (each control flips less than the
+    translations, each direction); an undefined interval is not met; None without gaps."""
+    if not gaps:
+        return None
+    key = f"ci{level * 100:g}"
+    return all(bool(gap[key][0] > 0) for gap in gaps.values())

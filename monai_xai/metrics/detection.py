@@ -5,12 +5,14 @@ Predictions are per image ``{"boxes" (P, 4) xyxy, "scores" (P,), "labels" (P,)}`
 confusion matrix has a ``None`` row (false detections: a box on no lesion) and a ``None`` column
 (missed lesions); several boxes on one lesion count once, with the class of the most confident one,
 and the extra boxes are reported as over-detections.
+
+The confidence threshold of those counts is chosen on the validation split (:func:`f1_threshold_search` over
+the validation detections, :class:`~monai_xai.handlers.ScoreThresholdFitter`) and applied unchanged to the
+split a :func:`detection_report` evaluates: the test split chooses nothing.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,14 +24,14 @@ __all__ = [
     "coco_detection_metrics",
     "detection_confusion_matrix",
     "detection_report",
+    "detection_scores_at",
     "f1_threshold_search",
     "per_class_detection_stats",
-    "reported_f1_threshold",
 ]
 
 #: COCO's object-size ranges (box area in pixels of the evaluated image).
 AREA_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, float("inf"))}
-#: Confidence thresholds searched for the best F1: 0.00 to 1.00 in steps of 0.05.
+#: Confidence thresholds searched (on the validation split) for the best F1: 0.00 to 1.00 in steps of 0.05.
 F1_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
@@ -175,6 +177,32 @@ def per_class_detection_stats(
     return stats
 
 
+def _pooled_counts(matrix: np.ndarray, num_classes: int) -> tuple[int, int, int]:
+    """True positives (lesions called their own class), false positives (any other box that counted: wrong
+    class or no lesion) and false negatives (lesions not called their class), pooled over the classes."""
+    tp = int(np.trace(matrix[:num_classes, :num_classes]))
+    return tp, int(matrix[:, :num_classes].sum()) - tp, int(matrix[:num_classes, :].sum()) - tp
+
+
+def detection_scores_at(
+    predictions: Sequence[dict],
+    targets: Sequence[dict],
+    num_classes: int,
+    score_threshold: float,
+    iou_threshold: float = 0.25,
+) -> dict[str, float]:
+    """Lesion-level precision, recall and F1 pooled over the classes (class must match) of the boxes scoring
+    at least ``score_threshold``: ``{"threshold", "precision", "recall", "f1"}``."""
+    matrix, _ = detection_confusion_matrix(predictions, targets, num_classes, score_threshold, iou_threshold)
+    tp, fp, fn = _pooled_counts(matrix, num_classes)
+    return {
+        "threshold": float(score_threshold),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": _f1(tp, fp, fn),
+    }
+
+
 def f1_threshold_search(
     predictions: Sequence[dict],
     targets: Sequence[dict],
@@ -186,17 +214,17 @@ def f1_threshold_search(
 
     F1 pools all classes: a true positive is a lesion called its own class, a false positive any other
     box that counted (wrong class or no lesion), a false negative any lesion not called its class.
-    Returns ``{"threshold", "f1", "curve": [[threshold, f1], ...]}``.
+    Returns ``{"threshold", "f1", "precision", "recall", "curve": [[threshold, f1], ...]}``. A selection:
+    run it on the validation detections only (:class:`~monai_xai.handlers.ScoreThresholdFitter`), never on
+    the split that is reported.
     """
     curve = []
     for t in thresholds:
         matrix, _ = detection_confusion_matrix(predictions, targets, num_classes, t, iou_threshold)
-        tp = np.trace(matrix[:num_classes, :num_classes])
-        fp = matrix[:, :num_classes].sum() - tp
-        fn = matrix[:num_classes, :].sum() - tp
-        curve.append([float(t), _f1(tp, fp, fn)])
+        curve.append([float(t), _f1(*_pooled_counts(matrix, num_classes))])
     best = max(range(len(curve)), key=lambda i: (curve[i][1], -i))
-    return {"threshold": curve[best][0], "f1": curve[best][1], "curve": curve}
+    at_best = detection_scores_at(predictions, targets, num_classes, curve[best][0], iou_threshold)
+    return {**at_best, "curve": curve}
 
 
 def detection_report(
@@ -204,31 +232,33 @@ def detection_report(
     targets: Sequence[dict],
     class_names: Sequence[str],
     iou_threshold: float = 0.25,
+    *,
+    score_threshold: float,
+    threshold_split: str = "val",
 ) -> dict[str, object]:
-    """Everything the study reports: COCO AP, the F1-optimal threshold, the confusion matrix there, per class.
+    """Everything the study reports: COCO AP, then the confusion matrix and per-class figures at
+    ``score_threshold``, a confidence threshold chosen on ``threshold_split`` (the validation split's
+    F1-optimal one, :class:`~monai_xai.handlers.ScoreThresholdFitter`) and applied here unchanged.
 
-    The confusion matrix comes with its row/column names (``class_names + ["None"]``).
+    ``f1_threshold`` holds that threshold, the split it was chosen on and the precision, recall and F1 pooled
+    over the classes on these predictions; ``threshold_split`` repeats the split. The threshold-free figures
+    (``coco``: mAP, AP50, AP75, ...) do not depend on it. The confusion matrix comes with its row/column
+    names (``class_names + ["None"]``).
     """
+    if threshold_split == "test":
+        raise ValueError("a score threshold chosen on the test split is refused: choose it on validation")
     num_classes = len(class_names)
-    search = f1_threshold_search(predictions, targets, num_classes, iou_threshold=iou_threshold)
+    at_threshold = detection_scores_at(predictions, targets, num_classes, score_threshold, iou_threshold)
     matrix, over = detection_confusion_matrix(
-        predictions, targets, num_classes, search["threshold"], iou_threshold
+        predictions, targets, num_classes, score_threshold, iou_threshold
     )
     return {
         "coco": coco_detection_metrics(predictions, targets, class_names),
-        "f1_threshold": search,
+        "f1_threshold": {**at_threshold, "split": threshold_split},
+        "threshold_split": threshold_split,
         "confusion_matrix": {"labels": [*class_names, "None"], "matrix": matrix.tolist()},
         "per_class": per_class_detection_stats(matrix, over, class_names),
         "iou_threshold": iou_threshold,
         "n_images": len(targets),
         "n_lesions": int(sum(len(_np(t["labels"], np.int64)) for t in targets)),
     }
-
-
-def reported_f1_threshold(metrics_file: str | os.PathLike, default: float = 0.3) -> float:
-    """The F1-optimal confidence threshold of a :func:`detection_report` saved as ``metrics_file``, or
-    ``default`` before the model has been evaluated: inference then shows the boxes the evaluation counted."""
-    if not os.path.isfile(metrics_file):
-        return default
-    with open(metrics_file) as f:
-        return float(json.load(f)["f1_threshold"]["threshold"])

@@ -36,6 +36,9 @@ from .weights import (
     load_weights,
     operating_point_path,
     read_operating_point,
+    read_score_threshold,
+    score_threshold_of,
+    score_threshold_path,
     trainable_parameters,
 )
 
@@ -73,6 +76,9 @@ __all__ = [
     "load_weights",
     "operating_point_path",
     "read_operating_point",
+    "read_score_threshold",
+    "score_threshold_of",
+    "score_threshold_path",
     "trainable_parameters",
     "make_resnet_stage",
     "resize_attention",

@@ -15,9 +15,14 @@ from monai_xai.errors import InputError
 __all__ = [
     "load_optional_weights",
     "load_weights",
+    "checkpoint_record_path",
     "operating_point_path",
+    "read_checkpoint_record",
     "read_operating_point",
+    "read_score_threshold",
     "resnet_depth_of",
+    "score_threshold_of",
+    "score_threshold_path",
     "trainable_parameters",
 ]
 
@@ -109,28 +114,31 @@ def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
     return [p for p in network.parameters() if p.requires_grad]
 
 
-def operating_point_path(checkpoint: str | os.PathLike) -> Path:
-    """``<stem>.operating_point.json`` beside ``checkpoint``: the decision rule of those weights."""
+def checkpoint_record_path(checkpoint: str | os.PathLike, kind: str) -> Path:
+    """``<stem>.<kind>.json`` beside ``checkpoint``: a record that belongs to those weights, e.g. the decision
+    rule chosen for them on the validation split (``operating_point``, ``score_threshold``)."""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.operating_point.json")
+    return checkpoint.with_name(f"{checkpoint.stem}.{kind}.json")
 
 
-def read_operating_point(checkpoint: str | os.PathLike) -> dict | None:
-    """The operating point stored beside ``checkpoint`` (threshold, temperature, how they were chosen), or
-    None when the checkpoint has none (the argmax decides, no temperature).
+def read_checkpoint_record(checkpoint: str | os.PathLike, kind: str) -> dict | None:
+    """The ``kind`` record stored beside ``checkpoint`` (:func:`checkpoint_record_path`), or None when the
+    checkpoint has none.
 
-    The file is ``{"operating_point": {...}}``, so it can also be given as one more config file to MONAI's
-    ``ckpt_export`` and travel inside the exported model. A record made for other weights is an error.
+    The file is ``{kind: {...}}``, so it can also be given as one more config file to MONAI's ``ckpt_export``
+    and travel inside the exported model. A record that names the digest of other weights (its
+    ``checkpoint``, ``sha256:<hex>``) is an error: it was chosen for a model that is no longer there.
     """
     import json
 
-    path = operating_point_path(checkpoint)
+    path = checkpoint_record_path(checkpoint, kind)
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text())["operating_point"]
+        record = json.loads(path.read_text())[kind]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InputError(path, f"not an operating point record ({err})") from err
+        what = kind.replace("_", " ")
+        raise InputError(path, f"not {'an' if what[0] in 'aeiou' else 'a'} {what} record ({err})") from err
     expected = record.get("checkpoint")
     if expected is not None and Path(checkpoint).is_file():
         from monai_xai.runs import file_digest
@@ -138,3 +146,39 @@ def read_operating_point(checkpoint: str | os.PathLike) -> dict | None:
         if file_digest(checkpoint) != expected:
             raise InputError(path, f"made for other weights than {checkpoint}: evaluate the checkpoint again")
     return record
+
+
+def operating_point_path(checkpoint: str | os.PathLike) -> Path:
+    """``<stem>.operating_point.json`` beside ``checkpoint``: the decision rule of those weights."""
+    return checkpoint_record_path(checkpoint, "operating_point")
+
+
+def read_operating_point(checkpoint: str | os.PathLike) -> dict | None:
+    """The operating point stored beside ``checkpoint`` (threshold, temperature, how they were chosen), or
+    None when the checkpoint has none (the argmax decides, no temperature).
+
+    The file is ``{"operating_point": {...}}`` (see :func:`read_checkpoint_record`); a record made for other
+    weights is an error.
+    """
+    return read_checkpoint_record(checkpoint, "operating_point")
+
+
+def score_threshold_path(checkpoint: str | os.PathLike) -> Path:
+    """``<stem>.score_threshold.json`` beside a detector's ``checkpoint``: the confidence threshold of those
+    weights, chosen on the validation split (:class:`~monai_xai.handlers.ScoreThresholdFitter`)."""
+    return checkpoint_record_path(checkpoint, "score_threshold")
+
+
+def read_score_threshold(checkpoint: str | os.PathLike) -> dict | None:
+    """The score threshold record stored beside a detector's ``checkpoint`` (``threshold``, the ``split`` it
+    was chosen on, its F1 there, the checkpoint's digest), or None when the checkpoint has none; a record
+    made for other weights is an error (see :func:`read_checkpoint_record`)."""
+    return read_checkpoint_record(checkpoint, "score_threshold")
+
+
+def score_threshold_of(checkpoint: str | os.PathLike, default: float = 0.3) -> float:
+    """The confidence threshold a detector's inference keeps boxes at: the one chosen on the validation split
+    and stored beside ``checkpoint`` (:func:`read_score_threshold`), or ``default`` for weights that have not
+    been evaluated yet. Never read from a test evaluation: that split chooses nothing."""
+    record = read_score_threshold(checkpoint)
+    return float(default) if record is None else float(record["threshold"])

@@ -5,16 +5,22 @@
 #     momentum and weight decay of the suggested pair), until the validation loss has not fallen for PATIENCE
 #     validations (at most CLS_EPOCHS epochs); its checkpoint of the lowest validation loss is the classifier
 #     explained;
-#  3. judge: the same classifier training with --seed 1 (same LR suggestion) into judge/ (MLflow run
-#     <task>_judge_seed1): an independent judge of the translations, which no GAN trains against;
+#  3. judge: a classifier of another family, train_judge.json's judge_def (DenseNet121 behind a nearest-
+#     neighbour resize to at least 32 px, the smallest input it takes), trained on the training split like the
+#     classifier (the same recipe with its own LR range test, judge_densenet121_lr_find) into
+#     judge_densenet121/ (MLflow run <task>_judge_densenet121-<fingerprint>): an independent judge of the
+#     translations and the controls, which no GAN trains against (the earlier seed-1 copy of the classifier,
+#     judge/, shared the classifier's architecture, data and learning rate);
 #  4. gan: the AG-CycleGAN with the study's loss (adversarial + cycle + attention sparsity) on the classifier's
 #     frozen encoder, until val_flip_rate_min (the validation flip rate of the weaker direction) has not risen
 #     for GAN_PATIENCE validations (at most GAN_EPOCHS epochs), into gan/;
 #  5. gan_guided: the same with train_guided.json, the classifier-guided loss (+ LAMBDA_CLS x the frozen
 #     classifier's cross-entropy of each translation against its target class), into gan_guided/;
-#  6. evaluate, evaluate_guided: the test set explained with each arm's gan{,_guided}/checkpoints/best.pt
-#     (the GAN of the highest val_flip_rate_min) into eval_test{,_guided}/, each translation also judged by
-#     the judge;
+#  6. evaluate_judge_densenet121, evaluate_guided_judge_densenet121: the test set explained with each arm's
+#     gan{,_guided}/checkpoints/best.pt (the GAN of the highest val_flip_rate_min) into eval_test{,_guided}/,
+#     each translation and both controls also judged by the judge, flip rates with bootstrap intervals, the
+#     controls decided by paired intervals, the KID of the translations in the judge's features (new step
+#     names, so that a run folder evaluated with the seed-1 judge is evaluated again);
 #  7. the results file (scripts/experiments/agcyclegan_results.py: both arms, the one whose weaker direction
 #     flipped more on validation on top); at the end summary.md of all tasks and arms in OUT.
 # Tasks: pneumoniamnist (PneumoniaMNIST 28x28, normal <-> pneumonia, the whole training set), adrenalmnist3d
@@ -44,9 +50,10 @@
 # early never reaches its last epoch); a killed training resumes from its checkpoints/latest.pt (and its
 # early-stopping count from checkpoints/early_stopping.json, so it stops after the same epoch as an
 # uninterrupted one). Rerun the same command after an interruption; to redo a task, delete
-# $OUT/<task> (its earlier MLflow runs stay in the store). A run folder from before the judge and the guided
-# arm resumes with the new steps (judge, gan_guided, evaluate_guided); its study evaluation has no judge
-# figures until $OUT/<task>/evaluate.done and eval_test/ are deleted. One MLflow store, $OUT/mlruns.db; a log
+# $OUT/<task> (its earlier MLflow runs stay in the store). A run folder from before the guided arm or the
+# DenseNet121 judge resumes with the new steps (judge_densenet121_lr_find, judge_densenet121, gan_guided, and
+# both evaluations under their new names, which overwrite eval_test{,_guided}/); the classifier and GANs are
+# kept. One MLflow store, $OUT/mlruns.db; a log
 # per step, $OUT/<task>/<step>.log; wall times in $OUT/runtime.txt (a step that follows an interrupted attempt
 # counts only its own part, and says so).
 #
@@ -54,9 +61,10 @@
 # the bf16 fast path (ResNet18 training at 28 px about 22 s per 4708 images, at 128 px on BUSI about 4 s an
 # epoch; the AG-CycleGAN's bare generator step at 128 px about 30 pairs/s, abn_classification's
 # train_throughput.json) and, for AdrenalMNIST3D, from the loaded one-thread runs in the bundle README.
-# LR range tests 2-8 min a task. The judge doubles the classifier's time; the guided GAN doubles the GAN time
-# and a bit more (one more classifier forward and backward per generator step); both evaluations take the
-# judge's forwards. If early stopping ends each training after 20-60 epochs: pneumoniamnist 1-3 h,
+# LR range tests 2-8 min each, two a task (classifier and judge). The DenseNet121 judge takes about 2-3 times
+# the classifier's time (a heavier network, at 32 px instead of 28 on the MedMNIST tasks); the guided GAN
+# doubles the GAN time and a bit more (one more classifier forward and backward per generator step); both
+# evaluations take the judge's forwards (of the translations and of both controls) and the bootstrap intervals. If early stopping ends each training after 20-60 epochs: pneumoniamnist 1-3 h,
 # adrenalmnist3d 1-4 h, busi 0.5-1 h: about 3-8 h in all; at most about 18 h if every training runs to its
 # epoch cap. Still an estimate: the epoch times in the first step logs give a better figure.
 set -euo pipefail
@@ -76,6 +84,7 @@ SIZE="${SIZE:-128}"
 N_PANELS="${N_PANELS:-16}"
 OUT="${OUT:-runs/experiments/agcyclegan-cls${CLS_EPOCHS}p${PATIENCE}-gan${GAN_EPOCHS}p${GAN_PATIENCE}-busi${SIZE}px${LIMIT:+-limit$LIMIT}}"
 B=bundles/agcyclegan_explainer/configs
+JUDGE=judge_densenet121  # train_judge.json's folder for its default judge_architecture, DenseNet121
 DOCS_RESULTS=bundles/agcyclegan_explainer/docs/results
 DOCS_FIGURES=bundles/agcyclegan_explainer/docs/figures
 
@@ -145,17 +154,23 @@ for task in $TASKS; do
     classifier_args=(--max_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" --base_lr "$base_lr"
         --max_lr "$max_lr" --momentum "$momentum" --weight_decay "$weight_decay")
     step "$task" classifier "[$data,'$B/train_classifier.json']" "${classifier_args[@]}"
-    # classifier_dir moves only the judge's checkpoints (and what its MLflow run logs), under its own run name
-    step "$task" judge "[$data,'$B/train_classifier.json']" "${classifier_args[@]}" --seed 1 \
-        --classifier_dir "$dir/judge" --classifier_run_name "${task}_judge_seed1"
+    # the judge: its own network (judge_def), folder ($JUDGE/) and MLflow run, its own LR range test
+    judge_configs="[$data,'$B/train_classifier.json','$B/train_judge.json']"
+    step "$task" "${JUDGE}_lr_find" "$judge_configs" --run_id lr_find
+    suggestion=$(lr_suggestion "$dir/$JUDGE/lr_range_test/lr_range_test.json")  # fails here if unreadable
+    read -r j_base_lr j_max_lr j_momentum j_weight_decay <<< "$suggestion"
+    echo "$task: judge's LR range test: cyclical SGD $j_base_lr - $j_max_lr, momentum $j_momentum," \
+        "weight decay $j_weight_decay"
+    step "$task" "$JUDGE" "$judge_configs" --max_epochs "$CLS_EPOCHS" --early_stop_patience "$PATIENCE" \
+        --base_lr "$j_base_lr" --max_lr "$j_max_lr" --momentum "$j_momentum" --weight_decay "$j_weight_decay"
     gan_args=(--gan_epochs "$GAN_EPOCHS" --gan_early_stop_patience "$GAN_PATIENCE")
     step "$task" gan "[$data]" "${gan_args[@]}"
     step "$task" gan_guided "[$data,'$B/train_guided.json']" "${gan_args[@]}" --lambda_cls "$LAMBDA_CLS"
     checkpoint=$(tested_checkpoint "$task" gan) guided_checkpoint=$(tested_checkpoint "$task" gan_guided)
-    eval_args=(--judge_checkpoint "$dir/judge/checkpoints/best.pt" --n_panels "$N_PANELS")
-    step "$task" evaluate "[$data,'$B/evaluate.json']" --gan_checkpoint "$dir/gan/checkpoints/$checkpoint.pt" \
-        "${eval_args[@]}"
-    step "$task" evaluate_guided "[$data,'$B/train_guided.json','$B/evaluate.json']" \
+    eval_args=(--judge_checkpoint "$dir/$JUDGE/checkpoints/best.pt" --n_panels "$N_PANELS")
+    step "$task" "evaluate_$JUDGE" "[$data,'$B/evaluate.json']" \
+        --gan_checkpoint "$dir/gan/checkpoints/$checkpoint.pt" "${eval_args[@]}"
+    step "$task" "evaluate_guided_$JUDGE" "[$data,'$B/train_guided.json','$B/evaluate.json']" \
         --gan_checkpoint "$dir/gan_guided/checkpoints/$guided_checkpoint.pt" "${eval_args[@]}"
     results="$OUT/results" figures=()
     if [ -n "$full" ] && { [ "$task" != busi ] || [ "$SIZE" -ge 128 ]; }; then

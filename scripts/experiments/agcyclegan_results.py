@@ -5,20 +5,30 @@ Reads each arm's evaluation, ``<task_dir>/eval_test{,_guided}/{metrics.json,exam
 classifier-guided one (``guided``, when evaluated). Writes, atomically: per arm under ``arms``, per direction
 the flip rate of the translations, the same translations judged by the independent judge classifier (when the
 evaluation had one), the flip rate of the two controls (each translation let through another image's attention
-map, or a uniform map of the same mean); mean attention and mean |M(x) - x|; attention vs Grad-CAM++
-(correlation, top-10 % IoU). The arm whose weaker direction flips more on the validation set
-(``val_flip_rate_min`` in its GAN's ``best.json``; the study's on a tie) is copied to the top level with
-``arm`` naming it, beside the classifier's test accuracy and AUC, the MedMNIST v2 paper's row and the targets
-with ``*_met``; ``judge`` holds the judge's own test scores. Also how many epochs each workflow (classifier,
-judge, both GANs) trained and the epoch and value of its best validation (``<workflow>/checkpoints/
-latest.pt`` and ``best.json``); the settings given here and the task's wall time from the experiment's
-``runtime.txt``. Each arm's ``example_panels`` (the best and worst translations per direction, relative to
-the task folder) and ``example_summary`` (how many each panel shows, their mean target probability before and
-after); with ``--figures_dir`` (a bundle's ``docs/figures``, which the driver gives at full budget only) the
-panels are copied there atomically as ``<task>_<arm>_<best|worst>_from_<class>.png`` and ``docs_panels``
-records their paths relative to the docs folder, which the README links. ``scripts/render_results.py``
-renders it (blocks ``agcyclegan_<task>``). An evaluation that predates the controls is an error naming its
-file; a run from before the guided arm gives one arm.
+map, or a uniform map of the same mean), by the classifier and, when the evaluation has them, by the judge
+(``judge_control_flip_rate*``, ``judge_uniform_flip_rate*``); mean attention and mean |M(x) - x|; attention vs
+Grad-CAM++ (correlation, top-10 % IoU); when the evaluation has them, each flip rate's 95 % bootstrap interval
+(``flip_rate_intervals``, ``judge_flip_rate_intervals``) and the realism of the translations in the judge's
+penultimate features (``judge_kid_from_<c>``, ``judge_kid_untranslated_from_<c>``: KID against the real images
+of the target class); and ``control_gaps`` (``judge_control_gaps`` by the judge): per control and direction
+the translations' flip rate minus the control's with its paired bootstrap interval, from metrics.json, or for
+an evaluation from before them computed here from its ``predictions.json`` (the classifier's only). The arm
+whose weaker direction flips more on the validation set (``val_flip_rate_min`` in its GAN's ``best.json``; the
+study's on a tie) is copied to the top level with ``arm`` naming it, beside the classifier's test accuracy and
+AUC (and ``architecture`` when recorded), the MedMNIST v2 paper's row and the targets with ``*_met``: the
+controls are met only when every paired interval lies above zero (``controls_met``; ``judge_controls_met`` by
+the judge), the flip rate target is checked on the classifier's and, with a judge, on the judge's flip rates
+(``judge_flip_rate_met``); ``judge`` holds the judge's own test scores and its ``architecture`` when recorded.
+Also how many epochs each workflow (classifier, judge, both GANs) trained and the epoch and value of its best
+validation (``<workflow>/checkpoints/latest.pt`` and ``best.json``; the judge from ``judge_densenet121/``,
+train_judge.json's, or ``judge/`` in a run from before it); the settings given here and the task's wall time
+from the experiment's ``runtime.txt``. Each arm's ``example_panels`` (the best and worst translations per
+direction, relative to the task folder) and ``example_summary`` (how many each panel shows, their mean target
+probability before and after); with ``--figures_dir`` (a bundle's ``docs/figures``, which the driver gives at
+full budget only) the panels are copied there atomically as ``<task>_<arm>_<best|worst>_from_<class>.png`` and
+``docs_panels`` records their paths relative to the docs folder, which the README links.
+``scripts/render_results.py`` renders it (blocks ``agcyclegan_<task>``). An evaluation that predates the
+controls is an error naming its file; a run from before the guided arm gives one arm.
 
     python scripts/experiments/agcyclegan_results.py runs/experiments/agcyclegan/pneumoniamnist \\
         --task pneumoniamnist --out bundles/agcyclegan_explainer/docs/results/pneumoniamnist.json \\
@@ -34,6 +44,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_xai.metrics.counterfactual import control_gaps, controls_met
 from monai_xai.utils import atomic_write_json, copy_docs_figure
 
 #: MedMNIST v2 (Yang et al., Scientific Data 2023): test ACC and AUC of the ResNet-18 row of the task's size.
@@ -58,8 +69,13 @@ TASKS = {
 DIRECTIONS = ("_from_0", "_from_1")
 #: arm -> the suffix of its folders: the GAN variant's (train.json's gan_variant, null for the study)
 ARMS = {"agcyclegan": "", "guided": "_guided"}
-#: workflow folders with checkpoints: the classifier explained, the judge, each arm's GAN
-WORKFLOWS = ("classifier", "judge", *(f"gan{suffix}" for suffix in ARMS.values()))
+#: workflows with checkpoints, by record name: their folders, the first that exists counts (the judge of
+#: train_judge.json in judge_densenet121/, the seed-1 copy of the classifier in judge/ in runs from before it)
+WORKFLOWS = {
+    "classifier": ("classifier",),
+    "judge": ("judge_densenet121", "judge"),
+    **{f"gan{suffix}": (f"gan{suffix}",) for suffix in ARMS.values()},
+}
 #: per-direction figures of metrics.json copied into the results file, overall ("") and per direction
 FIGURES = (
     "n_images",
@@ -70,8 +86,17 @@ FIGURES = (
     "mean_abs_difference",
     "attention_vs_gradcampp",
 )
-#: figures of an evaluation with a judge classifier (``--judge_checkpoint``), overall and per direction
-JUDGE_FIGURES = ("judge_flip_rate",)
+#: figures of an evaluation with a judge classifier (``--judge_checkpoint``), overall and per direction (its
+#: controls only in evaluations since the judge of another architecture)
+JUDGE_FIGURES = ("judge_flip_rate", "judge_control_flip_rate", "judge_uniform_flip_rate")
+#: figures copied as they are when the evaluation has them: the flip rates' bootstrap intervals, and per
+#: direction the realism (KID) of the translations and of the untranslated images in the judge's features
+INTERVAL_FIGURES = (
+    "flip_rate_intervals",
+    "judge_flip_rate_intervals",
+    *(f"judge_kid{kind}{d}" for kind in ("", "_untranslated") for d in DIRECTIONS),
+)
+CONTROLS = ("control", "uniform")
 SETTINGS = (
     "limit",
     "cls_epochs",
@@ -104,9 +129,11 @@ def _directions(names: Sequence[str]) -> list[str]:
     return [name + suffix for name in names for suffix in ("", *DIRECTIONS) if name + suffix != "n_images"]
 
 
-def evaluation_figures(eval_dir: Path) -> dict:
-    """The classifier's scores, every figure of :data:`FIGURES` (overall and per direction), and with a
-    judge those of :data:`JUDGE_FIGURES` and its scores (``judge_classifier``)."""
+def evaluation_figures(eval_dir: Path, classes: Sequence[str]) -> dict:
+    """The classifier's scores (and ``architecture``), every figure of :data:`FIGURES` (overall and per
+    direction), those of :data:`INTERVAL_FIGURES` that it has, the paired control intervals
+    (:func:`control_figures`), and with a judge those of :data:`JUDGE_FIGURES` and its scores with its
+    ``architecture`` (``judge_classifier``)."""
     metrics_file = eval_dir / "metrics.json"
     if not metrics_file.is_file():
         raise SystemExit(
@@ -120,20 +147,51 @@ def evaluation_figures(eval_dir: Path) -> dict:
             f"{metrics_file}: no {', '.join(missing)}: an evaluation from before the controls; delete "
             f"{eval_dir} and rerun the evaluate step of scripts/experiments/agcyclegan_explain.sh"
         )
-    figures = {
-        "classifier": {k: metrics["classifier"][k] for k in ("accuracy", "auc", "sensitivity", "specificity")}
-    }
+    scores = ("architecture", "accuracy", "auc", "sensitivity", "specificity")
+    figures = {"classifier": {k: metrics["classifier"][k] for k in scores if k in metrics["classifier"]}}
     figures.update({key: metrics[key] for key in ["n_images", *wanted] if key in metrics})
     figures.update({key: metrics[key] for key in _directions(JUDGE_FIGURES) if key in metrics})
-    for key in ("judge_classifier", "mask_agreement"):
-        if key in metrics:
-            figures[key] = metrics[key]
+    figures.update({key: metrics[key] for key in INTERVAL_FIGURES if key in metrics})
+    figures.update(control_figures(eval_dir, metrics, classes))
+    if "judge_classifier" in metrics:
+        figures["judge_classifier"] = {**metrics.get("judge", {}), **metrics["judge_classifier"]}
+    if "mask_agreement" in metrics:
+        figures["mask_agreement"] = metrics["mask_agreement"]
     examples = _read(eval_dir / "examples.json")
     figures["example_panels"] = {
         key: f"{eval_dir.name}/{entry['panel']}" if entry["panel"] else None
         for key, entry in examples.items()
     }
     figures["example_summary"] = {key: example_summary(entry["examples"]) for key, entry in examples.items()}
+    return figures
+
+
+def control_figures(eval_dir: Path, metrics: dict, classes: Sequence[str]) -> dict:
+    """``control_gaps`` (and ``judge_control_gaps``) of ``metrics``; for an evaluation from before them, the
+    classifier's computed from ``predictions.json`` (per image ``flipped`` and ``flipped_<control>``, None
+    where a control is undefined) with :func:`~monai_xai.metrics.counterfactual.control_gaps`."""
+    figures = {key: metrics[key] for key in ("control_gaps", "judge_control_gaps") if key in metrics}
+    if "control_gaps" in figures:
+        return figures
+    predictions_file = eval_dir / "predictions.json"
+    if not predictions_file.is_file():
+        raise SystemExit(
+            f"{eval_dir}: neither control_gaps in metrics.json nor predictions.json to compute them from; "
+            "rerun the evaluate step of scripts/experiments/agcyclegan_explain.sh"
+        )
+    predictions = json.loads(predictions_file.read_text())
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({p["source_class"] for p in predictions} - set(index))
+    if unknown:
+        raise SystemExit(f"{predictions_file}: source classes {unknown} are not the task's {list(classes)}")
+
+    def flags(key: str) -> list[float]:
+        return [math.nan if p.get(key) is None else float(p[key]) for p in predictions]
+
+    source = [index[p["source_class"]] for p in predictions]
+    figures["control_gaps"] = control_gaps(
+        flags("flipped"), {name: flags(f"flipped_{name}") for name in CONTROLS}, source
+    )
     return figures
 
 
@@ -163,12 +221,12 @@ def docs_panels(task_dir: Path, task: str, arm: str, panels: dict, figures_dir: 
     }
 
 
-def arm_figures(task_dir: Path) -> dict[str, dict]:
+def arm_figures(task_dir: Path, classes: Sequence[str]) -> dict[str, dict]:
     """:func:`evaluation_figures` of each arm evaluated (the study's always), by arm name."""
-    arms = {"agcyclegan": evaluation_figures(task_dir / "eval_test")}
+    arms = {"agcyclegan": evaluation_figures(task_dir / "eval_test", classes)}
     for arm, suffix in ARMS.items():
         if suffix and (task_dir / f"eval_test{suffix}" / "metrics.json").is_file():
-            arms[arm] = evaluation_figures(task_dir / f"eval_test{suffix}")
+            arms[arm] = evaluation_figures(task_dir / f"eval_test{suffix}", classes)
     return arms
 
 
@@ -191,8 +249,9 @@ def training_record(task_dir: Path) -> dict:
     import torch
 
     record = {}
-    for workflow in WORKFLOWS:
-        checkpoints, entry = task_dir / workflow / "checkpoints", {}
+    for workflow, folders in WORKFLOWS.items():
+        folder = next((f for f in folders if (task_dir / f).is_dir()), folders[-1])
+        checkpoints, entry = task_dir / folder / "checkpoints", {}
         if (checkpoints / "latest.pt").is_file():
             state = torch.load(checkpoints / "latest.pt", map_location="cpu", weights_only=True)
             entry["epochs"] = int(state["engine"]["epoch"])
@@ -207,7 +266,10 @@ def training_record(task_dir: Path) -> dict:
 def targets(figures: dict, task: str) -> dict:
     """The targets and whether they are met: the classifier reaches the paper's row (ACC and AUC), the
     translations flip the classifier often enough both ways, and both controls flip it less than the
-    translations in each direction; ``None`` where the task has no such target."""
+    translations in each direction: the paired 95 % interval of the difference lies above zero
+    (:func:`~monai_xai.metrics.counterfactual.controls_met`); with a judge, ``judge_flip_rate_met`` and (when
+    the evaluation judged the controls) ``judge_controls_met``, the same by the judge; ``None`` where the task
+    has no such target."""
     reference, flip_target = REFERENCES.get(task), TASKS[task]["flip_rate_target"]
     clf = figures["classifier"]
     classifier_met = None
@@ -222,15 +284,13 @@ def targets(figures: dict, task: str) -> dict:
         "flip_rate_at_least": flip_target,
         "classifier_met": classifier_met,
         "flip_rate_met": flip_rate_met,
-        "controls_met": all(
-            figures[f"{control}_flip_rate{d}"] < figures[f"flip_rate{d}"]
-            for control in ("control", "uniform")
-            for d in DIRECTIONS
-        ),
+        "controls_met": controls_met(figures["control_gaps"]),
     }
-    result["all_met"] = all(
-        result[k] for k in ("classifier_met", "flip_rate_met", "controls_met") if result[k] is not None
-    )
+    if flip_target is not None and all(f"judge_flip_rate{d}" in figures for d in DIRECTIONS):
+        result["judge_flip_rate_met"] = all(figures[f"judge_flip_rate{d}"] >= flip_target for d in DIRECTIONS)
+    if "judge_control_gaps" in figures:
+        result["judge_controls_met"] = controls_met(figures["judge_control_gaps"])
+    result["all_met"] = all(met for key, met in result.items() if key.endswith("_met") and met is not None)
     return result
 
 
@@ -283,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--gan_batch_size", type=int, help="GAN batch size (recorded)")
     parser.add_argument("--cam_layer", help="Grad-CAM++ target layer (recorded)")
     args = parser.parse_args(argv)
-    arms = arm_figures(args.task_dir)
+    arms = arm_figures(args.task_dir, TASKS[args.task]["classes"])
     if args.figures_dir:
         for name, figures in arms.items():
             figures["docs_panels"] = docs_panels(

@@ -13,7 +13,9 @@
 #     training images as neighbours (scripts/experiments/knn_probe.py -> $OUT/knn_probe.json).
 #  4. four arms at SIZE, each trained until its validation mAP has not improved for PATIENCE epochs (at most
 #     MAX_EPOCHS; ValidationEarlyStopping), its best epoch evaluated on the test set (COCO AP, the IoU-0.25
-#     confusion matrix with a None row and column at the F1-optimal threshold, per class):
+#     confusion matrix with a None row and column at the score threshold of the best validation F1, chosen
+#     on the validation split and stored beside the checkpoint as checkpoints/best.score_threshold.json,
+#     per class):
 #       random_init | simsiam_frozen | simsiam_progressive (one more stage every INTERVAL epochs) | retinanet
 #  5. $OUT/tables.md (scripts/experiments/centernet_tables.py) and the results file with the SimSiam and
 #     validation curves (scripts/experiments/centernet_results.py).
@@ -33,7 +35,8 @@
 # them); others write busi.json and busi_curves.png into OUT. PATIENCE=0 trains every arm for MAX_EPOCHS.
 #
 # Resumable across sessions: rerun the same command. A step whose output exists is skipped (the data,
-# simsiam/encoder.pt, knn_probe.json, an arm's eval_test/metrics.json); a killed SimSiam or detector training
+# simsiam/encoder.pt, knn_probe.json, an arm's eval_test/metrics.json at a threshold chosen on validation: an older
+# one, whose threshold the test split chose, is evaluated again); a killed SimSiam or detector training
 # resumes from its checkpoints/latest.pt (model, optimiser, LR schedule, freeze policy, epoch; the MLflow run
 # is continued; the early-stopping count goes on from checkpoints/early_stopping.json, so a resumed arm stops
 # after the same epoch as an uninterrupted one),
@@ -140,12 +143,14 @@ if [ ! -f "$OUT/knn_probe.json" ]; then
     echo "knn_probe: $((SECONDS - start)) s" | tee -a "$OUT/runtime.txt"
 fi
 
-# 4. the arms: train until validation mAP stops improving, then evaluate best.pt on the test set
+# 4. the arms: train until validation mAP stops improving, then evaluate best.pt on the test set (the score
+#    threshold chosen on the validation split first, evaluate.json's ScoreThresholdFitter)
 run_arm() {  # run_arm <name> <extra config or ""> [--key value ...]
     local name="$1" extra="$2"
     shift 2
     local dir="$OUT/$name"
-    [ -f "$dir/eval_test/metrics.json" ] && return
+    # evaluated with the threshold chosen on validation (an older evaluation chose it on the test split: redo it)
+    grep -qs '"threshold_split": "val"' "$dir/eval_test/metrics.json" && return
     local configs="'$B/train.json'${extra:+,'$extra'}" resumed=false start=$SECONDS
     [ -d "$dir" ] && resumed=true
     local args=("${COMMON[@]}" --spatial_size "[$SIZE, $SIZE]" --output_dir "$dir" --model_dir "$dir/models"

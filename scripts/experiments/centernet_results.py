@@ -1,8 +1,11 @@
 """Results file of scripts/experiments/centernet_busi.sh: four detectors on the leak-free BUSI split.
 
 Reads, below the experiment's folder: each arm's test evaluation (``<arm>/eval_test/metrics.json``: COCO AP,
-the IoU-0.25 confusion matrix at the F1-optimal threshold, per class), its best validation epoch
-(``<arm>/checkpoints/best.json``) and wall time (``<arm>/wall_s.json``, written by the driver); the k-NN probe
+the IoU-0.25 confusion matrix and precision, recall and F1 at the score threshold chosen on the validation
+split, per class; an evaluation whose threshold another split chose is an error), its best validation epoch
+(``<arm>/checkpoints/best.json``), the threshold's validation record
+(``<arm>/checkpoints/best.score_threshold.json``) and wall time (``<arm>/wall_s.json``, written by the
+driver); the k-NN probe
 (``knn_probe.json``, ``scripts/experiments/knn_probe.py``); and, from the experiment's MLflow store, the
 per-epoch SimSiam loss and collapse monitor (``z_std_ratio``) and each arm's validation mAP. Writes
 atomically the figures, the targets (best arm AP50 >= 0.70; SimSiam + progressive unfreezing at least as
@@ -67,8 +70,15 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def arm_results(arm_dir: Path) -> dict:
-    """Test figures, confusion matrix and per-class statistics of one arm, its best epoch and wall time."""
+    """Test figures, confusion matrix and per-class statistics of one arm at its score threshold (chosen on
+    validation), that threshold's validation F1, the arm's best epoch and wall time."""
     metrics = _read_json(arm_dir / "eval_test" / "metrics.json", "test evaluation")
+    if metrics.get("threshold_split") != "val":
+        raise SystemExit(
+            f"{arm_dir / 'eval_test'}: its score threshold was not chosen on the validation split (an older "
+            "evaluation searched it on the test set): delete eval_test and rerun "
+            "bash scripts/experiments/centernet_busi.sh"
+        )
     coco = metrics["coco"]
     result = {
         "map": coco["mAP"],
@@ -78,7 +88,10 @@ def arm_results(arm_dir: Path) -> dict:
         "ap_medium": coco["AP_medium"],
         "ap_large": coco["AP_large"],
         "f1": metrics["f1_threshold"]["f1"],
+        "precision": metrics["f1_threshold"]["precision"],
+        "recall": metrics["f1_threshold"]["recall"],
         "f1_threshold": metrics["f1_threshold"]["threshold"],
+        "threshold_split": metrics["threshold_split"],
         "iou_threshold": metrics["iou_threshold"],
         "confusion_matrix": metrics["confusion_matrix"],
         "per_class": metrics["per_class"],
@@ -89,6 +102,9 @@ def arm_results(arm_dir: Path) -> dict:
     if best.is_file():
         record = json.loads(best.read_text())
         result["best_epoch"], result["best_val_map"] = record["epoch"], record["value"]
+    chosen = arm_dir / "checkpoints" / "best.score_threshold.json"
+    if chosen.is_file():
+        result["val_f1"] = json.loads(chosen.read_text())["score_threshold"]["f1"]
     wall = arm_dir / "wall_s.json"
     if wall.is_file():
         result["wall_s"] = json.loads(wall.read_text())

@@ -122,17 +122,19 @@ def test_pneumonia_evaluate_and_infer(shared_data, tmp_path):
 @pytest.mark.slow
 def test_pneumonia_guided_gan_then_evaluation_with_a_judge(shared_data, tmp_path):
     """train_guided.json beside train.json: its own folder, model file and MLflow run, with the validity
-    term logged; evaluate.json with --judge_checkpoint adds the judge's flip rates to that run's report."""
+    term logged; evaluate.json with --judge_checkpoint (a judge as train_judge.json builds it: DenseNet121
+    behind its input resize) adds the judge's flip rates to that run's report."""
     import torch
+    from monai.networks.nets import DenseNet121
 
     from monai_xai.networks.nets import LeakyResNetClassifier
     from monai_xai.tracking import find_run
     from monai_xai.utils import atomic_save
 
-    # untrained weights in the layout train_classifier.json saves: the workflows are tested, not the models
-    for seed, path in ((0, "classifier/checkpoints/best.pt"), (1, "judge/checkpoints/best.pt")):
-        torch.manual_seed(seed)
-        atomic_save(LeakyResNetClassifier().state_dict(), tmp_path / path)
+    # untrained weights in the layout train_classifier.json / train_judge.json save: the workflows are tested
+    atomic_save(LeakyResNetClassifier().state_dict(), tmp_path / "classifier/checkpoints/best.pt")
+    judge = torch.nn.Sequential(torch.nn.Upsample(size=[32, 32]), DenseNet121(2, 1, 2))
+    atomic_save(judge.state_dict(), tmp_path / "judge/checkpoints/best.pt")
     common = medmnist_run(shared_data, tmp_path)
     run_bundle("train", "train_guided", **common)
     assert (tmp_path / "gan_guided" / "checkpoints" / "latest.pt").is_file()
@@ -145,6 +147,7 @@ def test_pneumonia_guided_gan_then_evaluation_with_a_judge(shared_data, tmp_path
     metrics = json.loads((tmp_path / "eval_test_guided" / "metrics.json").read_text())
     assert all(0.0 <= metrics[f"judge_flip_rate_from_{c}"] <= 1.0 for c in (0, 1))
     assert {"accuracy", "auc"} <= set(metrics["judge_classifier"])
+    assert metrics["judge"] == {"architecture": "DenseNet121"}
     store = f"sqlite:///{tmp_path.resolve() / 'mlruns.db'}"
     data = find_run(
         store, "agcyclegan_explainer", "pneumoniamnist_agcyclegan_guided_lsgan_ndis1_cyc10.0"

@@ -70,3 +70,14 @@ def test_train_then_infer_from_a_copy(tmp_path, monkeypatch):
     assert all(
         Path(r["overlay"]).is_file() and min(r["scores"], default=1.0) >= 0.3 for r in detections["images"]
     )
+    # a threshold chosen on validation for these very weights, stored beside them, is the one inference keeps
+    from monai_xai.networks import score_threshold_path
+    from monai_xai.runs import file_digest
+
+    model = root / "models" / "model.pt"
+    record = {"threshold": 0.05, "split": "val", "checkpoint": file_digest(model)}
+    score_threshold_path(model).write_text(json.dumps({"score_threshold": record}))
+    run(config_file="configs/inference.json", input_files=[str(p) for p in images], **common)
+    detections = json.loads((root / "runs" / "busi" / "inference" / "detections.json").read_text())
+    assert detections["score_threshold"] == 0.05
+    assert all(min(r["scores"], default=1.0) >= 0.05 for r in detections["images"])

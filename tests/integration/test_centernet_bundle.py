@@ -27,6 +27,8 @@ def run_bundle(*configs: str, **overrides):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_pretrain_train_evaluate_infer_on_busi(shared_data, tmp_path):
+    from monai_xai.networks import read_score_threshold
+    from monai_xai.runs import file_digest
     from monai_xai.tracking import find_run
 
     common = {"dataset_dir": str(shared_data / "busi_256"), "pretrain_dir": str(tmp_path / "simsiam")}
@@ -45,7 +47,13 @@ def test_pretrain_train_evaluate_infer_on_busi(shared_data, tmp_path):
         out / "figures" / "val_detections_epoch001.png"
     ).is_file()
     run_bundle("train", "evaluate", **common, **arm)
+    # the score threshold is chosen on the validation split, stored beside the checkpoint, applied on test
+    chosen = read_score_threshold(out / "checkpoints" / "best.pt")
+    assert chosen["split"] == "val" and chosen["n_images"] == 8 and 0.0 <= chosen["threshold"] <= 1.0
+    assert chosen["checkpoint"] == file_digest(out / "checkpoints" / "best.pt")
     metrics = json.loads((out / "eval_test" / "metrics.json").read_text())
+    assert metrics["threshold_split"] == "val" and metrics["f1_threshold"]["threshold"] == chosen["threshold"]
+    assert "curve" not in metrics["f1_threshold"]  # nothing is searched on the test split
     assert metrics["n_images"] == 8 and {"mAP", "AP50", "AP75", "AP_small"} <= set(metrics["coco"])
     assert metrics["confusion_matrix"]["labels"] == ["benign", "malignant", "None"]
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) >= metrics["n_lesions"]
@@ -54,18 +62,18 @@ def test_pretrain_train_evaluate_infer_on_busi(shared_data, tmp_path):
     ).is_file()
     images = sorted((shared_data / "busi_256" / "malignant").glob("malignant_00[12].png"))
     run_bundle(
-        "inference", input_files=[str(p) for p in images], **common, **arm
-    )  # models/model.pt of training
+        "inference", input_files=[str(p) for p in images], ckpt_path=str(out / "checkpoints" / "best.pt"),
+        **common, **arm,
+    )  # fmt: skip
     detections = json.loads((out / "inference" / "detections.json").read_text())
-    assert detections["score_threshold"] == metrics["f1_threshold"]["threshold"]
+    assert detections["score_threshold"] == chosen["threshold"]  # the record beside --ckpt_path
     assert [Path(r["source"]).name for r in detections["images"]] == [p.name for p in images]
     assert all(Path(r["overlay"]).is_file() for r in detections["images"])
     store = f"sqlite:///{out.resolve() / 'mlruns.db'}"
     run = find_run(store, "centernet_detection", "busi_simsiam_progressive_epochs_resnet18_fold0")
     assert run.info.status == "FINISHED" and run.data.params["init"] == "simsiam"
-    assert {"train_loss", "val_mAP", "val_AP50", "frozen_stages", "test_mAP", "test_f1"} <= set(
-        run.data.metrics
-    )
+    logged = {"train_loss", "val_mAP", "val_AP50", "frozen_stages", "test_mAP", "test_f1", "test_recall"}
+    assert logged <= set(run.data.metrics)
     assert run.data.metrics["frozen_stages"] == 5  # epoch 1 of progressive unfreezing: backbone frozen
     pretrain = find_run(f"sqlite:///{(tmp_path / 'simsiam').resolve() / 'mlruns.db'}", "centernet_detection",
                         "busi_simsiam_resnet18_fold0")  # fmt: skip

@@ -1,4 +1,6 @@
-"""Freezing policies (progressive unfreezing by epochs and on a plateau) and the SimSiam collapse monitor."""
+"""Freezing policies (progressive unfreezing by epochs and on a plateau), the SimSiam collapse monitor, and
+the score threshold: chosen on the validation detections, stored beside the checkpoint, applied by the
+report."""
 
 from __future__ import annotations
 
@@ -75,3 +77,91 @@ def test_collapse_monitor_separates_collapsed_from_spread():
     assert healthy["z_std_ratio"] == pytest.approx(1.0, abs=0.1)
     collapsed = run(spread[:1].expand(64, -1) + 1e-4 * spread)
     assert collapsed["z_std"] < 1e-3 and collapsed["z_std_ratio"] < 0.01
+
+
+LESION, ELSEWHERE = [10.0, 10.0, 50.0, 50.0], [60.0, 60.0, 100.0, 100.0]
+
+
+def _detector_pass(scores_on_lesion: list[float], false_scores: list[float]) -> list[dict]:
+    """Batches as a CenterNetEvaluator outputs them: one image per batch, one lesion of class 0, a true box
+    with the given score and a false one elsewhere."""
+    from monai_xai.detection.collate import BOXES, LABELS
+    from monai_xai.engines.detection import DETECTIONS
+
+    return [
+        {
+            DETECTIONS: [{"boxes": torch.tensor([LESION, ELSEWHERE]), "scores": torch.tensor([true, false]),
+                          "labels": torch.tensor([0, 0])}],
+            BOXES: [torch.tensor([LESION])],
+            LABELS: [torch.tensor([0])],
+            "image": torch.zeros(1, 1, 8, 8),
+        }
+        for true, false in zip(scores_on_lesion, false_scores)
+    ]  # fmt: skip
+
+
+class _Evaluator:
+    """An evaluator over fixed batches with one handler attached; counts its passes."""
+
+    def __init__(self, batches: list[dict], handler):
+        self.batches, self.runs = batches, 0
+        self.engine = Engine(lambda e, b: b)
+        handler.attach(self.engine)
+
+    def run(self):
+        self.runs += 1
+        return self.engine.run(self.batches)
+
+
+def test_score_threshold_is_chosen_on_validation_stored_beside_the_checkpoint_and_reused(tmp_path):
+    from monai_xai.handlers import ScoreThresholdFitter
+    from monai_xai.networks import read_score_threshold
+    from monai_xai.runs import file_digest
+
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    # validation: true boxes at 0.7, false ones at 0.4 -> any threshold in (0.4, 0.7] is perfect; 0.45 first
+    val = _detector_pass([0.7, 0.7, 0.7], [0.4, 0.4, 0.4])
+    fitter = ScoreThresholdFitter(checkpoint, num_classes=1)
+    evaluator = _Evaluator(val, fitter)
+    record = fitter.fit(evaluator)
+    assert (tmp_path / "best.score_threshold.json").is_file() and evaluator.runs == 1
+    assert record == read_score_threshold(checkpoint)
+    assert record["threshold"] == 0.45 and record["f1"] == 1.0 and record["split"] == "val"
+    assert record["checkpoint"] == file_digest(checkpoint) and record["n_images"] == 3
+    assert record["n_lesions"] == 3 and len(record["curve"]) == 21 and record["iou_threshold"] == 0.25
+    assert fitter.fit(evaluator) == record and evaluator.runs == 1  # same weights and settings: reused
+    other = ScoreThresholdFitter(checkpoint, num_classes=1, iou_threshold=0.5)
+    assert not other.is_current()  # another setting chooses again
+    checkpoint.write_bytes(b"retrained weights")
+    assert not fitter.is_current()
+    with pytest.raises(ValueError, match="never on the test split"):
+        ScoreThresholdFitter(checkpoint, num_classes=1, split_name="test")
+
+
+def test_report_applies_the_validation_threshold_unchanged_on_the_test_split(tmp_path):
+    import json
+
+    from monai_xai.handlers import DetectionReport
+    from monai_xai.metrics.detection import f1_threshold_search
+
+    chosen = {"threshold": 0.45, "split": "val", "f1": 1.0}
+    # test images: true boxes at 0.5 and 0.3, false ones at 0.6 and 0.1 -> at 0.45 one lesion found, one
+    # missed, one false detection (F1 0.5); the test split's own best (0.15, F1 0.8) is not looked for
+    test = _detector_pass([0.5, 0.3], [0.6, 0.1])
+    report = DetectionReport(tmp_path / "eval_test", ["lesion"], n_overlays=1, score_threshold=chosen)
+    _Evaluator(test, report).run()
+    metrics = json.loads((tmp_path / "eval_test" / "metrics.json").read_text())
+    assert metrics["threshold_split"] == "val" and metrics["f1_threshold"]["split"] == "val"
+    assert metrics["f1_threshold"]["threshold"] == 0.45 and "curve" not in metrics["f1_threshold"]
+    assert metrics["confusion_matrix"]["matrix"] == [[1, 1], [1, 0]]
+    assert metrics["f1_threshold"]["precision"] == 0.5 and metrics["f1_threshold"]["recall"] == 0.5
+    assert metrics["f1_threshold"]["f1"] == 0.5
+    predictions = [b["detections"][0] for b in test]
+    targets = [{"boxes": b["boxes"][0], "labels": b["labels"][0]} for b in test]
+    assert f1_threshold_search(predictions, targets, 1)["threshold"] == 0.15  # what a test search would pick
+    assert (tmp_path / "eval_test" / "overlays.png").is_file()
+    with pytest.raises(ValueError, match="chosen on the test split"):
+        DetectionReport(tmp_path, ["lesion"], score_threshold={"threshold": 0.3, "split": "test"})
+    given = DetectionReport(tmp_path / "given", ["lesion"], n_overlays=0, score_threshold=0.3)
+    assert given.threshold_split == "given" and given.score_threshold == 0.3

@@ -28,7 +28,8 @@ def _metrics(map_: float, ap50: float, ap75: float, f1: float) -> dict:
     coco = {"mAP": map_, "AP50": ap50, "AP75": ap75, "AP_small": 0.1, "AP_medium": 0.4, "AP_large": -1.0}
     return {
         "coco": coco,
-        "f1_threshold": {"threshold": 0.35, "f1": f1, "curve": [[0.35, f1]]},
+        "f1_threshold": {"threshold": 0.35, "precision": 0.8, "recall": 0.7, "f1": f1, "split": "val"},
+        "threshold_split": "val",
         "confusion_matrix": {
             "labels": ["benign", "malignant", "None"], "matrix": [[60, 3, 20], [4, 30, 9], [11, 5, 0]]
         },
@@ -83,6 +84,8 @@ def out(tmp_path: Path) -> Path:
         (run_dir / arm / "checkpoints").mkdir()
         record = {"metric": "val_mAP", "value": map_ + 0.05, "epoch": best}
         (run_dir / arm / "checkpoints" / "best.json").write_text(json.dumps(record))
+        chosen = {"score_threshold": {"threshold": 0.35, "f1": f1 + 0.01, "split": "val"}}
+        (run_dir / arm / "checkpoints" / "best.score_threshold.json").write_text(json.dumps(chosen))
     (run_dir / "random_init" / "wall_s.json").write_text('{"seconds": 900, "resumed": false}')
     (run_dir / "simsiam").mkdir()
     (run_dir / "simsiam" / "wall_s.json").write_text('{"seconds": 1800, "resumed": true}')
@@ -108,9 +111,11 @@ def test_results_file_has_the_arms_probe_curves_and_targets(out, store, tmp_path
     assert report["images"] == {"train": 406, "val": 204, "test": 152} and report["test_lesions"] == 126
     assert list(report["arms"]) == list(FIGURES)
     progressive = report["arms"]["simsiam_progressive"]
-    assert {k: progressive[k] for k in ("map", "ap50", "ap75", "f1", "f1_threshold")} == {
-        "map": 0.32, "ap50": 0.68, "ap75": 0.28, "f1": 0.72, "f1_threshold": 0.35
+    assert {k: progressive[k] for k in ("map", "ap50", "ap75", "f1", "f1_threshold", "threshold_split")} == {
+        "map": 0.32, "ap50": 0.68, "ap75": 0.28, "f1": 0.72, "f1_threshold": 0.35, "threshold_split": "val"
     }  # fmt: skip
+    assert progressive["precision"] == 0.8 and progressive["recall"] == 0.7
+    assert progressive["val_f1"] == pytest.approx(0.73)  # the threshold's F1 on validation, which chose it
     assert progressive["confusion_matrix"]["labels"] == ["benign", "malignant", "None"]
     assert progressive["best_epoch"] == 15 and progressive["best_val_map"] == pytest.approx(0.37)
     assert [report["arms"][a]["epochs_trained"] for a in FIGURES] == [3, 2, 1, 0]
@@ -162,6 +167,16 @@ def test_missing_steps_are_named(out, store, load_script) -> None:
     (out / "knn_probe.json").write_text(json.dumps(_probe(0.6)))
     (out / "retinanet" / "eval_test" / "metrics.json").unlink()
     with pytest.raises(SystemExit, match=r"retinanet/eval_test: no test evaluation"):
+        script.main(_args(out, store))
+
+
+def test_an_evaluation_whose_threshold_the_test_split_chose_is_refused(out, store, load_script) -> None:
+    script = load_script("experiments/centernet_results.py")
+    old = _metrics(0.3, 0.69, 0.2, 0.6)
+    del old["threshold_split"]
+    old["f1_threshold"] = {"threshold": 0.35, "f1": 0.6, "curve": [[0.35, 0.6]]}  # searched on test
+    (out / "retinanet" / "eval_test" / "metrics.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match=r"retinanet/eval_test: its score threshold was not chosen on the"):
         script.main(_args(out, store))
 
 

@@ -92,13 +92,21 @@ def test_image_files_skip_masks_and_datalists_name_their_sources(tmp_path):
         image_files(tmp_path / "empty")
 
 
-def test_reported_f1_threshold(tmp_path):
-    from monai_xai.metrics import reported_f1_threshold
+def test_score_threshold_of_reads_the_validation_record_beside_the_checkpoint(tmp_path):
+    from monai_xai.errors import InputError
+    from monai_xai.networks import score_threshold_of, score_threshold_path
+    from monai_xai.runs import file_digest
 
-    metrics = tmp_path / "metrics.json"
-    assert reported_f1_threshold(metrics, default=0.3) == 0.3
-    metrics.write_text(json.dumps({"f1_threshold": {"threshold": 0.25, "f1": 0.7}}))
-    assert reported_f1_threshold(metrics) == 0.25
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    assert score_threshold_of(checkpoint, default=0.3) == 0.3  # not evaluated yet
+    record = {"threshold": 0.25, "split": "val", "checkpoint": file_digest(checkpoint)}
+    score_threshold_path(checkpoint).write_text(json.dumps({"score_threshold": record}))
+    assert score_threshold_path(checkpoint).name == "best.score_threshold.json"
+    assert score_threshold_of(checkpoint) == 0.25
+    checkpoint.write_bytes(b"other weights")
+    with pytest.raises(InputError, match="made for other weights"):
+        score_threshold_of(checkpoint)
 
 
 def test_keep_confident_detections():

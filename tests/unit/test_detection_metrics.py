@@ -1,4 +1,5 @@
-"""Detection metrics on constructed cases: the IoU-0.25 confusion matrix, F1 threshold search, COCO AP."""
+"""Detection metrics on constructed cases: the IoU-0.25 confusion matrix, F1 threshold search (a selection,
+run on validation), the report at a threshold given to it, COCO AP."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from monai_xai.metrics.detection import (
     coco_detection_metrics,
     detection_confusion_matrix,
     detection_report,
+    detection_scores_at,
     f1_threshold_search,
     per_class_detection_stats,
 )
@@ -71,6 +73,7 @@ def test_f1_threshold_search_finds_the_clean_cut():
     predictions = [_pred([LESION_A, LESION_B], [0.7, 0.4], [0, 0]) for _ in range(3)]
     result = f1_threshold_search(predictions, targets, num_classes=1)
     assert result["threshold"] == 0.45 and result["f1"] == 1.0
+    assert result["precision"] == 1.0 and result["recall"] == 1.0
     curve = dict(map(tuple, result["curve"]))
     assert len(curve) == 21 and curve[0.0] == pytest.approx(2 * 3 / (2 * 3 + 3)) and curve[0.75] == 0.0
 
@@ -92,10 +95,29 @@ def test_coco_metrics_perfect_and_empty():
     assert coco_detection_metrics(nothing, targets, ["a", "b"])["mAP"] == pytest.approx(0.0)
 
 
-def test_report_and_mismatched_lengths():
+def test_report_applies_the_threshold_it_is_given_and_searches_nothing():
     predictions, targets = _cases()
-    report = detection_report(predictions, targets, ["benign", "malignant"])
+    report = detection_report(predictions, targets, ["benign", "malignant"], score_threshold=0.5)
     assert report["confusion_matrix"]["labels"] == ["benign", "malignant", "None"]
-    assert report["n_lesions"] == 3 and 0 <= report["f1_threshold"]["threshold"] <= 1
+    assert report["confusion_matrix"]["matrix"] == [[0, 1, 0], [0, 1, 1], [0, 0, 0]]  # 0.3 and 0.2 dropped
+    # pooled: 1 lesion called its class, 1 box that counted otherwise, 2 lesions not called their class
+    assert report["f1_threshold"] == {
+        "threshold": 0.5, "precision": 0.5, "recall": pytest.approx(1 / 3), "f1": pytest.approx(0.4),
+        "split": "val",
+    }  # fmt: skip
+    assert report["threshold_split"] == "val" and report["n_lesions"] == 3
+    assert detection_scores_at(predictions, targets, 2, 0.5) == {
+        k: v for k, v in report["f1_threshold"].items() if k != "split"
+    }
+    # a search on these images would pick 0.35 (the lowest of its ties); the report keeps the 0.5 it was given
+    assert f1_threshold_search(predictions, targets, 2)["threshold"] == 0.35
+    with pytest.raises(ValueError, match="chosen on the test split is refused"):
+        detection_report(predictions, targets, ["a", "b"], score_threshold=0.5, threshold_split="test")
+    with pytest.raises(TypeError):  # no threshold: the report does not choose one
+        detection_report(predictions, targets, ["benign", "malignant"])
+
+
+def test_mismatched_lengths():
+    predictions, targets = _cases()
     with pytest.raises(ValueError, match="2 predictions for 3 targets"):
         detection_confusion_matrix(predictions[:2], targets, 2)
