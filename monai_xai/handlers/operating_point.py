@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +14,8 @@ from ignite.engine import Engine
 from monai_xai.handlers.checkpoint_record import CheckpointRecordFitter
 
 __all__ = ["OperatingPointFitter"]
+
+logger = logging.getLogger(__name__)
 
 
 class OperatingPointFitter(CheckpointRecordFitter):
@@ -82,6 +86,7 @@ class OperatingPointFitter(CheckpointRecordFitter):
 
     def choose(self) -> dict[str, Any]:
         from monai_xai.metrics.calibration import (
+            TEMPERATURE_BOUNDS,
             apply_temperature,
             expected_calibration_error,
             fit_temperature,
@@ -90,10 +95,20 @@ class OperatingPointFitter(CheckpointRecordFitter):
 
         logits, labels = torch.cat(self._logits).numpy(), torch.cat(self._labels).numpy()
         raw = apply_temperature(logits, 1.0, inputs="logits")
-        temperature = fit_temperature(logits, labels, inputs="logits") if self.calibrate else 1.0
+        temperature, fit = 1.0, "not asked (calibrate false)"
+        if self.calibrate and bool((logits.argmax(axis=1) == labels).all()):
+            # every validation image right: the NLL falls as T -> 0 and would push all probabilities to 0 or 1
+            fit = "not applied: the network classifies every validation image correctly (no NLL minimum)"
+            logger.warning(f"temperature scaling {fit}; probabilities left as trained")
+        elif self.calibrate:
+            temperature, fit = fit_temperature(logits, labels, inputs="logits"), "fitted on validation NLL"
+            if any(math.isclose(temperature, bound, rel_tol=1e-3) for bound in TEMPERATURE_BOUNDS):
+                fit = f"fitted on validation NLL, at its search bound {temperature:.3g}"
+                logger.warning(f"temperature scaling {fit}: the validation split barely constrains it")
         probs = apply_temperature(logits, temperature, inputs="logits")
         record: dict[str, Any] = {
             "temperature": float(temperature),
+            "temperature_fit": fit,
             "n": int(labels.size),
             "ece_before": expected_calibration_error(labels, raw),
             "ece_after": expected_calibration_error(labels, probs),

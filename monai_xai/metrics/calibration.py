@@ -27,6 +27,7 @@ from monai.metrics import CalibrationErrorMetric
 from monai.metrics.calibration import calibration_binning
 
 __all__ = [
+    "TEMPERATURE_BOUNDS",
     "apply_temperature",
     "expected_calibration_error",
     "fit_temperature",
@@ -164,11 +165,15 @@ def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
     return float(-log_p[torch.arange(y.size), torch.from_numpy(y)].mean())
 
 
+#: The range :func:`fit_temperature` searches; a fit at either end means the NLL has no minimum inside it.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
 def fit_temperature(
     logits_or_probs: Any,
     labels: Any,
     inputs: str = "auto",
-    bounds: tuple[float, float] = (0.05, 20.0),
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
 ) -> float:
     """Temperature T minimising the validation NLL of ``softmax(logits / T)`` (temperature scaling).
 

@@ -221,3 +221,33 @@ def test_single_class_warning_share_and_defaults() -> None:
     assert "'2'" in single_class_warning([0, 0, 5], "val", None)
     with pytest.raises(ValueError, match="class names"):
         single_class_warning([1, 2], "val", ["a"])
+
+
+def test_a_separated_validation_split_leaves_the_temperature_alone(tmp_path, caplog) -> None:
+    """Fitted on a split the network classifies without a mistake, the NLL falls all the way as T -> 0 and
+    would push every probability to 0 or 1: the fitter keeps T = 1 and says why."""
+    import logging
+    from types import SimpleNamespace
+
+    from monai_xai.handlers import OperatingPointFitter
+
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"w": torch.zeros(1)}, checkpoint)
+    fitter = OperatingPointFitter(checkpoint, num_classes=2, calibrate=True)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    separated = torch.tensor([[3.0, -3.0], [2.0, -2.0], [2.5, -1.0], [-2.0, 2.0], [-1.0, 3.0], [-3.0, 1.5]])
+
+    def validate(logits: torch.Tensor) -> None:  # one validation pass, as the evaluator feeds the fitter
+        fitter.reset(None)
+        fitter.collect(SimpleNamespace(state=SimpleNamespace(output={"pred": logits, "label": labels})))
+
+    validate(separated)
+    with caplog.at_level(logging.WARNING, logger="monai_xai.handlers.operating_point"):
+        record = fitter.choose()
+    assert record["temperature"] == 1.0 and record["temperature_fit"].startswith("not applied")
+    assert "every validation image correctly" in caplog.text
+    overlapping = separated.clone()
+    overlapping[0] = torch.tensor([-1.0, 1.0])  # one mistake: the NLL has a minimum inside the bounds
+    validate(overlapping)
+    fitted = fitter.choose()
+    assert fitted["temperature_fit"] == "fitted on validation NLL" and 0.05 < fitted["temperature"] < 20
