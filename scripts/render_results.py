@@ -140,7 +140,9 @@ def imbalanced_demo(report: dict) -> str:
             _ci(at["balanced_accuracy"]),
             f"{_ci(at['sensitivity'], 2)} / {_ci(at['specificity'], 2)}",
             _fmt(ece["as_trained"], 3),
-            f"{_fmt(ece['temperature_scaled'], 3)} ({_fmt(ece['temperature'], 2)})",
+            "not applied¹"
+            if ece["temperature_scaled"] is None
+            else f"{_fmt(ece['temperature_scaled'], 3)} (T {_fmt(ece['temperature'], 2)})",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     diff = report["balanced_accuracy_difference"]
@@ -153,8 +155,12 @@ def imbalanced_demo(report: dict) -> str:
         f"{settings['seed']}; intervals: {settings['intervals']} ({settings['n_boot']} resamples). "
         "Balanced accuracy of `auto` at the "
         f"validation threshold minus `none` at the argmax, paired on the same images: {_ci(diff)} "
-        f"({diff['verdict_vs_zero']} against 0). The whole run took {report['elapsed_s']:.0f} s.",
+        f"({diff['verdict_vs_zero']} against 0).",
     ]
+    fits = {name: arm["ece"].get("temperature_fit") for name, arm in report["arms"].items()}
+    skipped = [f"`{name}`: {fit}" for name, fit in fits.items() if fit and fit.startswith("not applied")]
+    if skipped:
+        rows += ["", "¹ Temperature scaling " + "; ".join(skipped) + "."]
     warnings = [w for arm in report["arms"].values() for w in arm["warnings"]]
     if warnings:
         rows += ["", "Warnings the evaluations printed: " + "; ".join(warnings) + "."]

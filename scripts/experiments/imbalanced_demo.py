@@ -96,6 +96,7 @@ def arm_figures(metrics: dict) -> dict:
             "as_trained": metrics["calibration"]["ece"],
             "temperature_scaled": metrics["calibration"].get("ece_temperature_scaled"),
             "temperature": metrics["operating_point"]["temperature"],
+            "temperature_fit": metrics["operating_point"].get("temperature_fit"),
         },
         "warnings": metrics.get("warnings", []),
     }
@@ -129,7 +130,7 @@ def main(argv=None) -> dict:
         metrics = json.loads((out / "eval_test" / "metrics.json").read_text())
         run = json.loads((out / "run.json").read_text())
         arms[arm] = {"class_balance": balance, "fingerprint": run["fingerprint"], **arm_figures(metrics)}
-        arms[arm]["wall_s"] = round(walls[arm], 1)
+        arms[arm]["invocation_s"] = round(walls[arm], 1)  # training is resumed, not redone, on a rerun
 
     labels, none_argmax, _ = read_predictions(args.out / "none" / "eval_test" / "predictions.csv")
     labels_auto, _, auto_threshold = read_predictions(args.out / "auto" / "eval_test" / "predictions.csv")
@@ -161,7 +162,7 @@ def main(argv=None) -> dict:
             **difference.to_dict(),
             "verdict_vs_zero": difference.verdict(0.0),
         },
-        "elapsed_s": round(time.perf_counter() - start, 1),
+        "invocation_s": round(time.perf_counter() - start, 1),
     }
     atomic_write_json(args.out / "results.json", report, indent=2)
     if args.publish:
