@@ -199,8 +199,8 @@ def busi_decisions(report: dict) -> str:
     rows += [
         "",
         f"Test set {report['test_images']} images ({counts[0]} benign, {counts[1]} malignant), "
-        f"{report['folds']} folds; intervals {report['intervals']}; operating point: "
-        f"{report['operating_point']}.",
+        f"{report['folds']} fold{'s' if report['folds'] != 1 else ''}; intervals {report['intervals']}; "
+        f"operating point: {report['operating_point']}.",
     ]
     return "\n".join(rows) + "\n"
 
