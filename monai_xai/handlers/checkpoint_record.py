@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ __all__ = ["CheckpointRecordFitter"]
 logger = logging.getLogger(__name__)
 
 
-class CheckpointRecordFitter:
+class CheckpointRecordFitter(ABC):
     """Base of the handlers that choose a checkpoint's decision rule on the validation split and store it
     beside the checkpoint (:func:`~monai_xai.networks.weights.checkpoint_record_path`).
 
@@ -81,16 +82,17 @@ class CheckpointRecordFitter:
         assert record is not None
         return record
 
+    @abstractmethod
     def reset(self, engine: Engine) -> None:
         """Forget what the previous pass collected."""
 
+    @abstractmethod
     def collect(self, engine: Engine) -> None:
         """Take what the choice needs from ``engine.state.output`` after an iteration."""
-        raise NotImplementedError(f"{type(self).__name__} must implement collect")
 
+    @abstractmethod
     def choose(self) -> dict[str, Any]:
         """The record's figures, chosen from what the pass collected (the split and settings are added)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement choose")
 
     def summary(self, record: Mapping[str, Any]) -> str:
         """One line for the log."""
