@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: Sections of ``metrics.json`` holding one float per name, flattened for MLflow and cross-validation.
 _FLAT_SECTIONS = ("image", "patient", "image_at_threshold", "patient_at_threshold", "calibration")
+#: Per-image agreement measures of ``attention_per_image.csv`` (:func:`monai_xai.metrics.agreement_scores`).
+AGREEMENT_COLUMNS = ("map_mse", "pointing_game", "energy_inside_mask", "map_iou")
 #: Bootstrap resamples behind each 95 % interval of an evaluation.
 N_BOOT = 1000
 
@@ -89,6 +91,7 @@ class EvaluationReport(ReportHandler):
         self._probs, self._labels, self._sources, self._patients = [], [], [], []
         self._maps: dict[str, list[torch.Tensor]] = {}
         self._masks: list[torch.Tensor] = []
+        self._mask_sources: list[str] = []
         self._overlay_items: list[tuple] = []
 
     def collect(self, engine: Engine) -> None:
@@ -107,6 +110,8 @@ class EvaluationReport(ReportHandler):
         if maps and MASK in out:
             keep = out[HAS_MASK].view(-1).bool().cpu() if HAS_MASK in out else torch.ones(n, dtype=torch.bool)
             self._masks.append(out[MASK].cpu()[keep])
+            sources = batch_strings(batch, "source", n)
+            self._mask_sources += [src for src, k in zip(sources, keep.tolist()) if k]
             for name, m in maps.items():
                 self._maps.setdefault(name, []).append(m[keep])
         for i in range(min(n, self.n_overlays - len(self._overlay_items))):
@@ -114,8 +119,6 @@ class EvaluationReport(ReportHandler):
             self._overlay_items.append((out["image"][i].cpu(), {k: v[i] for k, v in maps.items()}, mask))
 
     def write(self, engine: Engine) -> None:
-        from monai_xai.metrics import attention_agreement
-
         probs = torch.cat(self._probs).numpy()
         labels = torch.cat(self._labels).numpy()
         labelled = labels >= 0
@@ -123,11 +126,7 @@ class EvaluationReport(ReportHandler):
         if labelled.any():
             metrics.update(self._decision_metrics(labels[labelled], probs[labelled], labelled))
         if self._masks and sum(len(m) for m in self._masks):
-            masks = torch.cat(self._masks)
-            metrics["attention_agreement"] = {
-                name: {k: float(v) for k, v in attention_agreement(torch.cat(maps), masks).items()}
-                for name, maps in self._maps.items()
-            }
+            metrics.update(self._agreement())
         for warning in metrics.get("warnings", []):
             logger.warning(warning)
         self._write_predictions(self._calibrated(probs), labels)
@@ -135,6 +134,30 @@ class EvaluationReport(ReportHandler):
         self._write_figures(metrics, probs, labels)
         self.results = metrics
         self.log(flatten_report(metrics, prefix=f"{self.split_name}_"), [self.output_dir], self.split_name)
+
+    def _agreement(self) -> dict:
+        """Attention agreement of every map with the masks: the means, their bootstrap 95 % intervals, and
+        ``attention_per_image.csv`` (one row per image and map) so that runs can be pooled and paired."""
+        from monai_xai.metrics import agreement_scores, bootstrap_ci, mean_of, summarize_agreement
+
+        masks = torch.cat(self._masks)
+        means, intervals, rows = {}, {}, []
+        for method, maps in self._maps.items():
+            scores = agreement_scores(torch.cat(maps), masks)
+            means[method] = {k: float(v) for k, v in summarize_agreement(scores).items()}
+            per_image = {k: v.numpy() for k, v in scores.items() if k != "has_mask"}
+            intervals[method] = {
+                name: bootstrap_ci(mean_of, values[~np.isnan(values)], n_boot=N_BOOT).to_dict()
+                for name, values in per_image.items()
+                if (~np.isnan(values)).any()
+            }
+            for i, source in enumerate(self._mask_sources):
+                rows.append(
+                    {"source": source, "method": method, **{k: f"{v[i]:.5f}" for k, v in per_image.items()}}
+                )
+        columns = ["source", "method", *AGREEMENT_COLUMNS]
+        self.save_csv("attention_per_image.csv", columns, rows)
+        return {"attention_agreement": means, "attention_intervals": intervals}
 
     def _calibrated(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` under the operating point's temperature (unchanged without one)."""

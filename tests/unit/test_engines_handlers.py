@@ -242,6 +242,16 @@ def test_evaluation_report_writes_metrics_predictions_figures(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n_images"] == 8 and set(metrics["attention_agreement"]) == {"attention", "gradcampp"}
     assert metrics["attention_agreement"]["attention"]["num_evaluated"] == 6
+    # per-image agreement: what pooling over runs and paired intervals need; its means are the report's
+    import csv
+
+    with open(tmp_path / "eval" / "attention_per_image.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "gradcampp"]
+    pointing = np.array([float(r["pointing_game"]) for r in rows])
+    assert np.isclose(np.nanmean(pointing), metrics["attention_agreement"]["gradcampp"]["pointing_game"])
+    assert (~np.isnan(pointing)).sum() == 6 and all(r["source"].startswith("toy[") for r in rows)
+    interval = metrics["attention_intervals"]["gradcampp"]["energy_inside_mask"]
+    assert interval["n"] == 6 and interval["ci95"][0] <= interval["mean"] <= interval["ci95"][1]
     lines = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
     assert lines[0] == "source,patient,label,pred,decision,prob_a,prob_b" and lines[1].startswith("toy[0]")
     for name in ("confusion_matrix.png", "roc.png", "overlays_attention.png", "overlays_gradcampp.png"):
