@@ -78,7 +78,17 @@ def _is_evaluated(fold_dir: Path, expected: Mapping) -> bool:
     done = fold_dir / DONE_FILE
     if not done.is_file() or not all((fold_dir / f"eval_{s}" / "metrics.json").is_file() for s in SPLITS):
         return False
-    return json.loads(done.read_text()) == dict(expected)
+    return _comparable(json.loads(done.read_text())) == _comparable(expected)
+
+
+#: Overrides that say where a fold writes and logs, not what it computes: a moved run folder or another
+#: MLflow store does not make a finished fold stale.
+_LOCATION = ("output_dir", "tracking_uri")
+
+
+def _comparable(record: Mapping) -> dict:
+    overrides = {k: v for k, v in record.get("overrides", {}).items() if k not in _LOCATION}
+    return {**record, "overrides": overrides}
 
 
 def _crossval_run_name(run_names: Mapping[int, str]) -> str:

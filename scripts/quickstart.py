@@ -4,8 +4,9 @@ Trains each arm with the ABN bundle on the phantoms (``scripts/make_demo_data.py
 shortcut-free test set, then explains every test image with the arm's own map (Grad-CAM++ for the plain
 ResNet, the input gradient for RRR, M(x) for an ABN) and measures where that map points: the pointing game
 against the lesion masks and the share of its energy on the marker, over the test images that carry one.
-Writes ``<out>/summary.json``, a figure with one row per shown test image, and the same metrics to each
-arm's MLflow run; prints a table.
+Writes ``<out>/summary.json``, each arm's per-image map scores (``<out>/<arm>/map_scores.csv``, from which
+``python -m monai_xai.experiments demo_shortcut`` takes its intervals), a figure with one row per shown test
+image, and the same metrics to each arm's MLflow run; prints a table.
 
 python scripts/quickstart.py --data demo_data/phantom2d --out runs/quickstart --epochs 12
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -138,12 +140,19 @@ class TestViews:
     marked: Any
 
 
-def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> tuple[dict, TestViews, tuple]:
+#: columns of an arm's ``map_scores.csv``: one row per test image and explanation method
+MAP_SCORE_COLUMNS = ("source", "label", "marker", "method", "pointing_game", "marker_energy")
+
+
+def explain_arm(
+    arm: Arm, overrides: dict, markers: dict[str, bool]
+) -> tuple[dict, TestViews, tuple, list[dict]]:
     """The arm's explanations of every test image and where they point.
 
     Returns the arm's summary (test metrics; the own explanation's ``map_pointing_game`` and
-    ``marker_energy``; each of ``arm.also`` under ``other_maps``), its test views, and its MLflow run
-    (tracking URI, experiment, run name).
+    ``marker_energy``; each of ``arm.also`` under ``other_maps``), its test views, its MLflow run
+    (tracking URI, experiment, run name), and the per-image scores behind the summary's means (rows of
+    ``MAP_SCORE_COLUMNS``; marker energy empty for an image without the marker).
     """
     import torch
     from monai.bundle import ConfigParser
@@ -160,7 +169,7 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> tuple[di
     model.eval()
     methods = [arm.explanation, *arm.also]
     explainers = {m: None if m == "attention" else get_saliency(model, m, arm.cam_layer) for m in methods}
-    images, masks, labels, marked = [], [], [], []
+    images, masks, labels, marked, sources = [], [], [], [], []
     maps: dict[str, list] = {m: [] for m in methods}
     for batch in parser.get_parsed_content("evaluate#dataloader"):
         x = batch["image"].as_tensor() if hasattr(batch["image"], "as_tensor") else batch["image"]
@@ -173,17 +182,32 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> tuple[di
         images.append(x)
         masks.append(torch.as_tensor(batch["mask"]).float())
         labels += [int(y) for y in torch.as_tensor(batch["label"]).view(-1)]
-        marked += [markers[Path(str(s)).name] for s in batch["image"].meta["filename_or_obj"]]
+        names = [Path(str(s)).name for s in batch["image"].meta["filename_or_obj"]]
+        sources += names
+        marked += [markers[name] for name in names]
     images, masks, marked = torch.cat(images), torch.cat(masks), torch.tensor(marked)
     region = torch.as_tensor(marker_region(images.shape[-1], images.ndim - 2)).float()
-    scores = {}
+    scores, per_image = {}, []
     for method in methods:
         stacked = torch.cat(maps[method])
         maps[method] = stacked
-        scores[method] = {
-            "map_pointing_game": float(pointing_game(stacked, masks).mean()),
-            "marker_energy": float(region_energy(stacked[marked], region).nanmean()),
-        }
+        hits = pointing_game(stacked, masks)
+        energy = torch.full((len(stacked),), float("nan"))
+        energy[marked] = region_energy(stacked[marked], region).float()
+        scores[method] = {"map_pointing_game": float(hits.mean()), "marker_energy": float(energy.nanmean())}
+        name = _method_name(method, arm.cam_layer)
+        for source, label, has_marker, hit, share in zip(
+            sources, labels, marked.tolist(), hits.tolist(), energy.tolist()
+        ):
+            cells = (
+                source,
+                label,
+                int(has_marker),
+                name,
+                f"{hit:.0f}",
+                "" if math.isnan(share) else f"{share:.6f}",
+            )
+            per_image.append(dict(zip(MAP_SCORE_COLUMNS, cells)))
     metrics = json.loads((Path(overrides["output_dir"]) / "eval_test" / "metrics.json").read_text())
     result = {
         "test_accuracy": metrics["image"]["accuracy"],
@@ -198,7 +222,7 @@ def explain_arm(arm: Arm, overrides: dict, markers: dict[str, bool]) -> tuple[di
         images, {_method_name(m, arm.cam_layer): maps[m] for m in methods}, masks, labels, marked
     )
     run = tuple(parser.get_parsed_content(k) for k in ("tracking_uri", "experiment_name", "run_name"))
-    return result, views, run
+    return result, views, run, per_image
 
 
 def _shown_rows(labels: list[int], marked: list[bool], per_case: int = 2) -> list[int]:
@@ -253,7 +277,11 @@ def main() -> None:
     results, views, runs = {}, {}, {}
     for name in names:
         run_arm(name, ARMS[name], overrides[name])
-        results[name], views[name], runs[name] = explain_arm(ARMS[name], overrides[name], markers)
+        results[name], views[name], runs[name], per_image = explain_arm(ARMS[name], overrides[name], markers)
+        with open(args.out / name / "map_scores.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=MAP_SCORE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(per_image)
 
     shown = views[names[0]]
     labels, marked = shown.labels, shown.marked

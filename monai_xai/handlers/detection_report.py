@@ -99,12 +99,15 @@ class DetectionReport(ReportHandler):
             threshold_split=self.threshold_split,
         )
         self.save_json("metrics.json", report)
+        # each image's detections beside its ground truth (one pixel frame): what per-image resampling needs
         self.save_json(
             "predictions.json",
             [
                 {"source": src, "boxes": p["boxes"].tolist(), "scores": p["scores"].tolist(),
-                 "classes": [self.class_names[int(c)] for c in p["labels"]]}
-                for src, p in zip(self._sources, self._predictions)
+                 "classes": [self.class_names[int(c)] for c in p["labels"]],
+                 "target_boxes": t["boxes"].tolist(),
+                 "target_classes": [self.class_names[int(c)] for c in t["labels"]]}
+                for src, p, t in zip(self._sources, self._predictions, self._targets)
             ],
         )  # fmt: skip
         self._figures(report)

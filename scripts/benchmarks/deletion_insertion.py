@@ -67,8 +67,12 @@ Usage::
     python scripts/benchmarks/deletion_insertion.py                      # 16 images 64x64, 16 steps, CPU
     python scripts/benchmarks/deletion_insertion.py --threads 1 --baseline blur --repeats 5
     python scripts/benchmarks/deletion_insertion.py --quick              # tiny sizes, seconds (for tests)
-    python scripts/benchmarks/deletion_insertion.py --threads 1 --repeats 5 \
-        --out bundles/multiscale_abn_correction/docs/results/deletion_insertion.json   # the docs' table
+    python scripts/benchmarks/deletion_insertion.py --quick --out /tmp/di.json   # also write the JSON
+    python scripts/benchmarks/deletion_insertion.py --threads 1 --repeats 5 --publish   # the docs' table
+
+``--out FILE`` also writes the JSON object to a file; ``--publish`` writes it into the docs
+(``bundles/multiscale_abn_correction/docs/results/deletion_insertion.json``), whose table
+``python -m monai_xai.experiments render`` regenerates (``monai_xai.experiments.deletion_insertion``).
 """
 
 from __future__ import annotations
@@ -80,7 +84,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 #: ``speedup`` must reach this fraction of ``speedup_ceiling``, measured in the same run.
@@ -94,6 +97,8 @@ CONTENDERS = ("loop", "loop_optimised", "batched_plain", "batched")
 #: The contenders added with Quantus, on deletion alone.
 QUANTUS_CONTENDERS = ("batched_deletion_only", "quantus", "quantus_optimised")
 
+#: The docs' results file (``--publish``), rendered by ``monai_xai.experiments.deletion_insertion``.
+PUBLISHED = "bundles/multiscale_abn_correction/docs/results/deletion_insertion.json"
 #: Settings of --quick and by default; explicit arguments still win. 16 steps (not 20) split 64x64 pixels
 #: evenly, which Quantus's ``features_in_step`` needs.
 QUICK = {"images": 2, "size": 32, "steps": 4, "repeats": 1, "warmup": 1}
@@ -123,10 +128,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="compare with Quantus's PixelFlipping (default: when it is installed and can match our curve)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round, for smoke tests")
-    parser.add_argument(
-        "--out", type=Path, help="also write the JSON line to this file (the docs' table is rendered from it)"
-    )
+    from monai_xai.experiments.results import add_output_arguments, output_path
+
+    add_output_arguments(parser, published=PUBLISHED)
     args = parser.parse_args(argv)
+    # where the JSON goes (None: printed only), settled before the minutes of timing
+    args.results = output_path(args, PUBLISHED) if args.out is not None or args.publish else None
     preset = QUICK if args.quick else DEFAULTS
     for key, value in preset.items():
         if getattr(args, key) is None:
@@ -557,10 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_benchmark(args)
     print(format_table(result))
     print(json.dumps(result))
-    if args.out is not None:
-        from monai_xai.utils import atomic_write_text
+    if args.results is not None:
+        from monai_xai.experiments.results import write_results
 
-        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+        write_results(result, args.results, publish=args.publish)
     return 0
 
 

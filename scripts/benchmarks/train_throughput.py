@@ -8,15 +8,19 @@ Contenders (``--size`` 128, batch 32, AdamW, one training step = forward, loss, 
   ``amp=True`` resolves to (:class:`monai_xai.engines.FastPath`: bfloat16 autocast where the CPU's oneDNN
   supports it, float32 elsewhere; channels-last for 2D convolutions). The two alternate for ``--repeats``
   rounds after warm-up and their medians are compared: ``precision_speedup_<network>`` = float32 step time
-  / fast-path step time (targets: ABN >= 1.7, plain ResNet18 >= 1.6).
+  / fast-path step time (targets: ABN >= 1.7, plain ResNet18 >= 1.6); its 95 % interval resamples the
+  rounds (each round's pair of steps together).
 - the ABN bundle's own trainer (``--mode dynamic``) over BUSI benign vs malignant epochs (cache warm, data
   loader and handlers included, no validation), and a bare loop with the same network, loss, batch, fast
   path and optimiser on in-memory tensors for as many steps: ``pipeline_efficiency`` = trainer images/s
-  / bare images/s (target >= 0.9).
+  / bare images/s (target >= 0.9); its 95 % interval resamples the iterations (the trainer's with its data
+  loading and the epoch-end handlers counted in the epoch's last iteration).
 
-The last line printed is one JSON object. Usage::
+A target is met only when the whole interval lies above it (``verdicts``). The last line printed is one
+JSON object; ``--out`` or ``--publish`` also write it as the results file the docs' tables are rendered from
+(``python -m monai_xai.experiments train_throughput``). Usage::
 
-    python scripts/benchmarks/train_throughput.py                     # needs ../shared/data
+    python scripts/benchmarks/train_throughput.py --publish           # needs ../shared/data
     python scripts/benchmarks/train_throughput.py --quick             # tiny sizes, seconds (for tests)
 """
 
@@ -31,10 +35,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from monai_xai.experiments.results import add_output_arguments, output_path, verdict, write_results
+
 REPO = Path(__file__).resolve().parents[2]
+PUBLISHED = "bundles/abn_classification/docs/results/train_throughput.json"
 TARGETS = {"pipeline_efficiency": 0.9, "precision_speedup_abn": 1.7, "precision_speedup_resnet": 1.6}
+N_BOOT = 2000
 QUICK = {"size": 32, "batch": 4, "repeats": 1, "warmup": 1, "epochs": 1, "limit": 16}
 
 
@@ -52,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "busi_256")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=None, help="also write the report to this JSON file")
+    add_output_arguments(parser, published=PUBLISHED)
     parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
     args = parser.parse_args(argv)
     if args.quick:
@@ -154,8 +163,8 @@ class BareStep:
         self.optimizer.step()
 
 
-def alternate(contenders: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each contender, timed in alternation after ``warmup`` calls each."""
+def alternate(contenders: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict[str, np.ndarray]:
+    """Seconds of each contender's call in each round, timed in alternation after ``warmup`` calls each."""
     for step in contenders.values():
         for _ in range(warmup):
             step()
@@ -165,12 +174,30 @@ def alternate(contenders: dict[str, Callable[[], None]], repeats: int, warmup: i
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: np.asarray(t) for name, t in times.items()}
 
 
-def bare_precision(args) -> dict:
-    """float32 vs fast-path step times of each network in ``args.networks``."""
-    results = {}
+def _ratio_of_medians(slow: np.ndarray, fast: np.ndarray) -> float:
+    return float(np.median(slow) / np.median(fast))
+
+
+def _ratio_of_means(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    return float(numerator.mean() / denominator.mean())
+
+
+def interval(ratio: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray) -> dict:
+    """``ratio(a, b)`` with its 95 % bootstrap interval, resampling the rows of ``a`` and ``b`` together; no
+    interval from one row (it would have no width, not certainty)."""
+    from monai_xai.metrics.uncertainty import bootstrap_ci
+
+    if a.size < 2:
+        return {"mean": ratio(a, b), "ci95": None, "n": int(a.size)}
+    return bootstrap_ci(ratio, a, b, n_boot=N_BOOT).to_dict()
+
+
+def bare_precision(args) -> tuple[dict, dict]:
+    """float32 vs fast-path step times of each network in ``args.networks``, and each speed-up's interval."""
+    results, intervals = {}, {}
     for name in args.networks:
         factory, loss_fn, n_inputs = NETWORKS[name]
         torch.manual_seed(0)
@@ -186,15 +213,17 @@ def bare_precision(args) -> dict:
             )
             for precision in ("fp32", "fast")
         }
-        seconds = alternate(contenders, args.repeats, args.warmup)
+        times = alternate(contenders, args.repeats, args.warmup)
+        seconds = {precision: statistics.median(t) for precision, t in times.items()}
         results[name] = {
             "fast_path": contenders["fast"].path.describe(),
             "fp32_images_per_s": round(args.batch / seconds["fp32"], 2),
             "fast_images_per_s": round(args.batch / seconds["fast"], 2),
             "speedup": round(seconds["fp32"] / seconds["fast"], 3),
         }
+        intervals[f"precision_speedup_{name}"] = interval(_ratio_of_medians, times["fp32"], times["fast"])
         print(f"[bare] {name:15s} {json.dumps(results[name])}", file=sys.stderr, flush=True)
-    return results
+    return results, intervals
 
 
 # ---- the ABN bundle's trainer against a bare loop --------------------------------------------------------
@@ -215,24 +244,25 @@ def bundle_parser(args, output_dir: Path):
     return parser
 
 
-def trainer_epochs(parser) -> tuple[float, int]:
-    """Images/s of the bundle's trainer over all epochs after the first; also its iterations per epoch."""
+def trainer_epochs(parser) -> tuple[np.ndarray, int]:
+    """Seconds of each iteration of the bundle's trainer over all epochs after the first (data loading
+    included; the epoch-end handlers count in the epoch's last iteration), and its iterations per epoch."""
     from ignite.engine import Events
 
     parser.get_parsed_content("initialize")  # claims the run folder, sets the seed
     trainer = parser.get_parsed_content("train#trainer")
-    marks: list[float] = []
-    trainer.add_event_handler(Events.EPOCH_STARTED, lambda: marks.append(time.perf_counter()))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda: marks.append(time.perf_counter()))
+    epochs: list[list[float]] = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda: epochs.append([time.perf_counter()]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda: epochs[-1].append(time.perf_counter()))
+    # registered after the bundle's own handlers, so it fires after them: the epoch's end
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda: epochs[-1].__setitem__(-1, time.perf_counter()))
     trainer.run()
-    iterations = trainer.state.epoch_length
-    timed = [marks[i + 1] - marks[i] for i in range(2, len(marks), 2)]
-    images = iterations * parser.get_parsed_content("batch_size") * len(timed)
-    return images / sum(timed), iterations
+    return np.concatenate([np.diff(marks) for marks in epochs[1:]]), trainer.state.epoch_length
 
 
-def bare_loop(parser, iterations: int, epochs: int, device) -> tuple[float, str]:
-    """Images/s of the bundle's network, loss, batch, fast path and optimiser on in-memory tensors."""
+def bare_loop(parser, steps: int, device) -> tuple[np.ndarray, str]:
+    """Seconds of each of ``steps`` steps of the bundle's network, loss, batch, fast path and optimiser on
+    in-memory tensors."""
     loss = parser.get_parsed_content("loss", instantiate=True)
     batch, size = parser.get_parsed_content("batch_size"), parser.get_parsed_content("spatial_size")
     masks = (torch.rand(batch, 1, *size, generator=torch.Generator().manual_seed(1)) > 0.8).float().to(device)
@@ -244,17 +274,21 @@ def bare_loop(parser, iterations: int, epochs: int, device) -> tuple[float, str]
     )  # fmt: skip
     for _ in range(2):
         step()
-    start = time.perf_counter()
-    for _ in range(iterations * epochs):
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
         step()
-    return iterations * epochs * batch / (time.perf_counter() - start), step.path.describe()
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(seconds), step.path.describe()
 
 
-def pipeline(args) -> dict:
+def pipeline(args) -> tuple[dict, dict]:
+    """The trainer against the bare loop, and the interval of ``pipeline_efficiency``."""
     with tempfile.TemporaryDirectory() as tmp:
         parser = bundle_parser(args, Path(tmp))
-        trainer_rate, iterations = trainer_epochs(parser)
-        bare_rate, described = bare_loop(parser, iterations, args.epochs, torch.device(args.device))
+        trainer_seconds, iterations = trainer_epochs(parser)
+        bare_seconds, described = bare_loop(parser, trainer_seconds.size, torch.device(args.device))
+    trainer_rate, bare_rate = args.batch / trainer_seconds.mean(), args.batch / bare_seconds.mean()
     result = {
         "fast_path": described,
         "iterations_per_epoch": iterations,
@@ -264,7 +298,7 @@ def pipeline(args) -> dict:
         "pipeline_efficiency": round(trainer_rate / bare_rate, 3),
     }
     print(f"[pipeline] {json.dumps(result)}", file=sys.stderr, flush=True)
-    return result
+    return result, interval(_ratio_of_means, bare_seconds, trainer_seconds)
 
 
 def main(argv=None) -> dict:
@@ -274,10 +308,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     load_start = load_average()
     warn_if_busy(load_start, "and the ratios are unreliable")
-    bare = bare_precision(args)
+    bare, intervals = bare_precision(args)
     report: dict = {"size": args.size, "batch": args.batch, "cpu_supports_bf16": cpu_supports_bf16()}
     if args.data.is_dir():
-        flow = pipeline(args)
+        flow, intervals["pipeline_efficiency"] = pipeline(args)
         report["pipeline_efficiency"] = flow["pipeline_efficiency"]
         report["pipeline"] = flow
     else:
@@ -285,13 +319,14 @@ def main(argv=None) -> dict:
     for name, figures in bare.items():
         report[f"precision_speedup_{name}"] = figures["speedup"]
     report["bare_steps"] = bare
+    report["intervals"] = intervals
     report["targets"] = TARGETS
-    report["met"] = {key: report[key] >= target for key, target in TARGETS.items() if key in report}
+    report["verdicts"] = {
+        key: verdict(intervals[key], target) for key, target in TARGETS.items() if key in intervals
+    }
     report["environment"] = environment(load_start, load_average())
-    if args.out is not None:
-        from monai_xai.utils import atomic_write_text
-
-        atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+    if args.out is not None or args.publish:
+        write_results(report, output_path(args, PUBLISHED), publish=args.publish)
     print(json.dumps(report))
     return report
 

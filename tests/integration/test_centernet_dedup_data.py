@@ -1,8 +1,9 @@
 """BUSI lesion boxes on the leak-free split (scripts/make_coco_from_masks.py --split_file), on real images.
 
-The detection study of scripts/experiments/centernet_busi.sh must train, validate and test on the same images
-as the near-duplicate-aware split of configs/datasets/busi_splits_dedup.json (which the classification studies
-use too), with the boxes of the shared COCO file, and its k-NN probe must read the same parts.
+The detection study of `python -m monai_xai.experiments centernet_busi run` must train, validate and test on
+the same images as the near-duplicate-aware split of configs/datasets/busi_splits_dedup.json (which the
+classification studies use too), with the boxes of the shared COCO file, and its k-NN probe must read the same
+parts.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -31,6 +32,11 @@ def test_quickstart_writes_summary_and_figure(tmp_path: Path) -> None:
         for key in ("test_accuracy", "test_auc", "map_pointing_game", "marker_energy"):
             assert 0.0 <= arm[key] <= 1.0, (key, arm)
     assert summary["arms"]["baseline"]["explanation"] == "gradcampp at network.layer2"
+    for name, arm in summary["arms"].items():  # the per-image scores demo_shortcut takes its intervals from
+        with (out / name / "map_scores.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        methods = {arm["explanation"], *arm.get("other_maps", {})}
+        assert {row["method"] for row in rows} == methods and len(rows) == 8 * len(methods)
     assert (out / "explanations.png").stat().st_size > 0
     assert "| abn |" in done.stdout and "Shortcut-free test set" in done.stdout
 

@@ -161,6 +161,10 @@ def test_report_applies_the_validation_threshold_unchanged_on_the_test_split(tmp
     targets = [{"boxes": b["boxes"][0], "labels": b["labels"][0]} for b in test]
     assert f1_threshold_search(predictions, targets, 1)["threshold"] == 0.15  # what a test search would pick
     assert (tmp_path / "eval_test" / "overlays.png").is_file()
+    # each image's ground truth beside its detections: the collector resamples images with both
+    records = json.loads((tmp_path / "eval_test" / "predictions.json").read_text())
+    assert [r["target_boxes"] for r in records] == [t["boxes"].tolist() for t in targets]
+    assert all(r["target_classes"] == ["lesion"] * len(r["target_boxes"]) for r in records)
     with pytest.raises(ValueError, match="chosen on the test split"):
         DetectionReport(tmp_path, ["lesion"], score_threshold={"threshold": 0.3, "split": "test"})
     given = DetectionReport(tmp_path / "given", ["lesion"], n_overlays=0, score_threshold=0.3)

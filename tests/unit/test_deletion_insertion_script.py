@@ -1,4 +1,5 @@
-"""deletion_insertion.py: the loop, the batched metric and Quantus agree; --quick prints the JSON last."""
+"""deletion_insertion.py: the loop, the batched metric and Quantus agree; --quick prints the JSON last and
+writes it through --out; monai_xai.experiments.deletion_insertion renders it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 
 import pytest
 import torch
+
+from monai_xai.experiments import deletion_insertion
 
 
 @pytest.fixture
@@ -63,9 +66,24 @@ def test_quick_run_prints_table_and_json_last(one_thread, capsys, tmp_path, load
         assert quantus_keys <= set(result) and "quantus_skipped" not in result
         assert result["max_abs_diff_vs_quantus"] <= 1e-4 and result["agreement_vs_quantus_met"]
     assert json.loads((tmp_path / "di.json").read_text()) == result
-    table = load_script("render_results.py").deletion_insertion(result)
+    table = deletion_insertion.render(result)
     assert f"| `speedup` | {result['speedup']:.2f}x | ≥ 0.9 x `speedup_ceiling`" in table
     assert ("Quantus skipped" in table) == ("quantus_skipped" in result)
+
+
+def test_the_results_go_to_out_or_with_publish_to_the_docs(load_script) -> None:
+    bench = load_script("benchmarks/deletion_insertion.py")
+    assert bench.parse_args(["--quick"]).results is None  # printed only
+    published = bench.parse_args(["--quick", "--publish"])
+    assert published.results == deletion_insertion.BLOCKS["deletion_insertion"].path and published.publish
+
+
+def test_the_committed_results_file_renders() -> None:
+    block = deletion_insertion.BLOCKS["deletion_insertion"]
+    table = block.render(json.loads(block.path.read_text()))
+    assert "| **monai_xai: optimised copy + `deletion_insertion`** | 0.859 s | 4.34x |" in table
+    assert "| `speedup_vs_quantus` | 1.59x | ≥ 2 | **no** |" in table
+    assert "no interval: each target is checked on its measured figure" in table
 
 
 @pytest.mark.parametrize(("channels", "size", "steps"), [(1, 16, 4), (3, 12, 6)])

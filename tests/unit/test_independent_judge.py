@@ -323,21 +323,28 @@ def test_report_records_architectures_intervals_judged_controls_and_realism(tmp_
     assert "judge_kid_from_0_mean" in flat and "confusion_before" not in flat
 
 
-def test_results_file_and_renderer_carry_the_new_keys(tmp_path, load_script) -> None:
-    """agcyclegan_results.py keeps the judge's architecture, its controls, the intervals, the paired
+def test_results_file_and_renderer_carry_the_new_keys(tmp_path) -> None:
+    """The agcyclegan collector keeps both architectures, the judge's controls, the intervals, the paired
     control gaps and the KID; the targets decide the controls by the paired intervals, by both networks;
-    the rendered block shows them. An evaluation from before the gaps gets them from predictions.json."""
+    the rendered block shows them. A judge of the classifier's own architecture, or an evaluation from
+    before the paired intervals, is refused."""
+    from monai_xai.errors import InputError
+    from monai_xai.experiments import agcyclegan
+
     _report(tmp_path / "busi" / "eval_test", judge=_PeakJudge())
-    script, render = load_script("experiments/agcyclegan_results.py"), load_script("render_results.py")
-    report = script.main([str(tmp_path / "busi"), "--task", "busi"])
+    report = agcyclegan.collect(tmp_path / "busi", "busi")
     assert report["classifier"]["architecture"] == "_BrightestPixel"
+    assert report["classifier"]["intervals"]["accuracy"] == {"mean": 1.0, "ci95": [1.0, 1.0], "n": 24}
     assert report["judge"]["architecture"] == "_PeakJudge" and report["judge"]["accuracy"] == 1.0
     assert report["judge_uniform_flip_rate_from_1"] == 0.0 and report["judge_kid_from_0"]["n_fake"] == 12
     assert report["control_gaps"]["control_from_1"]["ci95"] == [1.0, 1.0]
     assert report["flip_rate_intervals"]["flip_rate_from_0"]["n"] == 12
-    assert report["targets"]["controls_met"] and report["targets"]["judge_controls_met"]
-    assert report["targets"]["all_met"] and "judge_flip_rate_met" not in report["targets"]  # BUSI: no target
-    table = render.agcyclegan(report)
+    assert report["targets"]["verdicts"] == {
+        "controls": "met",
+        "judge_controls": "met",
+    }  # BUSI: no flip target
+    assert report["targets"]["all_met"]
+    table = agcyclegan.render(report)
     study = "AG-CycleGAN (study's loss)"
     assert (
         f"| benign → malignant | {study} | 12 | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] | 0.000" in table
@@ -346,20 +353,24 @@ def test_results_file_and_renderer_carry_the_new_keys(tmp_path, load_script) -> 
         "| judge's flip rate | judge: shuffled maps | judge: uniform maps | KID to the real target" in table
     )
     assert f"| malignant → benign | {study} | judge | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |" in table
-    assert "| this run's classifier (_BrightestPixel) | 1.000 |" in table
+    assert (
+        "| this run's classifier (_BrightestPixel) | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |" in table
+    )
     assert "| judge (_PeakJudge, trained apart) | 1.000 |" in table
     assert "a _PeakJudge trained apart on the training split, which neither GAN saw" in table
     assert (
         "| both controls flip the judge less than the translations, each direction (paired 95 % interval "
         "of the difference above 0) | met |" in table
     )
-    # an evaluation from before the paired intervals: the classifier's computed from predictions.json
+    # a judge of the classifier's architecture says little: refused
+    _report(tmp_path / "same" / "eval_test", judge=_BrightestPixel())
+    with pytest.raises(
+        InputError, match="judge has the explained classifier's architecture \\(_BrightestPixel\\)"
+    ):
+        agcyclegan.collect(tmp_path / "same", "busi")
+    # an evaluation from before the paired intervals: rerun it
     metrics_file = tmp_path / "busi" / "eval_test" / "metrics.json"
     old = {k: v for k, v in json.loads(metrics_file.read_text()).items() if "gaps" not in k}
     metrics_file.write_text(json.dumps(old))
-    report = script.main([str(tmp_path / "busi"), "--task", "busi"])
-    assert report["control_gaps"]["uniform_from_0"] == {"mean": 1.0, "ci95": [1.0, 1.0], "n": 12}
-    assert "judge_control_gaps" not in report and "judge_controls_met" not in report["targets"]
-    (tmp_path / "busi" / "eval_test" / "predictions.json").unlink()
-    with pytest.raises(SystemExit, match="neither control_gaps in metrics.json nor predictions.json"):
-        script.main([str(tmp_path / "busi"), "--task", "busi"])
+    with pytest.raises(InputError, match="no control_gaps, judge_control_gaps: an evaluation from before"):
+        agcyclegan.collect(tmp_path / "busi", "busi")

@@ -1,8 +1,8 @@
 """The library's layers only look down, and no module imports another module's private names.
 
 Layers, lowest first: shared helpers; data; transforms (and detection targets); networks; losses; metrics and
-visualize; engines, handlers and tracking; the applications. A module may import from its own layer and the
-ones below, at module level or inside a function alike.
+visualize; engines, handlers and tracking; the applications; the experiments that run them. A module may
+import from its own layer and the ones below, at module level or inside a function alike.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ LAYERS = {
     "distributed": 7,
     "editor": 7,
     "lr_finder": 7,
+    "experiments": 8,
 }
 
 

@@ -264,5 +264,8 @@ def test_crossval_reuses_a_fold_only_for_the_same_run_weights_and_overrides(tmp_
     assert _is_evaluated(tmp_path, _done_record("abc", checkpoint, {"max_epochs": 10}))
     assert not _is_evaluated(tmp_path, _done_record("other", checkpoint, {"max_epochs": 10}))
     assert not _is_evaluated(tmp_path, _done_record("abc", checkpoint, {"max_epochs": 20}))
+    # where the fold writes and logs is not what it computes: a moved folder or another store reuses it
+    moved = {"max_epochs": 10, "output_dir": "/elsewhere/fold0", "tracking_uri": "sqlite:///other.db"}
+    assert _is_evaluated(tmp_path, _done_record("abc", checkpoint, moved))
     checkpoint.write_bytes(b"retrained")
     assert not _is_evaluated(tmp_path, _done_record("abc", checkpoint, {"max_epochs": 10}))

@@ -29,7 +29,8 @@ run on ``@validate#dataloader`` and ``inference.json`` reads the record beside i
 Library: the functions that choose (``choose_threshold``, ``fit_temperature``, ``f1_threshold_search``) are
 called only by the validation fitters (``monai_xai/handlers/{operating_point,score_threshold}.py``).
 
-Experiment drivers (``scripts/experiments/*.py``, by their syntax tree):
+Experiment code (``monai_xai/experiments/*.py``, ``scripts/{experiments,benchmarks}/*.py``, by its syntax
+tree):
 
 5. No ``max``/``min``/``sorted``/``argmax``/``argmin``/``idxmax``/``idxmin``/``nlargest``/``nsmallest``
    call mentions a test figure: a name, attribute or string in its arguments containing ``test`` (file
@@ -37,12 +38,12 @@ Experiment drivers (``scripts/experiments/*.py``, by their syntax tree):
 6. No function, and no string key of a results file, is named as a pick (``best...``, ``better...``,
    ``winner...``, ``top_...``, ``chosen...``, ``pick...``) without validation provenance in sight: the
    name itself says ``val``, or the function's source reads a validation record (``val_...``, ``validat...``,
-   ``best.json``). ``best_epoch`` is the epoch ``best.json`` (validation) recorded. The picks on test figures
-   that remain are listed in :data:`KNOWN_TEST_PICKS` with their owner; each must still be found, so the
-   list shrinks as they are fixed.
-7. ``demo_correction.py`` declares the arm its target is judged on as a module constant (``JUDGED_ARM``, one
-   of its ``ARMS``) and judges with it; ``centernet_busi.sh`` evaluates again an arm whose test metrics do not
-   say their threshold came from validation.
+   ``best.json``). ``best_epoch`` is the epoch ``best.json`` (validation) recorded.
+7. ``monai_xai.experiments.demo_correction`` declares the arm its target is judged on as a module constant
+   (``JUDGED_ARM``, one of its ``ARMS``) and judges with it, and so does
+   ``monai_xai.experiments.centernet_busi`` (no pick, by rules 5 and 6, over its test figures);
+   ``centernet_busi run`` evaluates again an arm whose test metrics do not say their threshold came from
+   validation.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = REPO / "bundles"
-DRIVERS = REPO / "scripts" / "experiments"
+#: where experiment code lives: the experiments package and the measuring scripts
+DRIVERS = (
+    REPO / "monai_xai" / "experiments",
+    REPO / "scripts" / "experiments",
+    REPO / "scripts" / "benchmarks",
+)
 
 #: selector classes (last part of ``_target_``) that must hang on a validation evaluator
 SELECTORS = ("BestModelSaver", "ValidationEarlyStopping", "OperatingPointFitter", "ScoreThresholdFitter")
@@ -73,16 +79,6 @@ PICK_NAME = re.compile(r"^_?(best|better|winner|top|chosen|pick)(_|$)")
 VAL_PROVENANCE = re.compile(r"(?<![a-z])val(_|idat|\b)|best\.json", re.IGNORECASE)
 #: names of validation records that look like picks
 VALIDATION_NAMES = {"best_epoch"}
-#: (driver, name) -> why it is still there and who owns the fix. Picks among test figures that this test
-#: tolerates until they are replaced by a declared choice; an entry no longer found fails the test.
-KNOWN_TEST_PICKS = {
-    ("centernet_results.py", "best_arm"): "targets(): the AP50 target is judged on the arm with the highest "
-    "test AP50; its renderer (render_results.centernet_busi) shows that arm's figures: both change together",
-    ("centernet_results.py", "best_ap50"): "the same pick's figure",
-    ("busi_active_learning.py", "best_at"): "the strategy with the best mean test figure at 30 %, reported "
-    "beside every strategy's mean and sd; a ranking claim on test",
-    ("busi_active_learning.py", "best_at_30"): "the same ranking in the results file",
-}
 
 
 # ------------------------------------------------------------------------------------------ config model
@@ -492,22 +488,16 @@ def unproven_picks(source: str) -> list[str]:
 
 
 def _drivers() -> list[Path]:
-    return sorted(DRIVERS.glob("*.py"))
+    return sorted(path for folder in DRIVERS for path in folder.glob("*.py"))
 
 
 @pytest.mark.parametrize("driver", _drivers(), ids=lambda p: p.name)
 def test_no_driver_picks_over_test_figures(driver):
     assert picks_over_test_figures(driver.read_text()) == []
-    unknown = [n for n in unproven_picks(driver.read_text()) if (driver.name, n) not in KNOWN_TEST_PICKS]
+    unknown = unproven_picks(driver.read_text())
     assert unknown == [], (
         f"{driver.name} picks by test figures: {unknown} (choose on validation, or declare the choice)"
     )
-
-
-def test_each_known_test_pick_is_still_there():
-    """An entry of :data:`KNOWN_TEST_PICKS` whose pick was fixed must leave the list."""
-    for (driver, name), why in KNOWN_TEST_PICKS.items():
-        assert why and name in unproven_picks((DRIVERS / driver).read_text()), (driver, name)
 
 
 def test_the_driver_rules_fail_on_the_old_demo_correction():
@@ -538,7 +528,7 @@ def chosen_arm(arms, training):
 
 
 def test_demo_correction_judges_the_arm_it_declared():
-    source = (DRIVERS / "demo_correction.py").read_text()
+    source = (REPO / "monai_xai" / "experiments" / "demo_correction.py").read_text()
     tree = ast.parse(source)
     constants = {
         target.id: node.value
@@ -557,7 +547,34 @@ def test_demo_correction_judges_the_arm_it_declared():
     assert not set(calls) & set(PICKING_CALLS), calls
 
 
-def test_centernet_driver_evaluates_again_what_the_test_split_thresholded():
-    script = (DRIVERS / "centernet_busi.sh").read_text()
-    assert 'grep -qs \'"threshold_split": "val"\' "$dir/eval_test/metrics.json" && return' in script
-    assert '[ -f "$dir/eval_test/metrics.json" ] && return' not in script
+def test_centernet_busi_judges_the_arm_it_declared():
+    """The AP50 target used to take the best of four arms on test; the module now declares the arm."""
+    from monai_xai.experiments import centernet_busi
+
+    source = (REPO / "monai_xai" / "experiments" / "centernet_busi.py").read_text()
+    assert (
+        centernet_busi.JUDGED_ARM in centernet_busi.ARMS
+        and centernet_busi.BASELINE_ARM in centernet_busi.ARMS
+    )
+    assert picks_over_test_figures(source) == [] and unproven_picks(source) == []
+    functions = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+    assert "JUDGED_ARM" in ast.unparse(functions["targets"])
+    old = """
+def targets(arms, probe):
+    best = max(arms, key=lambda name: arms[name]["ap50"])
+    return {"best_arm": best, "best_ap50": arms[best]["ap50"]}
+"""
+    assert unproven_picks(old) == ["best_ap50", "best_arm"]
+
+
+def test_centernet_driver_evaluates_again_what_the_test_split_thresholded(tmp_path):
+    from monai_xai.experiments.centernet_busi import RECORD_KEYS, stale_output
+
+    eval_dir = tmp_path / "random_init" / "eval_test"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "predictions.json").write_text(json.dumps([dict.fromkeys(RECORD_KEYS, [])]))
+    for recorded in ({"threshold_split": "test"}, {}):  # a metrics.json alone does not make it done
+        (eval_dir / "metrics.json").write_text(json.dumps(recorded))
+        assert "validation split" in stale_output("random_init/evaluate", tmp_path)
+    (eval_dir / "metrics.json").write_text(json.dumps({"threshold_split": "val"}))
+    assert stale_output("random_init/evaluate", tmp_path) is None

@@ -1,15 +1,16 @@
-"""What each active-learning strategy picks: class mix and lesion size of its top fractions.
+"""What each active-learning strategy picks: class mix, map error and lesion size of its top fractions.
 
 Reads the candidates of a collect run (``correction/records.csv``) and a dataset table with the lesion's
 share of each image (BUSI's ``labels.csv``: ``image`` relative to the table, ``mask_fraction``), ranks the
 candidates with the library's strategies and prints, per strategy and fraction, how many samples are
 picked, the share of class 1 among them, their mean map error and their mean lesion area, beside all
-candidates. A strategy that prefers large lesions teaches the maps large blobs.
+candidates. A strategy that prefers large lesions teaches the maps large blobs. It describes the training
+images a strategy would send to the expert, reads no evaluation and writes no results file (no README block).
 
 Usage::
 
-    python scripts/experiments/selection_profile.py \\
-        runs/experiments/multiscale-busi-64px-6ep/resnet18/multiscale/correction/records.csv \\
+    python -m monai_xai.experiments selection_profile \\
+        runs/experiments/multiscale_busi-128px/resnet18/multiscale/correction/records.csv \\
         ../shared/data/busi_256/labels.csv --fractions 0.1 0.3 0.5
 """
 
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from monai_xai.errors import InputError
+
+__all__ = ["lesion_areas", "main", "profile"]
 
 
 def lesion_areas(labels_csv: Path) -> dict[str, float]:
@@ -29,7 +33,7 @@ def lesion_areas(labels_csv: Path) -> dict[str, float]:
     with open(labels_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"image", "mask_fraction"} <= set(rows[0]):
-        sys.exit(f"{labels_csv}: expected 'image' and 'mask_fraction' columns")
+        raise InputError(labels_csv, "expected 'image' and 'mask_fraction' columns")
     root = labels_csv.resolve().parent
     return {str((root / r["image"]).resolve()): float(r["mask_fraction"]) for r in rows}
 
@@ -42,7 +46,7 @@ def profile(records_csv: Path, labels_csv: Path, fractions: Sequence[float]) -> 
     areas = lesion_areas(labels_csv)
     missing = [i for i in records.ids if str(Path(i).resolve()) not in areas]
     if missing:
-        sys.exit(f"{labels_csv}: no mask_fraction for {len(missing)} candidates, e.g. {missing[0]}")
+        raise InputError(labels_csv, f"no mask_fraction for {len(missing)} candidates, e.g. {missing[0]}")
     area = np.array([areas[str(Path(i).resolve())] for i in records.ids])
     position = {sample: k for k, sample in enumerate(records.ids)}
 
@@ -68,7 +72,9 @@ def profile(records_csv: Path, labels_csv: Path, fractions: Sequence[float]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_xai.experiments selection_profile", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("records", type=Path, help="correction/records.csv of a collect run")
     parser.add_argument("labels", type=Path, help="dataset table with image and mask_fraction columns")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 0.5])
@@ -81,7 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['map_error']:.3f} | {row['lesion_area']:.3f} |"
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
