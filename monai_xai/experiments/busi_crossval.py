@@ -219,12 +219,17 @@ def _binary_metrics() -> dict[str, Callable[[FoldRun], tuple[tuple[np.ndarray, .
 
 
 def _multiclass_metrics(classes: int) -> dict[str, Callable]:
-    from monai_xai.metrics import accuracy, balanced_accuracy
+    from monai_xai.metrics import accuracy, auc, balanced_accuracy
 
     def balanced(y: np.ndarray, p: np.ndarray) -> float:
         return balanced_accuracy(y, p, classes=np.arange(classes))
 
+    def macro_auc(y: np.ndarray, probs: np.ndarray) -> float:
+        """One-vs-rest AUC averaged over the classes (NaN where a resample lacks one)."""
+        return float(np.mean([auc(y == c, probs[:, c]) for c in range(classes)]))
+
     return {
+        "auc": lambda r: ((r.labels, r.probs), macro_auc),
         "balanced_accuracy": lambda r: ((r.labels, r.probs.argmax(1)), balanced),
         "accuracy": lambda r: ((r.labels, r.probs.argmax(1)), accuracy),
     }
@@ -547,8 +552,10 @@ ARM_OVERRIDES: dict[str, dict] = {
 }
 #: results file -> the dataset fragment it trains on
 TASKS = {"busi_binary": "busi_binary_dedup", "busi_3class": "busi_dedup"}
-#: the budget below which results stay in the run folders (``--publish`` refused)
+#: the budget below which results stay in the run folders (``--publish`` refused); the 3-class task is
+#: published from one seed (intervals pooled over its folds): the seeds serve the binary study's claim
 FULL_BUDGET = {"epochs": 40, "size": 128, "seeds": 3}
+SEEDS_TO_PUBLISH = {"busi_binary": 3, "busi_3class": 1}
 
 
 def seed_roots(prefix: Path, name: str, epochs: int, size: int, seeds: Sequence[int]) -> list[Path]:
@@ -584,10 +591,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _below_budget(args: argparse.Namespace) -> str | None:
+    budget = {**FULL_BUDGET, "seeds": SEEDS_TO_PUBLISH[args.name]}
     short = [
-        f"{key} {value} < {FULL_BUDGET[key]}"
+        f"{key} {value} < {budget[key]}"
         for key, value in (("epochs", args.epochs), ("size", args.size), ("seeds", len(args.seeds)))
-        if value < FULL_BUDGET[key]
+        if value < budget[key]
     ]
     if args.limit:
         short.append(f"--limit {args.limit}")

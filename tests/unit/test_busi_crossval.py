@@ -171,3 +171,20 @@ def test_run_trains_every_seed_then_arm_with_the_arms_settings(tmp_path, monkeyp
     assert steps[3].run_dir == tmp_path / "busi-64px-2ep-seed1" / "busi_binary_dedup" / "dynamic"
     with pytest.raises(InputError, match=r"full budget .*epochs 2 < 40, size 64 < 128, seeds 2 < 3"):
         busi_crossval.main([*argv, "--publish"])
+
+
+def test_three_classes_get_a_macro_auc_and_publish_from_one_seed() -> None:
+    from types import SimpleNamespace
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[labels] * 0.8 + 0.1  # each image's own class highest: every one-vs-rest AUC is 1
+    run = SimpleNamespace(labels=labels, probs=probs)
+    (arrays, metric) = busi_crossval._multiclass_metrics(3)["auc"](run)
+    assert metric(*arrays) == 1.0
+    # classes 0 and 1 swapped: each scores below the other's images and ties class 2's (AUC 1/4); class 2: 1
+    assert metric(labels, probs[:, [1, 0, 2]]) == pytest.approx((0.25 + 0.25 + 1) / 3)
+    args = SimpleNamespace(name="busi_3class", epochs=40, size=128, seeds=[0], limit=None)
+    assert busi_crossval._below_budget(args) is None
+    assert (
+        busi_crossval._below_budget(SimpleNamespace(**{**vars(args), "name": "busi_binary"})) == "seeds 1 < 3"
+    )
