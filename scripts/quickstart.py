@@ -3,7 +3,9 @@
 Trains each arm with the ABN bundle on the phantoms (``scripts/make_demo_data.py``), evaluates it on the
 shortcut-free test set, then explains every test image with the arm's own map (Grad-CAM++ for the plain
 ResNet, the input gradient for RRR, M(x) for an ABN) and measures where that map points: the pointing game
-against the lesion masks and the share of its energy on the marker, over the test images that carry one.
+against the lesion masks and the share of its energy on the marker, over the test images that carry one,
+and its accuracy per group of class x (marker agrees / disagrees with the label), whose worst is the standard
+score of shortcut robustness.
 Writes ``<out>/summary.json``, each arm's per-image map scores (``<out>/<arm>/map_scores.csv``, from which
 ``python -m monai_xai.experiments demo_shortcut`` takes its intervals), a figure with one row per shown test
 image, and the same metrics to each arm's MLflow run; prints a table.
@@ -123,6 +125,26 @@ def _markers(data_dir: Path) -> dict[str, bool]:
     """Image file name -> whether the phantom carries the shortcut marker (labels.csv's ``marker``)."""
     with open(data_dir / "labels.csv", newline="") as f:
         return {Path(row["image"]).name: row["marker"] == "1" for row in csv.DictReader(f)}
+
+
+def _agreements(data_dir: Path) -> dict[str, bool]:
+    """Image file name -> whether the phantom's marker agrees with its label (``marker_agrees``)."""
+    with open(data_dir / "labels.csv", newline="") as f:
+        return {Path(row["image"]).name: row["marker_agrees"] == "1" for row in csv.DictReader(f)}
+
+
+def group_scores(arm_dir: Path, agreements: dict[str, bool], class_names: tuple[str, ...]) -> dict:
+    """Test accuracy per group of class x (marker agrees / disagrees) at the argmax, and the worst group's,
+    from the arm's ``eval_test/predictions.csv``."""
+    from monai_xai.metrics.groups import group_accuracy
+
+    with open(arm_dir / "eval_test" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = [int(r["label"]) for r in rows]
+    preds = [int(r["pred"]) for r in rows]
+    agrees = [agreements[Path(r["source"]).name] for r in rows]
+    groups = group_accuracy(labels, preds, agrees, class_names)
+    return {"test_worst_group_accuracy": min(groups.values()), "test_group_accuracy": groups}
 
 
 def _method_name(method: str, cam_layer: str | None) -> str:
@@ -270,7 +292,8 @@ def main() -> None:
         common["rrr_lambda"] = args.rrr_lambda
     if args.batch_size is not None:
         common["batch_size"] = args.batch_size
-    markers = _markers(args.data)
+    markers, agreements = _markers(args.data), _agreements(args.data)
+    class_names = ("smooth", "irregular")
     overrides = {
         name: {**common, **ARMS[name].overrides, "output_dir": str(args.out / name)} for name in names
     }
@@ -278,6 +301,7 @@ def main() -> None:
     for name in names:
         run_arm(name, ARMS[name], overrides[name])
         results[name], views[name], runs[name], per_image = explain_arm(ARMS[name], overrides[name], markers)
+        results[name].update(group_scores(args.out / name, agreements, class_names))
         with open(args.out / name / "map_scores.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=MAP_SCORE_COLUMNS)
             writer.writeheader()
@@ -289,7 +313,6 @@ def main() -> None:
     columns = {
         f"{name}: {method}": arm_maps[rows] for name in names for method, arm_maps in views[name].maps.items()
     }
-    class_names = ("smooth", "irregular")
     figure = explanation_grid_figure(
         shown.images[rows],
         columns,
@@ -316,17 +339,22 @@ def main() -> None:
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
 
     print(f"\nShortcut-free test set ({len(labels)} images; the marker is random there)")
-    print("| arm | accuracy | AUC | map pointing game | map energy on the marker | map |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| arm | accuracy | worst-group accuracy | AUC | map pointing game | map energy on the marker | map |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(
-            f"| {name} | {r['test_accuracy']:.3f} | {r['test_auc']:.3f} | {r['map_pointing_game']:.3f} | "
-            f"{r['marker_energy']:.3f} | {r['explanation']} |"
+            f"| {name} | {r['test_accuracy']:.3f} | {r['test_worst_group_accuracy']:.3f} | "
+            f"{r['test_auc']:.3f} | {r['map_pointing_game']:.3f} | {r['marker_energy']:.3f} | "
+            f"{r['explanation']} |"
         )
         for method, other in r.get("other_maps", {}).items():
             print(
-                f"| {name} | | | {other['map_pointing_game']:.3f} | {other['marker_energy']:.3f} | {method} |"
+                f"| {name} | | | | {other['map_pointing_game']:.3f} | {other['marker_energy']:.3f} | "
+                f"{method} |"
             )
+    print("(worst-group accuracy: the lowest test accuracy over class x marker agrees / disagrees)")
     print(f"(a map spread evenly would put {summary['marker_area_share']:.3f} of its energy on the marker)")
     print(f"\nFigure (a row per test image, a column per arm's explanation): {figure_path}")
     print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, ROC, overlays),")

@@ -30,6 +30,8 @@ from monai_xai.data.loader import DataLoader, exit_with_parent
 from monai_xai.data.medmnist import MEDMNIST_SPLITS, medmnist_datalist
 from monai_xai.data.splits import (
     fold_datalists,
+    out_of_fold_indices,
+    out_of_fold_parts,
     read_split_file,
     read_split_spec,
     split_indices,
@@ -86,6 +88,8 @@ __all__ = [
     "make_phantoms",
     "marker_region",
     "medmnist_datalist",
+    "out_of_fold_indices",
+    "out_of_fold_parts",
     "read_split_file",
     "read_split_spec",
     "select_labels",

@@ -5,6 +5,10 @@ to the CSV's folder) that :func:`~monai_xai.data.dataset_splits` reads with ``sp
 ``"excluded"`` (near-duplicates with conflicting labels, left out of every part) and a ``"dedup"`` report.
 Near-duplicate images are grouped like images of one patient (:func:`~monai_xai.data.group_near_duplicates`),
 so that no copy of a test image is trained on and no fold validates on a copy of its training images.
+
+``--out-of-fold`` writes out-of-fold cross-validation instead (``"test_folds"``, ``"val_folds"``; see
+:func:`~monai_xai.data.out_of_fold_indices`): every image tested once, each fold with its own validation part,
+for sets too small to spare a fixed test set.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monai_xai.data.dedup import group_near_duplicates
-from monai_xai.data.splits import split_indices
+from monai_xai.data.splits import out_of_fold_indices, split_indices
 from monai_xai.data.tabular import csv_datalist
 from monai_xai.utils import atomic_write_text
 
@@ -39,6 +43,8 @@ def write_split_file(
     hash_size: int = 8,
     keep_conflicting: bool = False,
     progress: bool | None = None,
+    out_of_fold: bool = False,
+    val_fraction: float = 0.2,
 ) -> dict:
     """Draw a stratified split of ``csv_path`` that keeps near-duplicates (and patients) together.
 
@@ -46,6 +52,8 @@ def write_split_file(
     :class:`~monai_xai.errors.InputError` naming the file when the CSV, one of its columns or one of its
     images cannot be used. ``class_names`` are the label column's names in label order, checked as a
     training run checks them; without them a column of names is numbered alphabetically, with a warning.
+    With ``out_of_fold`` the ``n_folds`` folds are test parts, each with a validation part of
+    ``val_fraction`` of the other items (``test_fraction`` unused).
     """
     csv_path = Path(csv_path)
     items = csv_datalist(
@@ -67,20 +75,27 @@ def write_split_file(
         progress=progress,
     )
     kept = found.kept
-    test, folds = split_indices(
-        [items[i]["label"] for i in kept], [found.ids[i] for i in kept], test_fraction, n_folds, seed
-    )
+    labels, groups = [items[i]["label"] for i in kept], [found.ids[i] for i in kept]
     base = Path(os.path.abspath(csv_path)).parent
 
     def relative(i: int) -> str:
         return Path(os.path.relpath(items[i]["image"], base)).as_posix()
 
-    spec = {
-        "seed": seed,
-        "test_fraction": test_fraction,
+    def paths(parts: list[list[int]]) -> list[list[str]]:
+        return [[relative(kept[j]) for j in part] for part in parts]
+
+    spec: dict = {"seed": seed}
+    if out_of_fold:
+        tests, vals = out_of_fold_indices(labels, groups, n_folds, val_fraction, seed)
+        spec |= {"scheme": "out_of_fold", "val_fraction": val_fraction}
+        parts = {"test_folds": paths(tests), "val_folds": paths(vals)}
+    else:
+        test, folds = split_indices(labels, groups, test_fraction, n_folds, seed)
+        spec["test_fraction"] = test_fraction
+        parts = {"test": paths([test])[0], "folds": paths(folds)}
+    spec |= {
         "columns": {"image": image_col, "label": label_col, "patient": patient_col},
-        "test": [relative(kept[j]) for j in test],
-        "folds": [[relative(kept[j]) for j in fold] for fold in folds],
+        **parts,
         "excluded": [relative(i) for i in found.excluded],
         "dedup": {
             "hash": method,
@@ -118,6 +133,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--hash-size", type=int, default=8, help="side of the hash (8: 64 bits)")
     parser.add_argument("--max-distance", type=int, default=5, help="largest Hamming distance of duplicates")
     parser.add_argument(
+        "--out-of-fold",
+        action="store_true",
+        help="out-of-fold cross-validation: --folds test folds covering every image, no fixed test set",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.2, help="with --out-of-fold: each fold's validation share"
+    )
+    parser.add_argument(
         "--keep-conflicting",
         action="store_true",
         help="keep near-duplicates whose labels differ (default: excluded from every part)",
@@ -139,14 +162,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
             max_distance=args.max_distance,
             hash_size=args.hash_size,
             keep_conflicting=args.keep_conflicting,
+            out_of_fold=args.out_of_fold,
+            val_fraction=args.val_fraction,
         )
     except ValueError as err:  # an InputError naming the file, or a bad fraction or fold count
         raise SystemExit(f"{parser.prog}: error: {err}") from err
-    n_items = len(spec["test"]) + sum(len(f) for f in spec["folds"]) + len(spec["excluded"])
+    tested = spec["test_folds"] if args.out_of_fold else [spec["test"]]
+    n_items = sum(len(f) for f in tested) + len(spec["excluded"])
+    if args.out_of_fold:
+        parts = (
+            f"test folds {'/'.join(str(len(f)) for f in spec['test_folds'])}, "
+            f"validation parts {'/'.join(str(len(f)) for f in spec['val_folds'])}"
+        )
+    else:
+        n_items += sum(len(f) for f in spec["folds"])
+        parts = f"test {len(spec['test'])}, folds {'/'.join(str(len(f)) for f in spec['folds'])}"
     print(
         f"{args.out}: {n_items} items, {spec['dedup']['groups']} near-duplicate groups, "
         f"{len(spec['excluded'])} excluded ({len(spec['dedup']['conflicting_groups'])} groups with "
-        f"conflicting labels), test {len(spec['test'])}, folds {'/'.join(str(len(f)) for f in spec['folds'])}"
+        f"conflicting labels), {parts}"
     )
     return spec
 

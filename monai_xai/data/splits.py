@@ -3,6 +3,12 @@
 When items carry a ``patient`` key, all images of one patient land on the same side of every
 split, so that patient-level leakage cannot inflate validation figures. Any other grouping (e.g.
 near-duplicate images, :func:`monai_xai.data.group_near_duplicates`) can be given as group ids.
+
+Two kinds of split file: a fixed test set with validation folds over the other items (``"test"``,
+``"folds"``), and out-of-fold cross-validation (``"test_folds"``, ``"val_folds"``), where every item is tested
+once, by the model of the fold that holds it out, and each fold keeps its own validation part for early
+stopping (:func:`out_of_fold_indices`): on a small set, pooling the folds' test predictions puts every image
+behind the figures instead of a fifth of them.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ __all__ = [
     "fold_datalists",
     "kfold_splits",
     "limit_splits",
+    "out_of_fold_indices",
+    "out_of_fold_parts",
     "split_indices",
 ]
 
@@ -125,6 +133,88 @@ def split_indices(
     return test, [[pool[j] for j in fold] for fold in folds]
 
 
+def out_of_fold_indices(
+    labels: Sequence[int],
+    group_ids: Sequence[Hashable],
+    n_folds: int = 5,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Indices of each fold's test part and of its validation part, for out-of-fold cross-validation.
+
+    The test parts are ``n_folds`` stratified folds that cover every item once; fold ``k``'s validation part
+    is a stratified ``val_fraction`` of the items outside its test part (drawn with seed ``seed + 1 + k``),
+    and it trains on the rest. Items sharing a group id stay together in every part.
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    labels = [int(label) for label in labels]
+    tests = _assign_groups(*_grouped(labels, group_ids), [1.0] * n_folds, seed)
+    vals = []
+    for k, test in enumerate(tests):
+        held_out = set(test)
+        pool = [i for i in range(len(labels)) if i not in held_out]
+        grouped = _grouped([labels[i] for i in pool], [group_ids[i] for i in pool])
+        _, val = _assign_groups(*grouped, [1.0 - val_fraction, val_fraction], seed + 1 + k)
+        vals.append(sorted(pool[j] for j in val))
+    return tests, vals
+
+
+def out_of_fold_parts(
+    path: str | os.PathLike,
+    datalist: Sequence[dict],
+    fold: int,
+    key: str = "image",
+    base_dir: str | os.PathLike | None = None,
+) -> dict:
+    """``{"train", "val", "test", "n_folds", "excluded"}`` of ``fold`` from an out-of-fold split file.
+
+    The file lists ``"test_folds"`` and ``"val_folds"`` (one list of relative paths per fold) and optionally
+    ``"excluded"``; paths are relative to ``base_dir`` (default: the file's folder). A listed file missing
+    from ``datalist``, test folds that overlap or leave an item out, or a validation part that shares files
+    with its test part is an :class:`InputError` naming the split file.
+    """
+    path = Path(path)
+    spec = read_split_spec(path)
+    tests, vals = spec.get("test_folds") or [], spec.get("val_folds") or []
+    if len(tests) < 2 or len(vals) != len(tests):
+        raise InputError(
+            path, f"{len(tests)} test folds and {len(vals)} validation parts: give one of each per fold"
+        )
+    if not 0 <= fold < len(tests):
+        raise ValueError(f"fold {fold} out of range: there are {len(tests)} folds")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    index = {os.path.realpath(item[key]): i for i, item in enumerate(datalist)}
+    listed = sum(tests, []) + sum(vals, []) + spec.get("excluded", [])
+    missing = [p for p in listed if os.path.realpath(base / p) not in index]
+    if missing:
+        raise InputError(path, f"{len(missing)} listed files are not in the datalist, e.g. {missing[:3]}")
+
+    def ids(paths: Sequence[str]) -> set[int]:
+        return {index[os.path.realpath(base / p)] for p in paths}
+
+    excluded = ids(spec.get("excluded", []))
+    test_sets = [ids(t) for t in tests]
+    if sum(len(t) for t in test_sets) != len(set().union(*test_sets)):
+        raise InputError(path, "the test folds overlap: every item must be tested once")
+    untested = set(range(len(datalist))) - set().union(*test_sets) - excluded
+    if untested:
+        example = datalist[min(untested)][key]
+        raise InputError(path, f"{len(untested)} items are in no test fold and not excluded, e.g. {example}")
+    test, val = test_sets[fold], ids(vals[fold])
+    if val & test:
+        raise InputError(path, f"fold {fold}'s validation part shares files with its test part")
+    return {
+        "train": [item for i, item in enumerate(datalist) if i not in test | val | excluded],
+        "val": [datalist[i] for i in sorted(val)],
+        "test": [datalist[i] for i in sorted(test)],
+        "n_folds": len(tests),
+        "excluded": [datalist[i] for i in sorted(excluded)],
+    }
+
+
 def fold_datalists(
     datalist: Sequence[dict], folds: Sequence[Sequence[int]], fold: int
 ) -> tuple[list[dict], list[dict]]:
@@ -138,9 +228,9 @@ def fold_datalists(
 
 
 def read_split_spec(path: str | os.PathLike, needs_folds: bool = False) -> dict:
-    """A split file's content ``{"test": [...], "folds": [[...], ...], "excluded": [...]}`` as written, paths
-    unresolved; a missing or unreadable file, or one without a test list (or folds, with ``needs_folds``),
-    is an :class:`InputError` naming it."""
+    """A split file's content ``{"test": [...], "folds": [[...], ...], "excluded": [...]}`` (or, out of fold,
+    ``{"test_folds": ..., "val_folds": ...}``) as written, paths unresolved; a missing or unreadable file, or
+    one without a test list (or folds, with ``needs_folds``), is an :class:`InputError` naming it."""
     path = Path(path)
     try:
         spec = json.loads(path.read_text())
@@ -148,8 +238,8 @@ def read_split_spec(path: str | os.PathLike, needs_folds: bool = False) -> dict:
         raise InputError(path, "split file not found") from err
     except json.JSONDecodeError as err:
         raise InputError(path, f"not valid JSON ({err})") from err
-    if "test" not in spec:
-        raise InputError(path, "split file has no 'test' list")
+    if "test" not in spec and "test_folds" not in spec:
+        raise InputError(path, "split file has no 'test' list (nor 'test_folds')")
     if needs_folds and not spec.get("folds"):
         raise InputError(path, "split file has no 'folds'")
     return spec
@@ -215,9 +305,12 @@ def kfold_splits(
 
     Without a file, 20 % of the items (stratified) become the test set and the rest ``n_folds`` folds,
     grouped by ``groups`` (one id per item) when given, else by each item's ``patient``. ``excluded``
-    lists the items a split file leaves out (none for a seeded split).
+    lists the items a split file leaves out (none for a seeded split). An out-of-fold split file gives fold
+    ``fold``'s own test and validation parts (:func:`out_of_fold_parts`).
     """
     excluded: list[dict] = []
+    if split_file is not None and "test_folds" in read_split_spec(split_file):
+        return out_of_fold_parts(split_file, items, fold, base_dir=base_dir)
     if split_file is not None:
         spec = read_split_file(split_file, items, base_dir=base_dir)
         pool, test, folds, excluded = spec["train"], spec["test"], spec["folds"], spec["excluded"]

@@ -16,6 +16,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "busi_decisions",
     "imbalanced_demo",
     "demo_shortcut",
+    "decoy_busi",
     "precision_busi",
     "medmnist",
     "train_throughput",
@@ -27,6 +28,8 @@ EXPERIMENTS: tuple[str, ...] = (
     "retinamnist",
     "deletion_insertion",
     "selection_profile",
+    "heimed_resolution",
+    "fundus_exudates",
     # centernet_detection
     "centernet_busi",
     "knn_probe",

@@ -14,16 +14,22 @@ from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
 from monai_xai.handlers.base import ReportHandler
 from monai_xai.utils import batch_strings
 
-__all__ = ["EvaluationReport", "flatten_report"]
+__all__ = ["MARKER_COLUMNS", "MARKER_KEYS", "EvaluationReport", "flatten_report"]
 
 logger = logging.getLogger(__name__)
 
 #: Sections of ``metrics.json`` holding one float per name, flattened for MLflow and cross-validation.
 _FLAT_SECTIONS = ("image", "patient", "image_at_threshold", "patient_at_threshold", "calibration")
 #: Per-image agreement measures of ``attention_per_image.csv`` (:func:`monai_xai.metrics.agreement_scores`).
-AGREEMENT_COLUMNS = ("map_mse", "pointing_game", "energy_inside_mask", "map_iou")
+AGREEMENT_COLUMNS = ("map_mse", "pointing_game", "energy_inside_mask", "map_iou", "lesion_hit_rate")
 #: Bootstrap resamples behind each 95 % interval of an evaluation.
 N_BOOT = 1000
+#: Item keys of a dataset with a planted shortcut marker (a CSV's ``extra_cols``): the marker drawn (empty or
+#: ``0`` for none), whether it agrees with the label (``1``/``0``), and its box ``"x0 y0 x1 y1"`` in
+#: fractions of the image (:func:`monai_xai.metrics.parse_box`).
+MARKER_KEYS = ("marker", "marker_agrees", "marker_box")
+#: Columns of ``marker_per_image.csv``: one row per image with a marker region and map method.
+MARKER_COLUMNS = ("source", "marker", "marker_agrees", "method", "marker_energy")
 
 
 def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -43,6 +49,14 @@ def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
     for method, scores in metrics.get("attention_agreement", {}).items():
         for name, value in scores.items():
             flat[f"{prefix}{method}_{name}"] = float(value)
+    shortcut = metrics.get("shortcut", {})
+    if shortcut.get("worst_group_accuracy") is not None:
+        flat[f"{prefix}worst_group_accuracy"] = float(shortcut["worst_group_accuracy"])
+    for group, value in shortcut.get("group_accuracy", {}).items():
+        flat[f"{prefix}group_accuracy_{group}"] = float(value)
+    for method, value in shortcut.get("marker_energy", {}).items():
+        if value is not None:
+            flat[f"{prefix}{method}_marker_energy"] = float(value)
     return flat
 
 
@@ -63,6 +77,12 @@ class EvaluationReport(ReportHandler):
     ``intervals`` holds stratified bootstrap 95 % intervals (patients resampled whole) of the headline
     figures. A split predicted as (almost) one class is named in ``warnings``, in the log and at the end of
     the run's output.
+
+    Items that carry a planted shortcut's :data:`MARKER_KEYS` (DecoyBUSI, the demo phantoms: the CSV's
+    ``extra_cols``) add ``shortcut`` to ``metrics.json``: accuracy per group of class x (marker agrees /
+    disagrees), the worst group's, and each map's share of energy on the marker over the images that carry
+    one (``marker_per_image.csv``: every image with a region, drawn or not), beside ``marker_area_share``,
+    what a map spread evenly puts there.
     """
 
     def __init__(
@@ -93,6 +113,27 @@ class EvaluationReport(ReportHandler):
         self._masks: list[torch.Tensor] = []
         self._mask_sources: list[str] = []
         self._overlay_items: list[tuple] = []
+        self._agrees: list[str] = []
+        self._marker_rows: list[dict] = []
+        self._marker_areas: list[float] = []
+
+    def _collect_markers(self, batch: dict, maps: dict[str, torch.Tensor], n: int) -> None:
+        """Whether each item's marker agrees with its label, and each map's energy on the marker."""
+        from monai_xai.metrics import box_coverage, marker_energy
+
+        markers, agrees, boxes = (batch_strings(batch, key, n) for key in MARKER_KEYS)
+        self._agrees += agrees
+        sources = batch_strings(batch, "source", n)
+        # every image with a region, drawn or not: a clean twin is scored on its decoy copy's marked images
+        boxed = [i for i in range(n) if boxes[i]]
+        self._marker_areas += [
+            float(box_coverage((1, 1), boxes[i]).sum()) for i in boxed if markers[i] not in ("", "0")
+        ]
+        for method, values in maps.items():
+            energy = marker_energy(values[boxed].numpy(), [boxes[i] for i in boxed]) if boxed else []
+            for i, share in zip(boxed, list(energy)):
+                cells = (sources[i], markers[i], agrees[i], method, "" if np.isnan(share) else f"{share:.6f}")
+                self._marker_rows.append(dict(zip(MARKER_COLUMNS, cells)))
 
     def collect(self, engine: Engine) -> None:
         out, batch = engine.state.output, engine.state.batch
@@ -114,6 +155,8 @@ class EvaluationReport(ReportHandler):
             self._mask_sources += [src for src, k in zip(sources, keep.tolist()) if k]
             for name, m in maps.items():
                 self._maps.setdefault(name, []).append(m[keep])
+        if "marker_agrees" in batch:
+            self._collect_markers(batch, maps, n)
         for i in range(min(n, self.n_overlays - len(self._overlay_items))):
             mask = out[MASK][i].cpu() if MASK in out else None
             self._overlay_items.append((out["image"][i].cpu(), {k: v[i] for k, v in maps.items()}, mask))
@@ -127,6 +170,8 @@ class EvaluationReport(ReportHandler):
             metrics.update(self._decision_metrics(labels[labelled], probs[labelled], labelled))
         if self._masks and sum(len(m) for m in self._masks):
             metrics.update(self._agreement())
+        if len(self._agrees) == len(labels) and any(a in ("0", "1") for a in self._agrees):
+            metrics["shortcut"] = self._shortcut(labels, probs)
         for warning in metrics.get("warnings", []):
             logger.warning(warning)
         self._write_predictions(self._calibrated(probs), labels)
@@ -158,6 +203,42 @@ class EvaluationReport(ReportHandler):
         columns = ["source", "method", *AGREEMENT_COLUMNS]
         self.save_csv("attention_per_image.csv", columns, rows)
         return {"attention_agreement": means, "attention_intervals": intervals}
+
+    def _shortcut(self, labels: np.ndarray, probs: np.ndarray) -> dict:
+        """Group accuracies at the argmax (class x marker agrees), the worst group's with its stratified
+        bootstrap interval, and each map's mean energy on the marker; writes ``marker_per_image.csv``."""
+        from monai_xai.metrics import (
+            bootstrap_ci,
+            group_accuracy,
+            group_ids,
+            group_name,
+            worst_group_accuracy,
+        )
+
+        known = np.array([(a in ("0", "1")) and y >= 0 for a, y in zip(self._agrees, labels)])
+        agrees = np.array([a == "1" for a in self._agrees])[known]
+        y, predicted = labels[known], probs[known].argmax(axis=1)
+        ids = group_ids(y, agrees)
+        groups = group_accuracy(y, predicted, agrees, self.class_names)
+        counts = {group_name(g // 2, bool(g % 2), self.class_names): int((ids == g).sum()) for g in set(ids)}
+        worst = min(groups, key=groups.get)
+        interval = bootstrap_ci(worst_group_accuracy, y, predicted, agrees, n_boot=N_BOOT, stratify=ids)
+        energy: dict[str, list[float]] = {}
+        for row in self._marker_rows:
+            shares = energy.setdefault(row["method"], [])
+            if row["marker_energy"] and row["marker"] not in ("", "0"):
+                shares.append(float(row["marker_energy"]))
+        self.save_csv("marker_per_image.csv", MARKER_COLUMNS, self._marker_rows)
+        return {
+            "group_accuracy": groups,
+            "group_counts": {name: counts[name] for name in groups},
+            "worst_group": worst,
+            "worst_group_accuracy": groups[worst],
+            "worst_group_interval": interval.to_dict(),
+            "marker_energy": {m: float(np.mean(v)) if v else None for m, v in energy.items()},
+            "marker_images": len(self._marker_areas),
+            "marker_area_share": float(np.mean(self._marker_areas)) if self._marker_areas else None,
+        }
 
     def _calibrated(self, probs: np.ndarray) -> np.ndarray:
         """``probs`` under the operating point's temperature (unchanged without one)."""

@@ -10,7 +10,7 @@ from .class_weighted import WeightedCrossEntropy
 from .classifier_loss import ClassifierLoss, get_classifier_loss
 from .gan_loss import GAN_LOSSES, BCEGANLoss, GANLoss, LeastSquaresGANLoss, get_gan_loss
 from .multiscale_abn_loss import MultiScaleABNLoss
-from .rrr_loss import RightForRightReasonsLoss
+from .rrr_loss import RRR_PENALTIES, RightForRightReasonsLoss
 from .simsiam_loss import SimSiamLoss
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ClassifierLoss",
     "MultiScaleABNLoss",
     "RESNET_MODES",
+    "RRR_PENALTIES",
     "RightForRightReasonsLoss",
     "WeightedCrossEntropy",
     "get_classifier_loss",

@@ -44,16 +44,18 @@ def get_classifier_loss(
     alpha: float = 0.9,
     rrr_lambda: float = 0.1,
     class_weights: Sequence[float] | None = None,
+    rrr_penalty: str = "label",
 ) -> nn.Module:
     """``baseline`` -> :class:`ClassifierLoss`; ``rrr`` -> :class:`RightForRightReasonsLoss` with weight
-    ``rrr_lambda``; an ABN mode -> :class:`ABNLoss` in that mode. ``class_weights`` weight every
-    cross-entropy term (attention and perception branches alike)."""
+    ``rrr_lambda`` and penalty ``rrr_penalty`` (``"label"`` or ``"summed"``); an ABN mode -> :class:`ABNLoss`
+    in that mode. ``class_weights`` weight every cross-entropy term (attention and perception branches
+    alike)."""
     if mode == "baseline":
         return ClassifierLoss(class_weights)
     if mode == "rrr":
         from monai_xai.losses.rrr_loss import RightForRightReasonsLoss
 
-        return RightForRightReasonsLoss(rrr_lambda, class_weights)
+        return RightForRightReasonsLoss(rrr_lambda, class_weights, penalty=rrr_penalty)
     if mode not in CLASSIFIER_MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
     from monai_xai.losses.abn_loss import ABNLoss

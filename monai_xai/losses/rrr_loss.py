@@ -1,5 +1,9 @@
 """Right for the Right Reasons (RRR; Ross, Hughes and Doshi-Velez, IJCAI 2017): cross-entropy plus a
-penalty on the input gradients outside an annotation mask, the reference for attention supervision."""
+penalty on the input gradients outside an annotation mask, the reference for attention supervision.
+
+Two penalties: the gradient of log p(y|x), the true class alone (``"label"``, what the bundle always used),
+and the gradient of the log-probabilities summed over the classes (``"summed"``), the paper's own
+formulation, which constrains the explanation of every class and not only the labelled one."""
 
 from __future__ import annotations
 
@@ -11,11 +15,16 @@ from torch import nn
 
 from monai_xai.losses.class_weighted import WeightedCrossEntropy
 
-__all__ = ["RightForRightReasonsLoss"]
+__all__ = ["RRR_PENALTIES", "RightForRightReasonsLoss"]
+
+#: What the penalty differentiates: ``"label"`` log p(y|x); ``"summed"`` sum over classes k of log p(k|x).
+RRR_PENALTIES = ("label", "summed")
 
 
 class RightForRightReasonsLoss(nn.Module):
-    """CE + ``lam`` * mean over samples of sum over pixels of ((1 - mask) * d log p(y|x) / dx)^2.
+    """CE + ``lam`` * mean over samples of sum over pixels of ((1 - mask) * d L / dx)^2, where L is
+    log p(y|x) (``penalty="label"``) or the sum over classes of log p(k|x) (``penalty="summed"``, as in
+    Ross et al.).
 
     The penalty needs the gradient of the log-probability of the true class with respect to the input, so
     :attr:`needs_inputs` asks the trainer to make the inputs require gradients and to pass them as
@@ -26,16 +35,22 @@ class RightForRightReasonsLoss(nn.Module):
         lam: weight of the gradient penalty (lambda in the paper).
         class_weights: per-class weights of the cross-entropy (class balance), or None; the penalty's
             log-probability is not weighted.
+        penalty: ``"label"`` or ``"summed"`` (:data:`RRR_PENALTIES`).
     """
 
     #: The trainer passes the network's input tensor (with ``requires_grad``) as ``inputs``.
     needs_inputs = True
 
-    def __init__(self, lam: float = 0.1, class_weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self, lam: float = 0.1, class_weights: Sequence[float] | None = None, penalty: str = "label"
+    ) -> None:
         super().__init__()
         if lam < 0:
             raise ValueError(f"lam must be non-negative, got {lam}")
+        if penalty not in RRR_PENALTIES:
+            raise ValueError(f"penalty must be one of {', '.join(RRR_PENALTIES)}, got {penalty!r}")
         self.lam = float(lam)
+        self.penalty = penalty
         self.cross_entropy = WeightedCrossEntropy(class_weights)
 
     def forward(
@@ -60,7 +75,11 @@ class RightForRightReasonsLoss(nn.Module):
             raise ValueError("the RRR loss needs inputs that require gradients (inputs.requires_grad_())")
         labels = torch.as_tensor(target, device=output.device).reshape(-1).long()
         cross_entropy = self.cross_entropy(output, labels)
-        log_p = F.log_softmax(output, dim=1).gather(1, labels[:, None]).sum()
+        log_probs = F.log_softmax(output, dim=1)
+        if self.penalty == "summed":  # every class's log-probability, as in the paper
+            log_p = log_probs.sum()
+        else:
+            log_p = log_probs.gather(1, labels[:, None]).sum()
         (gradient,) = torch.autograd.grad(log_p, inputs, create_graph=True)
         outside = 1.0 - torch.as_tensor(mask, device=inputs.device).to(gradient.dtype)
         if outside.shape[2:] != gradient.shape[2:]:

@@ -52,7 +52,17 @@ from .detection import (
     f1_threshold_search,
     per_class_detection_stats,
 )
+from .groups import (
+    box_coverage,
+    group_accuracy,
+    group_ids,
+    group_name,
+    marker_energy,
+    parse_box,
+    worst_group_accuracy,
+)
 from .kappa import predictions_kappa, quadratic_weighted_kappa
+from .lesions import TOP_FRACTION, label_lesions, lesion_hit_rate, lesion_hits, top_region
 from .operating_point import (
     OPERATING_POINT_METHODS,
     OperatingPoint,
@@ -93,6 +103,18 @@ __all__ = [
     "DeletionInsertionResult",
     "deletion_insertion",
     "perturbation_baseline",
+    "box_coverage",
+    "group_accuracy",
+    "group_ids",
+    "group_name",
+    "marker_energy",
+    "parse_box",
+    "worst_group_accuracy",
+    "TOP_FRACTION",
+    "label_lesions",
+    "lesion_hit_rate",
+    "lesion_hits",
+    "top_region",
     "predictions_kappa",
     "quadratic_weighted_kappa",
     "AREA_RANGES",

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from monai_xai.metrics.lesions import lesion_hit_rate
 from monai_xai.utils import upsample_attention
 
 __all__ = [
@@ -106,6 +107,9 @@ def map_iou(maps: Any, masks: Any, threshold: float = 0.5) -> torch.Tensor:
 def agreement_scores(maps: Any, masks: Any, threshold: float = 0.5) -> dict[str, torch.Tensor]:
     """Every agreement measure per sample, shape (B,) each, NaN where the mask is empty, and ``has_mask``.
 
+    The measures: ``map_mse``, ``pointing_game``, ``energy_inside_mask``, ``map_iou`` and ``lesion_hit_rate``
+    (the share of the mask's lesions the map's top 5 % touches, :func:`~monai_xai.metrics.lesion_hit_rate`).
+
     What :func:`attention_agreement` averages, for callers that score batch by batch instead of keeping
     every map; :func:`summarize_agreement` of the concatenated batches gives the same figures.
     """
@@ -117,6 +121,7 @@ def agreement_scores(maps: Any, masks: Any, threshold: float = 0.5) -> dict[str,
         "pointing_game": pointing_game(maps, masks),
         "energy_inside_mask": energy_inside_mask(maps, masks),
         "map_iou": map_iou(maps, masks, threshold),
+        "lesion_hit_rate": lesion_hit_rate(maps, masks),
     }
     nan = torch.tensor(float("nan"), device=has_mask.device)
     scores = {name: torch.where(has_mask, values, nan) for name, values in scores.items()}

@@ -11,6 +11,11 @@ from monai_xai.transforms.intensity import (
     ToRGBd,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
+from monai_xai.transforms.lesion_resize import (
+    MASK_RESIZE_MODES,
+    ResizeMaskKeepLesionsd,
+    resize_mask_keep_lesions,
+)
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
 from monai_xai.transforms.postprocessing import classification_postprocessing
 from monai_xai.transforms.preflight import check_splits
@@ -45,6 +50,8 @@ __all__ = [
     "InvertMonochrome1d",
     "LoadCorrectedMapd",
     "LoadImageOrArrayd",
+    "MASK_RESIZE_MODES",
+    "ResizeMaskKeepLesionsd",
     "RemoveColorOverlayd",
     "ToGrayscaled",
     "ToRGBd",
@@ -60,6 +67,7 @@ __all__ = [
     "with_corrected_maps",
     "mri_preset",
     "photo_rgb_preset",
+    "resize_mask_keep_lesions",
     "ultrasound_preset",
     "validate_datalist",
     "xray_preset",

@@ -3,8 +3,9 @@
 Each factory takes only JSON-friendly keyword arguments, so bundle configs can build it through
 ``_target_``. The pipelines start after loading (items hold channel-first ``MetaTensor``), move every
 ``mask_keys`` entry through the same spatial transforms as the images, with nearest-neighbour
-interpolation, and end with float32 images and binary float32 masks: attention-supervision targets must
-stay aligned with the pixels the classifier sees.
+interpolation (``fundus`` can pool instead, so that lesions of a few pixels stay), and end with float32
+images and binary float32 masks: attention-supervision targets must stay aligned with the pixels the
+classifier sees.
 
 16-bit images keep their range: ``xray`` scales by percentiles, ``fundus`` and ``ultrasound`` by each
 image's range; ``photo_rgb`` (a fixed ``max_value``) and ``ct`` (Hounsfield windows) refuse, naming the file
@@ -50,6 +51,7 @@ from monai_xai.transforms.intensity import (
     ToRGBd,
 )
 from monai_xai.transforms.io import LoadImageOrArrayd
+from monai_xai.transforms.lesion_resize import ResizeMaskKeepLesionsd
 from monai_xai.transforms.validate import ValidateItemd
 
 __all__ = [
@@ -97,17 +99,63 @@ def _resize_2d(
     )
 
 
+#: image and mask resizing the fundus preset offers (the first of each: what every other preset does)
+_IMAGE_RESIZE = ("bilinear", "area")
+_MASK_RESIZE = ("nearest", "max")
+#: where a mask moved by bilinear augmentation stays lesion: a one-pixel lesion keeps at least about 0.2
+_LESION_KEEP_THRESHOLD = 0.1
+
+
+def _resize_keep_lesions(
+    keys: tuple[str, ...],
+    mask_keys: tuple[str, ...],
+    spatial_size: Sequence[int] | int,
+    image_resize: str,
+    mask_resize: str,
+) -> list[MapTransform]:
+    """Images by ``image_resize`` and masks by ``mask_resize``, for small lesions that must not vanish.
+
+    ``"area"`` makes each image pixel the mean of its footprint and adds no smoothing of its own, so a small
+    bright lesion dims but stays; ``"bilinear"`` is the other presets' anti-aliased resize. ``"max"`` masks
+    keep every lesion (:class:`ResizeMaskKeepLesionsd`); ``"nearest"`` masks are sampled as elsewhere.
+    """
+    if image_resize not in _IMAGE_RESIZE or mask_resize not in _MASK_RESIZE:
+        raise ValueError(
+            f"image_resize must be one of {_IMAGE_RESIZE} and mask_resize one of {_MASK_RESIZE}, got "
+            f"{image_resize!r} and {mask_resize!r}"
+        )
+    longest = isinstance(spatial_size, int)
+    size = spatial_size if longest else tuple(spatial_size)
+    size_mode = "longest" if longest else "all"
+    resize: list[MapTransform] = [
+        Resized(
+            keys=keys,
+            spatial_size=size,
+            size_mode=size_mode,
+            mode=image_resize,
+            anti_aliasing=image_resize == "bilinear",
+        )
+    ]
+    if not mask_keys:
+        return resize
+    if mask_resize == "max":
+        return resize + [ResizeMaskKeepLesionsd(mask_keys, size, size_mode=size_mode, mode="max")]
+    return resize + [Resized(keys=mask_keys, spatial_size=size, size_mode=size_mode, mode="nearest-exact")]
+
+
 def _augmentations(
     keys: tuple[str, ...],
     mask_keys: tuple[str, ...],
     spatial_dims: int,
     spatial_size: Sequence[int] | None,
     flip_axis: int | None,
+    mask_mode: str = "nearest",
 ) -> list[MapTransform]:
     """Light training augmentation: small rotation, zoom and shift, optional flip, mild intensity jitter.
 
     Flips are left to the caller: they are harmless for fundus and ultrasound, but mirror anatomy whose
-    laterality matters in radiographs and cross-sectional images.
+    laterality matters in radiographs and cross-sectional images. ``mask_mode="bilinear"`` moves masks by
+    interpolation, so that a lesion narrower than the sampling step is not dropped (binarise it low then).
     """
     rotate = math.radians(10.0)
     all_keys = keys + mask_keys
@@ -118,7 +166,7 @@ def _augmentations(
             rotate_range=(rotate,) if spatial_dims == 2 else (rotate,) * 3,
             scale_range=(0.1,) * spatial_dims,
             translate_range=None if spatial_size is None else tuple(0.05 * s for s in spatial_size),
-            mode=("bilinear",) * len(keys) + ("nearest",) * len(mask_keys),
+            mode=("bilinear",) * len(keys) + (mask_mode,) * len(mask_keys),
             padding_mode="zeros",
         )
     ]
@@ -131,11 +179,14 @@ def _augmentations(
     return augment
 
 
-def _finalize(keys: tuple[str, ...], mask_keys: tuple[str, ...]) -> list[MapTransform]:
-    """Binarise masks (0/255 sources included) and make every output float32."""
+def _finalize(
+    keys: tuple[str, ...], mask_keys: tuple[str, ...], mask_threshold: float = 0.5
+) -> list[MapTransform]:
+    """Binarise masks (0/1 from :class:`~monai_xai.transforms.EnsureMaskd`) at ``mask_threshold`` and make
+    every output float32."""
     final: list[MapTransform] = []
     if mask_keys:
-        final.append(AsDiscreted(keys=mask_keys, threshold=0.5))
+        final.append(AsDiscreted(keys=mask_keys, threshold=mask_threshold))
     final.append(EnsureTyped(keys=keys + mask_keys, dtype=torch.float32))
     return final
 
@@ -275,11 +326,16 @@ def fundus_preset(
     fov_crop: bool = True,
     spatial_size: Sequence[int] | None = (224, 224),
     augment: bool = False,
+    image_resize: str = "bilinear",
+    mask_resize: str = "nearest",
 ) -> Compose:
     """RGB fundus photographs cropped to the retina's field of view, scaled to [0, 1] with colour kept.
 
     Colour carries the signs of retinopathy (red haemorrhages, yellow exudates), so the three channels
-    are scaled together, not one by one.
+    are scaled together, not one by one. Exudates and microaneurysms can be a few pixels wide: with
+    ``image_resize="area"`` and ``mask_resize="max"`` the photograph shrinks without smoothing of its own and
+    no lesion leaves the mask (augmentation then moves masks by interpolation and keeps where they reach
+    0.1), so that maps can be trained toward, and credited for, the smallest lesions.
 
     Args:
         keys: image keys (channel-first RGB).
@@ -287,17 +343,28 @@ def fundus_preset(
         fov_crop: blank the surround and crop to the field of view (see :class:`FieldOfViewCropd`).
         spatial_size: output size; ``None`` keeps the input size.
         augment: add light random augmentation for training, with horizontal flips (left/right eyes).
+        image_resize: ``"bilinear"`` (anti-aliased, as the other presets) or ``"area"`` (footprint means).
+        mask_resize: ``"nearest"`` (sampled, as the other presets) or ``"max"`` (every lesion kept, see
+            :class:`~monai_xai.transforms.ResizeMaskKeepLesionsd`).
     """
     keys, mask_keys = _keys(keys), _keys(mask_keys)
+    keep_lesions = mask_resize != "nearest"
     transforms: list[MapTransform] = []
     if fov_crop:
         transforms.append(FieldOfViewCropd(keys=keys, mask_keys=mask_keys))
     transforms.append(ScaleIntensityd(keys=keys, minv=0.0, maxv=1.0))
     if spatial_size is not None:
-        transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+        if image_resize == "bilinear" and not keep_lesions:
+            transforms.append(_resize_2d(keys, mask_keys, spatial_size))
+        else:
+            transforms += _resize_keep_lesions(keys, mask_keys, spatial_size, image_resize, mask_resize)
+    elif image_resize not in _IMAGE_RESIZE or mask_resize not in _MASK_RESIZE:
+        raise ValueError(f"unknown image_resize {image_resize!r} or mask_resize {mask_resize!r}")
     if augment:
-        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=1)
-    return Compose(transforms + _finalize(keys, mask_keys))
+        mask_mode = "bilinear" if keep_lesions else "nearest"
+        transforms += _augmentations(keys, mask_keys, 2, spatial_size, flip_axis=1, mask_mode=mask_mode)
+    threshold = _LESION_KEEP_THRESHOLD if keep_lesions else 0.5
+    return Compose(transforms + _finalize(keys, mask_keys, threshold))
 
 
 def photo_rgb_preset(

@@ -30,9 +30,11 @@ BLOCKS = {
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_block_renders_its_committed_results_file(name):
     block = BLOCKS[name]
-    table = block.render(json.loads(block.path.read_text()))
+    report = json.loads(block.path.read_text())
+    table = block.render(report)
     assert table.endswith("\n") and table.count("\n") > 0
-    assert "| met |" not in table and ": met |" not in table  # no committed file has intervals for a target
+    if '"ci95"' not in block.path.read_text():  # a target is met only from an interval
+        assert "| met |" not in table and ": met |" not in table
 
 
 def test_readme_tables_match_their_results_files():
