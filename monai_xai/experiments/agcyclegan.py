@@ -124,7 +124,9 @@ from .results import (
     fmt,
     fmt_ci,
     output_path,
+    read_json_if_present,
     rounded,
+    study_parser,
     verdict,
     write_results,
 )
@@ -242,10 +244,6 @@ SCORES = ("accuracy", "auc", "sensitivity", "specificity")
 N_BOOT = 2000
 
 
-def _read(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _directions(names: Iterable[str]) -> list[str]:
     """``names`` overall and per direction (``flip_rate``, ``flip_rate_from_0``, ...)."""
     return [name + suffix for name in names for suffix in ("", *DIRECTIONS) if name + suffix != "n_images"]
@@ -282,7 +280,7 @@ def evaluation_figures(eval_dir: Path) -> dict:
     figures.update({key: metrics[key] for key in ["n_images", *_directions(FIGURES + JUDGE_FIGURES)]})
     figures.update({key: metrics[key] for key in (*INTERVALS, *REALISM, "mask_agreement") if key in metrics})
     figures["judge_classifier"] = {**metrics["judge"], **metrics["judge_classifier"]}
-    examples = _read(eval_dir / "examples.json")
+    examples = read_json_if_present(eval_dir / "examples.json")
     figures["example_panels"] = {
         key: f"{eval_dir.name}/{entry['panel']}" if entry["panel"] else None
         for key, entry in examples.items()
@@ -408,7 +406,7 @@ def training_record(task_dir: Path) -> dict:
 
             state = torch.load(checkpoints / "latest.pt", map_location="cpu", weights_only=True)
             entry["epochs"] = int(state["engine"]["epoch"])
-        best = _read(checkpoints / "best.json")
+        best = read_json_if_present(checkpoints / "best.json")
         if best:
             entry.update(metric=best["metric"], value=best["value"], best_epoch=best["epoch"])
         if entry:
@@ -467,10 +465,10 @@ def recorded_settings(
     ``uid`` in ``tracking_uri``; ``logged_params(tracking_uri, uid)``). A setting without a value (None, or
     a folder, record or store that is absent) is left out."""
     settings: dict[str, Any] = {}
-    identity = _read(task_dir / "classifier" / "run.json").get("identity", {}).get("data", {})
+    identity = read_json_if_present(task_dir / "classifier" / "run.json").get("identity", {}).get("data", {})
     settings.update({key: identity.get(key) for key in IDENTITY})
     for folder, names in LOGGED.items():
-        uid = _read(task_dir / folder / "run.json").get("uid")
+        uid = read_json_if_present(task_dir / folder / "run.json").get("uid")
         params = logged_params(tracking_uri, uid) if uid and tracking_uri else {}
         settings.update({name: params.get(param) for name, param in names.items()})
     return {key: value for key, value in settings.items() if value is not None}
@@ -750,7 +748,7 @@ def below_budget(args: argparse.Namespace) -> str | None:
 
 def lr_suggestion(path: Path) -> dict[str, float]:
     """The best pair of an LR range test (``lr_range_test.json``) as the overrides :data:`LR_KEYS`."""
-    best = _read(path).get("best") or {}
+    best = read_json_if_present(path).get("best") or {}
     missing = [key for key in LR_KEYS if key not in best]
     if missing:
         raise InputError(
@@ -895,12 +893,7 @@ def _print_figures(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments agcyclegan",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("agcyclegan", __doc__)
     runner = commands.add_parser("run", help="train, evaluate and collect every task (resumable)")
     runner.add_argument("--tasks", nargs="+", default=list(RUN_TASKS), choices=list(RUN_TASKS))
     runner.add_argument("--root", type=Path, help="the run folder (default: runs/experiments/agcyclegan-...)")

@@ -90,9 +90,13 @@ from .results import (
     finite,
     fmt,
     fmt_ci,
+    fraction_key,
     mean_sd,
     output_path,
+    parse_study_args,
+    read_json,
     rounded,
+    study_parser,
     write_results,
 )
 from .runner import Step, StepRunner, sweep_argv, wall_time
@@ -148,18 +152,6 @@ SEED = re.compile(r"seed(\d+)")
 PerImage = dict[str, tuple]
 
 
-def fraction_key(fraction: float) -> str:
-    """A fraction as the results file's key: ``0.1`` -> ``"0.1"``, ``1`` -> ``"1.0"``."""
-    return str(float(fraction))
-
-
-def read_json(path: Path) -> Any:
-    """``path``'s JSON, or an error that names the missing file and the command that writes it."""
-    if not path.is_file():
-        raise InputError(path, f"missing: run {DRIVER}")
-    return json.loads(path.read_text())
-
-
 def seed_dirs(runs: Path) -> list[Path]:
     """The ``seed<k>`` folders under ``runs`` in the order of k; at least one."""
     found = [p for p in runs.iterdir() if p.is_dir() and SEED.fullmatch(p.name)] if runs.is_dir() else []
@@ -171,7 +163,8 @@ def seed_dirs(runs: Path) -> list[Path]:
 def seed_sweep(seed_dir: Path) -> dict[tuple[str, str], dict]:
     """The seed's sweep rows by (strategy, fraction key), in the order the sweep wrote them."""
     return {
-        (r["strategy"], fraction_key(r["fraction"])): r for r in read_json(seed_dir / "sweep" / "sweep.json")
+        (r["strategy"], fraction_key(r["fraction"])): r
+        for r in read_json(seed_dir / "sweep" / "sweep.json", f"run {DRIVER}")
     }
 
 
@@ -179,7 +172,7 @@ def seed_before(seed_dir: Path) -> dict[str, float | None]:
     """The figures of the seed's model before any correction (None for one it lacks)."""
     from monai_xai.handlers.evaluation_report import flatten_report
 
-    flat = flatten_report(read_json(seed_dir / "pretrained" / "eval_test" / "metrics.json"))
+    flat = flatten_report(read_json(seed_dir / "pretrained" / "eval_test" / "metrics.json", f"run {DRIVER}"))
     return {name: finite(flat.get(key)) for name, key in METRICS.items()}
 
 
@@ -449,20 +442,11 @@ def _below_budget(args: argparse.Namespace, extra: Mapping[str, Any]) -> list[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from monai_xai.cli_args import bundle_overrides
-
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments busi_active_learning",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("busi_active_learning", __doc__)
     run_parser = commands.add_parser(
         "run",
         help="train every seed's model and sweep it (resumable), then pool the seeds; extra --key value "
         "pairs override config ids of every bundle run",
-        allow_abbrev=False,
     )
     add_run_arguments(run_parser)
     run_parser.add_argument("--backbone", default="resnet18", help="the models' backbone")
@@ -483,15 +467,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--figure", type=Path, help=f"where to draw the curves (PNG; with --publish {FIGURE})"
         )
         add_output_arguments(sub, published=PUBLISHED)
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "collect" and unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
     figure = REPO / FIGURE if args.publish and args.figure is None else args.figure
     if figure is not None and not args.publish and figure.resolve() == (REPO / FIGURE).resolve():
         raise InputError(figure, "the docs' figure is drawn only with --publish")
     if args.command == "run":
-        extra = bundle_overrides(unknown)
         short = _below_budget(args, extra)
         if args.publish and short:
             raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")

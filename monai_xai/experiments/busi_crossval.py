@@ -49,6 +49,7 @@ from .results import (
     fmt_ci,
     mean_sd,
     output_path,
+    study_parser,
     verdict,
     write_results,
 )
@@ -603,12 +604,7 @@ def _below_budget(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="monai-xai-experiments busi_crossval",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("busi_crossval", __doc__)
     run_parser = commands.add_parser("run", help="train, evaluate and collect every arm x seed (resumable)")
     run_parser.add_argument(
         "--runs_prefix", type=Path, default=Path("runs/experiments/abn_busi"), help="where the runs go"

@@ -64,7 +64,17 @@ import numpy as np
 
 from monai_xai.errors import InputError
 
-from .results import REPO, add_output_arguments, bundle_results, fmt_ci, output_path, write_results
+from .results import (
+    REPO,
+    add_output_arguments,
+    bundle_results,
+    fmt_ci,
+    output_path,
+    parse_study_args,
+    read_json_if_present,
+    study_parser,
+    write_results,
+)
 from .runner import RUNTIME_FILE, Step, StepRunner, bundle_run_argv, wall_time
 
 __all__ = [
@@ -186,19 +196,15 @@ def read_map_scores(eval_dir: Path, method: str) -> dict[str, np.ndarray] | None
 # ------------------------------------------------------------------------------------------- collector
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def method_scores(eval_dir: Path, method: str) -> dict[str, dict]:
     """The map's and its model's test figures (``{"mean", "ci95", "n"}`` where per-image data exist,
     ``{"mean"}`` otherwise); empty for an evaluation that is not there."""
     from monai_xai.metrics.uncertainty import accuracy, auc, bootstrap_ci, mean_of
 
-    metrics = _read_json(eval_dir / "metrics.json")
+    metrics = read_json_if_present(eval_dir / "metrics.json")
     if not metrics:
         return {}
-    faithfulness = _read_json(eval_dir / "faithfulness.json").get(method, {})
+    faithfulness = read_json_if_present(eval_dir / "faithfulness.json").get(method, {})
     agreement = metrics.get("attention_agreement", {}).get(method, {})
     recorded = {
         "deletion_auc": faithfulness.get("deletion_auc"),
@@ -226,7 +232,7 @@ def method_scores(eval_dir: Path, method: str) -> dict[str, dict]:
 def training_record(run_dir: Path) -> dict[str, int]:
     """Epochs the run trained (``latest.pt``) and the epoch of its best validation score (``best.json``)."""
     record = {}
-    best = _read_json(run_dir / "checkpoints" / "best.json")
+    best = read_json_if_present(run_dir / "checkpoints" / "best.json")
     if "epoch" in best:
         record["best_epoch"] = int(best["epoch"])
     latest = run_dir / "checkpoints" / "latest.pt"
@@ -243,7 +249,7 @@ def recorded_settings(multiscale_dir: Path) -> dict[str, Any]:
     """Dataset, fold and image size of a run (its ``run.json``) and the Deletion/Insertion steps and
     baseline of its test evaluation (``faithfulness.json``), where recorded."""
     settings: dict[str, Any] = {}
-    identity = _read_json(multiscale_dir / "run.json").get("identity", {})
+    identity = read_json_if_present(multiscale_dir / "run.json").get("identity", {})
     data, network = identity.get("data", {}), identity.get("network", {})
     if "dataset" in data:
         settings["dataset"] = data["dataset"]
@@ -251,7 +257,7 @@ def recorded_settings(multiscale_dir: Path) -> dict[str, Any]:
         settings["fold"] = data["fold"]
     if network.get("spatial_size"):
         settings["spatial_size"] = network["spatial_size"][0]
-    faithfulness = _read_json(multiscale_dir / "eval_test" / "faithfulness.json")
+    faithfulness = read_json_if_present(multiscale_dir / "eval_test" / "faithfulness.json")
     if "steps" in faithfulness:
         settings["faithfulness_steps"] = faithfulness["steps"]
     if "baseline" in faithfulness:
@@ -469,20 +475,11 @@ def run(args: argparse.Namespace, extra: Mapping[str, Any]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from monai_xai.cli_args import bundle_overrides
-
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments busi_maps",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("busi_maps", __doc__)
     run_parser = commands.add_parser(
         "run",
         help="train and test every backbone's models (resumable), then collect; extra --key value pairs "
         "override config ids of every bundle run",
-        allow_abbrev=False,
     )
     add_run_arguments(run_parser)
     run_parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet34"])
@@ -493,12 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         collect_parser.add_argument(f"--{name}", type=kind, help="training budget, recorded under settings")
     for sub in (run_parser, collect_parser):
         add_output_arguments(sub, published=PUBLISHED)
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "collect" and unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
     if args.command == "run":
-        extra = bundle_overrides(unknown)
         short = below_budget(args, extra)
         if args.publish and short:
             raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")

@@ -112,6 +112,7 @@ from .results import (
     fmt,
     fmt_ci,
     output_path,
+    study_parser,
     verdict,
     verdict_cell,
     write_results,
@@ -902,12 +903,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments centernet_busi",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("centernet_busi", __doc__)
     run_parser = commands.add_parser(
         "run", help="convert the data, pretrain, probe, train and evaluate every arm (resumable), collect"
     )

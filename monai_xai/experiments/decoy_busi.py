@@ -69,6 +69,8 @@ from .results import (
     fmt,
     fmt_ci,
     output_path,
+    read_json,
+    study_parser,
     verdict,
     write_results,
 )
@@ -275,7 +277,7 @@ def probe_step(args: argparse.Namespace, root: Path) -> Step:
 
 
 def _lambdas(root: Path) -> dict[str, float]:
-    probe = _read_json(root / "probe" / "magnitudes.json", "the probe writes it: run `decoy_busi run`")
+    probe = read_json(root / "probe" / "magnitudes.json", "the probe writes it: run `decoy_busi run`")
     return {penalty: float(value) for penalty, value in probe["lambda"].items()}
 
 
@@ -402,12 +404,6 @@ def probe_magnitudes(data: Path, size: int, seed: int, batches: int, out: Path) 
 # ------------------------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path, hint: str) -> Any:
-    if not path.is_file():
-        raise InputError(path, f"missing: {hint}")
-    return json.loads(path.read_text())
-
-
 def _read_csv(path: Path, hint: str) -> list[dict[str, str]]:
     if not path.is_file():
         raise InputError(path, f"missing: {hint}")
@@ -460,7 +456,7 @@ def _validation(fold_dir: Path) -> dict:
 def read_run(arm_dir: Path, explanation: str) -> TestRun:
     """The test evaluation of one crossval run folder (one fold), with the own map ``explanation``'s
     per-image marker energy and pointing game."""
-    summary = _read_json(arm_dir / "crossval_summary.json", "the arm has not finished here; rerun `run`")
+    summary = read_json(arm_dir / "crossval_summary.json", "the arm has not finished here; rerun `run`")
     fold = int(summary["folds"][0])
     fold_dir = arm_dir / f"fold{fold}"
     evaluation = fold_dir / "eval_test"
@@ -486,8 +482,8 @@ def read_run(arm_dir: Path, explanation: str) -> TestRun:
     missing = [k for k in keys if k not in markers]
     if missing:
         raise InputError(evaluation, f"{len(missing)} test images without marker rows, e.g. {missing[:2]}")
-    identity = _read_json(fold_dir / "run.json", hint)["identity"]
-    overrides = _read_json(fold_dir / "crossval_done.json", hint)["overrides"]
+    identity = read_json(fold_dir / "run.json", hint)["identity"]
+    overrides = read_json(fold_dir / "crossval_done.json", hint)["overrides"]
     settings = {
         "dataset": identity["data"]["dataset"],
         "spatial_size": identity["network"]["spatial_size"],
@@ -659,7 +655,7 @@ def collect(root: Path, arms: Sequence[str] | None = None) -> dict:
     from .runner import RUNTIME_FILE, wall_time
 
     root = Path(root)
-    probe = _read_json(root / "probe" / "magnitudes.json", "the probe writes it: run `decoy_busi run`")
+    probe = read_json(root / "probe" / "magnitudes.json", "the probe writes it: run `decoy_busi run`")
     lambdas = {penalty: float(value) for penalty, value in probe["lambda"].items()}
     seed_dirs = sorted(root.glob("seed*/decoy"))
     names = list(arms) if arms is not None else [n for n in ARMS if any((d / n).is_dir() for d in seed_dirs)]
@@ -911,9 +907,9 @@ def explanation_figure(root: Path, arms: Sequence[str], per_group: int = 2) -> F
     for name in arms:
         arm = ARMS[name]
         arm_dir = Path(root) / f"seed{SWEEP_SEED}" / "decoy" / name
-        summary = _read_json(arm_dir / "crossval_summary.json", "the arm has not finished here")
+        summary = read_json(arm_dir / "crossval_summary.json", "the arm has not finished here")
         fold = int(summary["folds"][0])
-        overrides = _read_json(arm_dir / f"fold{fold}" / "crossval_done.json", "")["overrides"]
+        overrides = read_json(arm_dir / f"fold{fold}" / "crossval_done.json", "")["overrides"]
         parser = ConfigParser()
         fragment = REPO / "configs" / "datasets" / f"{DATASETS['decoy']}.json"
         parser.read_config([str(CONFIGS / "train.json"), str(fragment), str(CONFIGS / "evaluate.json")])
@@ -990,12 +986,7 @@ def below_budget(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments decoy_busi",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("decoy_busi", __doc__)
     run_parser = commands.add_parser("run", help="write the copies, probe, train every arm x seed, collect")
     run_parser.add_argument("--data", type=Path, default=DATA, help="where the two copies go (not the repo)")
     run_parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "busi_256")

@@ -80,7 +80,10 @@ from .results import (
     as_stats,
     bundle_results,
     fmt_ci,
+    fraction_key,
     output_path,
+    read_json,
+    study_parser,
     verdict,
     write_results,
 )
@@ -137,21 +140,6 @@ EVAL_DIRS = "eval_dirs.json"
 TOLERANCE = 1e-4
 
 
-def fraction_key(fraction: float) -> str:
-    """A fraction as the results file's key: ``0.1`` -> ``"0.1"``, ``1`` -> ``"1.0"``."""
-    return str(float(fraction))
-
-
-def read_json(path: Path) -> Any:
-    """``path``'s JSON, or an error that names the missing file and the command that writes it."""
-    if not path.is_file():
-        raise InputError(path, f"missing: run {DRIVER}")
-    return json.loads(path.read_text())
-
-
-# ------------------------------------------------------------------------------------------- collector
-
-
 def _checked(stats: dict, figure: float, source: Path, what: str) -> dict:
     """``stats`` when its estimate is the recorded ``figure``; an error naming ``source`` otherwise (the
     per-image files were written by another evaluation than the one the figure came from)."""
@@ -193,7 +181,7 @@ def before_scores(trained_dir: Path) -> dict:
     from monai_xai.handlers.evaluation_report import flatten_report
 
     eval_dir = trained_dir / "eval_test"
-    flat = flatten_report(read_json(eval_dir / "metrics.json"))
+    flat = flatten_report(read_json(eval_dir / "metrics.json", f"run {DRIVER}"))
     accuracy, pointing_game = cell_scores(eval_dir, flat["image_accuracy"], flat["attention_pointing_game"])
     return {"test_accuracy": accuracy, "map_pointing_game": pointing_game}
 
@@ -202,7 +190,7 @@ def arm_scores(arm_dir: Path, strategies: Sequence[str], fractions: Sequence[flo
     """Test accuracy (``after``) and map pointing game per strategy and fraction from the arm's sweep, with
     intervals for every cell whose evaluation :func:`record_eval_dirs` located."""
     sweep_file = arm_dir / "sweep" / "sweep.json"
-    rows = {(r["strategy"], fraction_key(r["fraction"])): r for r in read_json(sweep_file)}
+    rows = {(r["strategy"], fraction_key(r["fraction"])): r for r in read_json(sweep_file, f"run {DRIVER}")}
     wanted = [(s, fraction_key(f)) for s in strategies for f in fractions]
     missing = [f"{s} {f}" for s, f in wanted if (s, f) not in rows]
     if missing:
@@ -441,18 +429,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
     from monai_xai.active_learning import STRATEGIES
     from monai_xai.cli_args import bundle_overrides
 
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments demo_correction",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("demo_correction", __doc__)
     run_parser = commands.add_parser(
         "run",
         help="make the phantoms, train, collect and sweep every arm (resumable), then collect the results; "
         "extra --key value pairs override config ids of every bundle run",
-        allow_abbrev=False,
     )
     run_parser.add_argument("--data", type=Path, help=f"the phantoms (default {DATA}; made when missing)")
     run_parser.add_argument("--n_train", type=int, default=800, help="training phantoms, when made")

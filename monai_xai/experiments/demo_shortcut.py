@@ -57,6 +57,7 @@ from .results import (
     fmt,
     fmt_ci,
     output_path,
+    study_parser,
     write_results,
 )
 from .runner import RUNTIME_FILE, Step, StepRunner, wall_time
@@ -287,12 +288,7 @@ def below_budget(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments demo_shortcut",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("demo_shortcut", __doc__)
     run_parser = commands.add_parser(
         "run", help="make the phantoms, run the quickstart over every arm (resumable), then collect"
     )

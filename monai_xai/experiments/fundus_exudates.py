@@ -74,6 +74,8 @@ from .results import (
     finite,
     fmt_ci,
     output_path,
+    parse_study_args,
+    study_parser,
     verdict,
     vs_zero,
     write_results,
@@ -1004,20 +1006,11 @@ def _add_budget_arguments(parser: argparse.ArgumentParser, defaults: bool) -> No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from monai_xai.cli_args import bundle_overrides
-
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments fundus_exudates",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("fundus_exudates", __doc__)
     run_parser = commands.add_parser(
         "run",
         help="train and test every arm on every fold, sweep the corrections (resumable), then collect; extra "
         "--key value pairs override config ids of every bundle run",
-        allow_abbrev=False,
     )
     run_parser.add_argument(
         "--runs", type=Path, help="the study's folder (default runs/experiments/fundus_exudates-<size>px)"
@@ -1050,11 +1043,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{FIGURES} with --publish, else beside the results file)",
         )
         add_output_arguments(sub, published=PUBLISHED)
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "collect" and unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
-    extra = bundle_overrides(unknown) if args.command == "run" else {}
     if args.command == "run":
         short = below_budget(args, extra)
         if args.publish and short:

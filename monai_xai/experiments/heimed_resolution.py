@@ -31,7 +31,6 @@ A run keeps the epoch times of sizes and arms it does not time again from the re
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import tempfile
@@ -45,7 +44,7 @@ import numpy as np
 from monai_xai.errors import InputError
 
 from .fundus_exudates import ARMS, arm_overrides
-from .results import REPO, add_output_arguments, bundle_results, fmt, output_path, write_results
+from .results import REPO, add_output_arguments, bundle_results, fmt, output_path, study_parser, write_results
 
 __all__ = [
     "BLOCKS",
@@ -323,16 +322,10 @@ def choose_size(estimates: Mapping[str, Mapping[str, float]], budget_hours: floa
 def main(argv: Sequence[str] | None = None) -> int:
     from monai_xai.cli_args import bundle_overrides
 
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments heimed_resolution",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("heimed_resolution", __doc__)
     run_parser = commands.add_parser(
         "run", help="measure survival (and with --timing the epoch times); extra --key value pairs override "
-        "config ids of the timed trainings", allow_abbrev=False,
+        "config ids of the timed trainings",
     )  # fmt: skip
     run_parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     run_parser.add_argument("--dataset", type=Path, default=DATASET, help="the dataset fragment")

@@ -62,6 +62,7 @@ from .results import (
     finite,
     fmt_ci,
     output_path,
+    study_parser,
     verdict,
     verdict_cell,
     write_results,
@@ -414,12 +415,7 @@ def _per_dataset(kind: type):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments medmnist",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("medmnist", __doc__)
     run_parser = commands.add_parser(
         "run", help="train and evaluate every seed, dataset and arm (resumable), then collect"
     )

@@ -16,11 +16,12 @@ Figures in a results file are ``{"mean": .., "ci95": [low, high], "n": ..}`` (:m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,14 @@ __all__ = [
     "finite",
     "fmt",
     "fmt_ci",
+    "fraction_key",
     "mean_sd",
     "output_path",
+    "parse_study_args",
+    "read_json",
+    "read_json_if_present",
     "rounded",
+    "study_parser",
     "verdict",
     "verdict_cell",
     "vs_zero",
@@ -94,6 +100,51 @@ def output_path(args: argparse.Namespace, published: str) -> Path:
     if args.out is None:
         raise InputError(None, f"give --out <results.json>, or --publish to write {published}")
     return args.out
+
+
+def read_json(path: Path, hint: str) -> Any:
+    """``path``'s JSON, or an error naming the missing file and ``hint`` (the command that writes it)."""
+    if not path.is_file():
+        raise InputError(path, f"missing: {hint}")
+    return json.loads(path.read_text())
+
+
+def read_json_if_present(path: Path) -> dict:
+    """``path``'s JSON, or an empty dict for an optional record that was not written."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def fraction_key(fraction: float) -> str:
+    """A fraction as a results file's key: ``0.1`` -> ``"0.1"``, ``1`` -> ``"1.0"``."""
+    return str(float(fraction))
+
+
+def parse_study_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """A study's arguments, and a ``run``'s unknown ``--key value`` pairs as the bundle overrides of every
+    run it starts (read as the bundle's command line reads them); unknown arguments elsewhere are an error."""
+    from monai_xai.cli_args import bundle_overrides
+
+    args, unknown = parser.parse_known_args(argv)
+    if args.command != "run":
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return args, {}
+    return args, bundle_overrides(unknown)
+
+
+def study_parser(name: str, description: str | None) -> tuple[argparse.ArgumentParser, Any]:
+    """Experiment ``name``'s command line and the subcommands (``run``, ``collect``) to add to it.
+
+    Abbreviations are off in the parser and every subcommand: a ``run``'s unknown ``--key value`` pairs are
+    bundle overrides, which a prefix of one of its own options must never swallow.
+    """
+    parser_class = functools.partial(
+        argparse.ArgumentParser, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    parser = parser_class(prog=f"python -m monai_xai.experiments {name}", description=description)
+    return parser, parser.add_subparsers(dest="command", required=True, parser_class=parser_class)
 
 
 def write_results(report: Mapping[str, Any], path: Path, publish: bool = False) -> Path:

@@ -54,6 +54,8 @@ from .results import (
     finite,
     fmt_ci,
     output_path,
+    parse_study_args,
+    study_parser,
     verdict,
     write_results,
 )
@@ -202,20 +204,11 @@ def _below_budget(args: argparse.Namespace, extra: Mapping[str, Any]) -> list[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from monai_xai.cli_args import bundle_overrides
-
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_xai.experiments retinamnist",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = study_parser("retinamnist", __doc__)
     run_parser = commands.add_parser(
         "run",
         help="train and test every arm x seed (resumable), then collect; extra --key value pairs override "
         "config ids of every bundle run",
-        allow_abbrev=False,
     )
     run_parser.add_argument("--runs", type=Path, help="default runs/experiments/retinamnist-<epochs>ep")
     run_parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -230,12 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         collect_parser.add_argument(f"--{name}", type=kind, help="training budget, recorded under settings")
     for sub in (run_parser, collect_parser):
         add_output_arguments(sub, published=PUBLISHED)
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "collect" and unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
     if args.command == "run":
-        extra = bundle_overrides(unknown)
         short = _below_budget(args, extra)
         if args.publish and short:
             raise InputError(None, f"--publish needs the default budget: {', '.join(short)}")
