@@ -1,4 +1,4 @@
-"""torchrun process-group helpers behind the shared ``configs/multi_gpu_train.json`` fragment.
+"""torchrun process-group helpers behind each bundle's ``configs/multi_gpu_train.json`` fragment.
 
 The fragment applies to any bundle whose ``train.json`` names its module ``network``, its trainer handlers
 ``train#handlers`` and its seed expression ``set_seed``; these functions hold the rank and device rules that
@@ -8,7 +8,6 @@ would otherwise be inline conditionals in its JSON.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,7 +18,7 @@ __all__ = [
     "device_ids",
     "local_device",
     "print_once",
-    "rank_handlers",
+    "process_rank",
     "setup_process_group",
 ]
 
@@ -53,22 +52,19 @@ def setup_process_group(device: torch.device, tracking_uri: str | None = None) -
     dist.barrier()
 
 
-def _rank() -> int:
-    """This process's rank: from the process group once it exists, else from torchrun's ``RANK``."""
+def process_rank() -> int:
+    """This process's rank: from the process group once it exists, else from torchrun's ``RANK``.
+
+    Why: bundle configs decide which handlers run on which rank while they are parsed, before the
+    process group is initialised."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank()
     return int(os.environ.get("RANK", "0"))
 
 
-def rank_handlers(handlers: Sequence[Any], shared: int = 1) -> list[Any]:
-    """All ``handlers`` on rank 0; on other ranks only the first ``shared`` (those every process needs,
-    such as the learning-rate schedule), so that logging, validation and checkpoints happen once."""
-    return list(handlers) if _rank() == 0 else list(handlers[:shared])
-
-
 def print_once(*message: Any) -> None:
     """``print`` on rank 0 only (in a single process too), so that a summary is not repeated per process."""
-    if _rank() == 0:
+    if process_rank() == 0:
         print(*message)
 
 

@@ -10,6 +10,8 @@ best score (``best.json``, ``early_stopping.json``) carries the fingerprint it b
 
 Files named in the identity count by content, not by path: any string value naming an existing file is
 replaced by a digest of its bytes, so the same data under another path resumes, and an edited CSV does not.
+A file a run may start from (:data:`OPTIONAL_FILES`, e.g. ``pretrained_weights``) is left out while unset,
+so the runs made before such a key existed keep their fingerprint.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from monai_xai.errors import InputError
 from monai_xai.utils import atomic_write_json
 
 __all__ = [
+    "OPTIONAL_FILES",
     "RUN_FILE",
     "RunFolder",
     "RunIdentityError",
@@ -43,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: The run's record in its folder.
 RUN_FILE = "run.json"
+#: Identity keys naming a file a run may start from. Left out of the identity when None, so adding one to a
+#: config keeps the fingerprints of runs made without it; when set, the file must exist and counts by content.
+OPTIONAL_FILES = ("pretrained_weights",)
 #: Lock file beside it; held (``flock``) by the process that trains in the folder and released when it dies.
 LOCK_FILE = ".run.lock"
 #: What moving a run aside leaves in place: the lock, and the MLflow store of ``default_tracking_uri``.
@@ -81,9 +87,19 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def canonical_identity(identity: Any) -> Any:
-    """``identity`` as plain JSON values: tuples as lists, paths and file names as digests of their files."""
+    """``identity`` as plain JSON values: tuples as lists, paths and file names as digests of their files.
+
+    Keys of :data:`OPTIONAL_FILES` are left out when None and must name an existing file otherwise.
+
+    Args:
+        identity: the settings that define a run, JSON-like.
+    """
     if isinstance(identity, Mapping):
-        return {str(k): canonical_identity(v) for k, v in sorted(identity.items(), key=lambda kv: str(kv[0]))}
+        return {
+            str(k): canonical_identity(_optional_file(k, v) if k in OPTIONAL_FILES else v)
+            for k, v in sorted(identity.items(), key=lambda kv: str(kv[0]))
+            if not (k in OPTIONAL_FILES and v is None)
+        }
     if isinstance(identity, list | tuple):
         return [canonical_identity(v) for v in identity]
     if isinstance(identity, os.PathLike) or (isinstance(identity, str) and identity):
@@ -96,6 +112,13 @@ def canonical_identity(identity: Any) -> Any:
     if hasattr(identity, "tolist"):  # numpy / torch scalars and arrays
         return canonical_identity(identity.tolist())
     raise TypeError(f"run identity values must be JSON-like, got {type(identity).__name__}: {identity!r}")
+
+
+def _optional_file(key: str, value: Any) -> Any:
+    """``value`` of an :data:`OPTIONAL_FILES` key, checked: a path must name an existing file."""
+    if isinstance(value, str | os.PathLike) and not os.path.isfile(value):
+        raise InputError(value, f"{key}: file not found")
+    return value
 
 
 def fingerprint(identity: Mapping) -> str:

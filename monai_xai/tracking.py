@@ -15,10 +15,15 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monai_xai.runs import RunFolder
 
 __all__ = [
     "artifact_location",
     "classifier_run_name",
+    "config_params",
     "default_tracking_uri",
     "ensure_store",
     "find_run",
@@ -46,6 +51,55 @@ def classifier_run_name(dataset: str, mode: str, architecture: str, backbone: st
     """
     parts = [dataset, mode, *([] if architecture == "abn" else [architecture]), backbone, f"fold{fold}"]
     return "_".join(parts)
+
+
+#: first characters of a config string that MONAI resolves (expression, reference, macro): not a literal
+_RESOLVED_PREFIXES = ("$", "@", "%")
+
+
+def _is_literal(value: Any) -> bool:
+    """A setting as written: no expression, reference, macro or component anywhere in it."""
+    if isinstance(value, str):
+        return not value.startswith(_RESOLVED_PREFIXES)
+    if isinstance(value, Mapping):
+        return "_target_" not in value and all(_is_literal(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_is_literal(v) for v in value)
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _executing_config() -> Mapping[str, Any]:
+    """The raw content (files merged, overrides applied) of the MONAI ``ConfigParser`` that is resolving the
+    calling config item: the same content that MONAI's tracking settings save as the executed config.
+
+    A config item cannot reference the whole config it is part of, so the parser is found on the call stack,
+    where ``ConfigParser.get_parsed_content`` always is while an item is resolved.
+    """
+    from monai.bundle import ConfigParser
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        parser = frame.f_locals.get("self")
+        if isinstance(parser, ConfigParser):
+            return parser.get()
+        frame = frame.f_back
+    raise RuntimeError("config_params must be resolved from a bundle config (by monai.bundle.ConfigParser)")
+
+
+def config_params(**facts: Any) -> dict[str, Any]:
+    """The MLflow parameters of the bundle run being parsed: every top-level setting written as a literal
+    (files and command-line overrides merged), then ``facts``, the values known only once resolved.
+
+    Used as a handler's ``experiment_param`` (``{"_target_": "monai_xai.tracking.config_params", "fast_path":
+    ...}``), so that a config lists no parameter by hand and a new setting is logged without a config edit.
+    Expressions, references and components are left out: resolving them here could train or load data.
+
+    Args:
+        facts: parameters to log beside (or instead of) the literal settings, e.g. a resolved class balance.
+    """
+    config = _executing_config()
+    params = {key: value for key, value in config.items() if not key.startswith("_") and _is_literal(value)}
+    return {**params, **facts}
 
 
 def ensure_store(tracking_uri: str) -> str:
@@ -220,19 +274,35 @@ def finish_run(
     run_name: str,
     output_dir: str | os.PathLike,
     figures_dir: str | os.PathLike,
+    run_folder: RunFolder | None = None,
 ) -> None:
-    """End of a training run: log its figures, mark the MLflow run finished, say what was produced.
+    """End of a training run: on rank 0 only, so that the MLflow run is finished once, log its figures, mark
+    the run finished and say what was produced; then release the claimed ``run_folder`` (every rank).
 
-    Only rank 0 of a distributed run does this, so the run is finished once.
+    Args:
+        tracking_uri: the MLflow store.
+        experiment_name: the MLflow experiment.
+        run_name: the MLflow run to finish.
+        output_dir: the run's folder, whose outputs are listed.
+        figures_dir: the folder of figures logged as artifacts.
+        run_folder: the run folder this process claimed, released at the end; None when none was claimed.
     """
     import ignite.distributed as idist
 
-    if idist.get_rank() != 0:
-        return
-    log_to_run(
-        tracking_uri, experiment_name, run_name, artifacts=[figures_dir], artifact_path="figures", finish=True
-    )
-    print_outputs(output_dir, tracking_uri)
+    try:
+        if idist.get_rank() == 0:
+            log_to_run(
+                tracking_uri,
+                experiment_name,
+                run_name,
+                artifacts=[figures_dir],
+                artifact_path="figures",
+                finish=True,
+            )
+            print_outputs(output_dir, tracking_uri)
+    finally:
+        if run_folder is not None:
+            run_folder.release()
 
 
 def print_outputs(output_dir: str | os.PathLike, tracking_uri: str | None = None) -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from monai.utils import look_up_option
+
 from monai_xai.active_learning.base import SampleRecords, SelectionStrategy
 from monai_xai.active_learning.largest_map_error import LargestMapError
 from monai_xai.active_learning.lowest_confidence import LowestConfidence
 from monai_xai.active_learning.random_selection import RandomSelection
+from monai_xai.errors import InputError
 
 __all__ = [
     "STRATEGIES",
@@ -31,10 +34,19 @@ STRATEGIES: dict[str, type[SelectionStrategy]] = {
 
 
 def get_strategy(name: str, **kwargs) -> SelectionStrategy:
-    """The strategy called ``name`` (see :data:`STRATEGIES`), built with ``kwargs``."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](**kwargs)
+    """The strategy called ``name`` (see :data:`STRATEGIES`), built with ``kwargs``.
+
+    Args:
+        name: a key of :data:`STRATEGIES` (the correction bundle's ``strategy`` key).
+        kwargs: the strategy's constructor arguments (``strategy_args``).
+
+    Raises:
+        InputError: for an unknown ``name``, naming the ``strategy`` key and the valid names.
+    """
+    strategy_type = look_up_option(name, STRATEGIES, default=None)
+    if strategy_type is None:
+        raise InputError("strategy", f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
+    return strategy_type(**kwargs)
 
 
 def select_for_correction(

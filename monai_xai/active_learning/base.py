@@ -46,7 +46,7 @@ class SampleRecords:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> SampleRecords:
-        """Read a ``records.csv`` written by :class:`~monai_xai.handlers.CorrectionCandidates`."""
+        """Read a ``records.csv`` written by :class:`~monai_xai.handlers.CorrectionCandidatesHandler`."""
         path = Path(path)
         try:
             with open(path, newline="") as f:

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from monai_xai.cli_args import bundle_overrides, config_file_list
+from monai_xai.errors import InputError
 
 __all__ = ["DEFAULT_FRACTIONS", "SCORES", "evaluated", "main", "run_sweep"]
 
@@ -105,13 +106,17 @@ def run_sweep(
     strategy its constructor arguments by name, e.g. ``{"random": {"seed": 1}}`` for another random pick.
     """
     from monai.bundle import ConfigParser, run
+    from monai.utils import look_up_option
 
     from monai_xai.active_learning import STRATEGIES
     from monai_xai.tracking import log_to_run
 
-    unknown = [s for s in [*strategies, *(strategy_args or {})] if s not in STRATEGIES]
+    names = [*strategies, *(strategy_args or {})]
+    unknown = [s for s in names if look_up_option(s, STRATEGIES, default=None) is None]
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}; valid strategies: {', '.join(STRATEGIES)}")
+        raise InputError(
+            "strategies", f"unknown strategies {unknown}; valid strategies: {', '.join(STRATEGIES)}"
+        )
     if not fractions or not all(0.0 < float(f) <= 1.0 for f in fractions):
         raise ValueError(f"fractions must lie in (0, 1], got {list(fractions)}")
     out = Path(output_dir).resolve()

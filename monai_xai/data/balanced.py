@@ -44,7 +44,7 @@ class ClassBalancedDataset(Dataset):
     Slot ``i`` of class ``c`` (``len`` is classes x the largest class's size) is the class's ``i``-th item
     while it has one, else one of its items drawn with replacement, a fresh draw on every access: an epoch
     shows every item and tops each smaller class up. Balancing in the dataset rather than in a sampler leaves
-    the sampler free: a shuffle in one process, MONAI's ``DistributedSampler`` under torchrun (the shared
+    the sampler free: a shuffle in one process, MONAI's ``DistributedSampler`` under torchrun (each bundle's
     ``configs/multi_gpu_train.json`` replaces ``train#sampler``). With balanced classes it holds each item
     once.
     """

@@ -14,7 +14,7 @@ from os import PathLike
 from typing import Any
 
 import numpy as np
-from monai.utils import optional_import
+from monai.utils import look_up_option, optional_import
 from numpy.typing import ArrayLike
 from PIL import Image
 
@@ -140,9 +140,9 @@ def find_near_duplicates(
     Returns:
         Groups of two or more indices, each sorted, ordered by their first index; singletons are left out.
     """
-    if method not in _HASHES:
+    hash_fn = look_up_option(method, _HASHES, default=None)
+    if hash_fn is None:
         raise ValueError(f"unknown hash method {method!r}; valid methods: {', '.join(sorted(_HASHES))}.")
-    hash_fn = _HASHES[method]
     if len(images) < 2:
         return []
     bits = np.stack([hash_fn(img, hash_size=hash_size) for img in _progress(images, progress, method)])

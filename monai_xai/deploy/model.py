@@ -35,11 +35,42 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".ni
 _FIRST_CONFIG = "inference.json"
 _LAST_CONFIGS = ("export.json",)
 _PREPROCESSING_ID = "preprocessing"
-#: The ``preprocessing`` of ``inference.json``, which :func:`_preprocessing` builds without evaluating it.
-_PREPROCESSING = (
-    "$monai_xai.transforms.inference_transforms(@preset, @spatial_size, @in_channels, @preset_args, "
-    "spatial_dims=@spatial_dims, intensity_transforms=@intensity_transforms)"
-)
+#: The ``preprocessing`` of the bundles' ``inference.json``: the transforms of
+#: :func:`~monai_xai.transforms.inference_transforms` spelled out as addressable items. :func:`_preprocessing`
+#: accepts exactly this and builds it from the plain settings it references, evaluating none of it.
+_PREPROCESSING: dict[str, Any] = {
+    "_target_": "Compose",
+    "transforms": [
+        {"_target_": "monai_xai.transforms.LoadImageOrArrayd", "keys": ["image"]},
+        {
+            "_target_": "monai_xai.transforms.ValidateItemd",
+            "expected_channels": "@in_channels",
+            "spatial_dims": "@spatial_dims",
+        },
+        {
+            "_target_": "monai_xai.transforms.PresetIntensityd",
+            "keys": ["image"],
+            "preset": "@preset",
+            "preset_args": "@preset_args",
+            "spatial_dims": "@spatial_dims",
+            "intensity_transforms": "@intensity_transforms",
+        },
+        {
+            "_target_": "monai_xai.transforms.PresetResized",
+            "_disabled_": "$@spatial_dims != 2",
+            "keys": ["image"],
+            "preset": "@preset",
+            "spatial_size": "@spatial_size",
+            "preset_args": "@preset_args",
+        },
+        {
+            "_target_": "EnsureTyped",
+            "_disabled_": "$@spatial_dims != 2",
+            "keys": ["image"],
+            "dtype": "float32",
+        },
+    ],
+}
 #: The plain settings it takes, with their JSON types (``None``: may be null).
 _SETTINGS: dict[str, tuple[type, ...]] = {
     "preset": (str,),
@@ -297,12 +328,12 @@ def _plain(config: dict[str, Any], key: str, types: tuple[type, ...], path: Path
 
 
 #: inference.json's ``operating_point`` when no record was exported with the model: read beside a checkpoint.
-_OPERATING_POINT_READER = "$monai_xai.networks.read_operating_point(@ckpt_path)"
+_OPERATING_POINT_READER = {"_target_": "monai_xai.networks.read_operating_point", "checkpoint": "@ckpt_path"}
 
 
 def _operating_point(config: dict[str, Any], path: Path) -> dict[str, Any] | None:
     """The exported operating point record (``<checkpoint>.operating_point.json`` given to ``ckpt_export``),
-    or None when only inference.json's reader expression is there (never evaluated)."""
+    or None when only inference.json's reader component is there (never instantiated)."""
     value = config.get("operating_point")
     if value is None or value == _OPERATING_POINT_READER:
         return None
@@ -325,9 +356,10 @@ def _class_names(config: dict[str, Any], path: Path) -> list[str]:
 
 
 def _preprocessing(config: dict[str, Any], path: Path) -> Callable:
-    """``inference.json``'s preprocessing, built by calling what its expression names with plain settings.
+    """``inference.json``'s preprocessing, built by :func:`~monai_xai.transforms.inference_transforms` from
+    the plain settings its items reference.
 
-    A model whose ``preprocessing`` is another expression, or a 3D model whose ``intensity_transforms``
+    A model whose ``preprocessing`` is another list, or a 3D model whose ``intensity_transforms``
     are transform objects (made by expressions), is refused: running it would mean evaluating its configs.
     """
     from monai_xai.transforms import inference_transforms
@@ -335,11 +367,11 @@ def _preprocessing(config: dict[str, Any], path: Path) -> Callable:
     expression = config.get(_PREPROCESSING_ID)
     if expression is None:
         raise InputError(path, f"has no '{_PREPROCESSING_ID}': export it with inference.json")
-    if not isinstance(expression, str) or "".join(expression.split()) != "".join(_PREPROCESSING.split()):
+    if expression != _PREPROCESSING:
         raise InputError(
             path,
-            f"its '{_PREPROCESSING_ID}' is not the bundle's {_PREPROCESSING!r}: the deploy app builds only "
-            "that one, from plain settings, and evaluates no config expressions",
+            f"its '{_PREPROCESSING_ID}' is not the bundle's transform list (see monai_xai.deploy.model): the "
+            "deploy app builds only that one, from plain settings, and evaluates no config expressions",
         )
     settings = {key: _plain(config, key, types, path) for key, types in _SETTINGS.items()}
     if settings["spatial_dims"] == 3 and config.get("intensity_transforms", []) != []:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Invertd
-from monai.utils import convert_to_tensor
+from monai.utils import convert_to_tensor, look_up_option
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
@@ -203,13 +203,14 @@ class EditorSession:
 
     def order(self, name: str = "datalist") -> list[int]:
         """Sample indices in the datalist's order, or most useful to correct first by strategy ``name``."""
-        if name == "datalist":
-            return list(range(len(self.items)))
-        if name not in STRATEGIES:
+        checked = look_up_option(name, ORDERS, default=None)
+        if checked is None:
             raise RequestError(f"unknown order {name!r}; valid orders: {', '.join(ORDERS)}")
-        kwargs = {"seed": self.seed} if name == "random" else {}
+        if checked == "datalist":
+            return list(range(len(self.items)))
+        kwargs = {"seed": self.seed} if checked == "random" else {}
         try:
-            return [int(i) for i in get_strategy(name, **kwargs).rank(self.records())]
+            return [int(i) for i in get_strategy(checked, **kwargs).rank(self.records())]
         except ValueError as err:
             raise RequestError(f"cannot order by {name}: {err}") from None
 
@@ -347,7 +348,7 @@ def load_session(
     from monai_xai.data import csv_datalist, dataset_splits, select_labels
     from monai_xai.networks import load_weights
 
-    if split not in SPLITS:
+    if look_up_option(split, SPLITS, default=None) is None:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     parser = ConfigParser()
     parser.read_config(list(config_files))

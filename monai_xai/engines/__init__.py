@@ -24,6 +24,7 @@ from monai_xai.engines.outputs import (
     loss_part,
 )
 from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
+from monai_xai.engines.prepare_batch import PrepareBatchPair, PrepareBatchWithBoxes, PrepareBatchWithMasks
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "SimSiamTrainer",
     "FastPath",
     "FastPathEngine",
+    "PrepareBatchPair",
+    "PrepareBatchWithBoxes",
+    "PrepareBatchWithMasks",
     "cpu_supports_bf16",
     "to_float32",
     "optimisation_step",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
+from monai.inferers import Inferer, SimpleInferer
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPath
+from monai_xai.engines.prepare_batch import PrepareBatchPair
 from monai_xai.flags import as_bool
 from monai_xai.losses.gan_loss import GANLoss
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, CycleOutput, Translation, to_gan_range
@@ -34,6 +36,33 @@ class AGCycleGANTrainer(Trainer):
 
     Under torchrun ``network``, ``d_x`` and ``d_y`` are all wrapped in ``DistributedDataParallel``, or none
     is: a discriminator left out would train apart on each process.
+
+    As in MONAI's trainers, ``prepare_batch`` gives ``(x, y)`` on the device and the generator's cycle (the
+    step's prediction) runs through ``inferer(x, network, y)``. The discriminators are called directly:
+    their outputs are terms of the adversarial losses, not predictions, and an inferer that tiles or
+    post-processes them would change the objective the losses define.
+
+    Args:
+        device: the device the networks are on.
+        max_epochs: epochs to train.
+        train_data_loader: batches ``{"x", "y"}``.
+        network: the AG-CycleGAN (both translations), maybe in ``DistributedDataParallel``.
+        d_x: discriminator of class-0 images.
+        d_y: discriminator of class-1 images.
+        g_optimizer: optimiser of the generator's (decoders') weights.
+        d_optimizer: optimiser of both discriminators' weights.
+        adversarial_loss: the GAN loss of both the generator and the discriminators.
+        lambda_cyc: weight of the L1 cycle consistency.
+        lambda_att: weight of the mean attention (sparsity prior).
+        n_dis: discriminator steps per generator step, at least 1.
+        amp: run on the device's fast path.
+        key_train_metric: MONAI's key metric of the trainer.
+        additional_metrics: MONAI's further metrics.
+        train_handlers: MONAI's handlers.
+        prepare_batch: ``(batchdata, device, non_blocking, **kwargs) -> (x, y)``; default
+            :class:`~monai_xai.engines.PrepareBatchPair`.
+        inferer: runs the generator's cycle; default MONAI's ``SimpleInferer``.
+        kwargs: further arguments of MONAI's ``Trainer`` (``epoch_length``, ``to_kwargs`` ...).
     """
 
     def __init__(
@@ -54,6 +83,8 @@ class AGCycleGANTrainer(Trainer):
         key_train_metric: dict | None = None,
         additional_metrics: dict | None = None,
         train_handlers: Sequence | None = None,
+        prepare_batch: Callable | None = None,
+        inferer: Inferer | None = None,
         **kwargs,
     ) -> None:
         if n_dis < 1:
@@ -63,7 +94,8 @@ class AGCycleGANTrainer(Trainer):
         if 0 < len(wrapped) < len(modules):
             raise ValueError(
                 f"only {wrapped} of network, d_x and d_y are wrapped in DistributedDataParallel: the others "
-                "would train apart on each process; wrap all three (the bundle's configs/multi_gpu_gan.json)"
+                "would train apart on each process; wrap all three (as the bundle's "
+                "configs/multi_gpu_train.json does)"
             )
         super().__init__(
             device=device,
@@ -72,11 +104,13 @@ class AGCycleGANTrainer(Trainer):
             key_metric=key_train_metric,
             additional_metrics=additional_metrics,
             handlers=train_handlers,
+            prepare_batch=PrepareBatchPair() if prepare_batch is None else prepare_batch,
             decollate=False,
             amp=as_bool(amp, "amp") and torch.device(device).type == "cuda",
             **kwargs,
         )
         self.network, self.d_x, self.d_y = network, d_x, d_y
+        self.inferer = SimpleInferer() if inferer is None else inferer
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.adversarial_loss = adversarial_loss
         self.lambda_cyc, self.lambda_att, self.n_dis = lambda_cyc, lambda_att, n_dis
@@ -91,7 +125,7 @@ class AGCycleGANTrainer(Trainer):
         self.d_x.requires_grad_(False)
         self.d_y.requires_grad_(False)
         self.g_optimizer.zero_grad(set_to_none=True)
-        cycle = self.fast_path.forward(self.network, x, y)
+        cycle = self.fast_path.forward(self.inferer, x, self.network, y)
         terms = self.generator_loss_terms(cycle, x, y)
         loss = sum(weight * term for weight, term in terms.values())
         self.g_scaler.scale(loss).backward()
@@ -157,8 +191,7 @@ class AGCycleGANTrainer(Trainer):
     def _iteration(self, engine: AGCycleGANTrainer, batchdata: dict) -> dict:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
-        x = torch.as_tensor(batchdata["x"]).to(engine.state.device, non_blocking=engine.non_blocking)
-        y = torch.as_tensor(batchdata["y"]).to(engine.state.device, non_blocking=engine.non_blocking)
+        x, y = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         engine.state.output = engine.train_step(x, y)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output

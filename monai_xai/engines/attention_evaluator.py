@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
-from monai_xai.engines.outputs import batch_to_device
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
 from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionEvaluator"]
@@ -21,13 +23,27 @@ class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
     prediction and of the attention map can be computed from one forward pass. The forward goes through the
     evaluator's ``inferer`` (``SimpleInferer`` by default) on the device's fast path when ``amp`` is on;
     every output is float32.
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedEvaluator``.
+        prepare_batch: gives the batch on the device as a dict with ``image``, and ``label`` / ``mask`` /
+            ``has_mask`` when the batch has them; default :class:`PrepareBatchWithMasks`.
+        decollate: MONAI's option; off, since every consumer works on whole batches.
+        kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(self, *args, decollate: bool = False, **kwargs):
-        super().__init__(*args, decollate=decollate, **kwargs)
+    def __init__(
+        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
+    ) -> None:
+        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
-        engine.state.output = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        engine.state.output = engine.prepare_batch(
+            batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs
+        )
         inputs = engine.fast_path.prepare_input(engine.state.output[Keys.IMAGE])
         engine.state.output[Keys.IMAGE] = inputs
         with engine.mode(engine.network):

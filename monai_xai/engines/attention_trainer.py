@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from monai.engines import SupervisedTrainer
@@ -10,8 +11,9 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
-from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK, batch_to_device
+from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
 from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionSupervisedTrainer"]
@@ -28,10 +30,23 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
     gradients, as ``inputs``.
     Batches stay collated (``decollate=False``) because every consumer works on whole batches. ``amp``
     picks the device's fast path (see :class:`~monai_xai.engines.precision.FastPath`).
+
+    As in MONAI's ``SupervisedTrainer``, the batch comes from ``prepare_batch`` and the network runs through
+    ``inferer`` (``SimpleInferer`` by default).
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedTrainer``.
+        prepare_batch: gives the batch on the device as a dict with ``image`` and ``label``, and ``mask`` /
+            ``has_mask`` when the batch has teacher masks; default :class:`PrepareBatchWithMasks`.
+        decollate: MONAI's option; off, since every consumer works on whole batches.
+        kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(self, *args, decollate: bool = False, **kwargs):
-        super().__init__(*args, decollate=decollate, **kwargs)
+    def __init__(
+        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
+    ) -> None:
+        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
         if getattr(self.loss_function, "needs_inputs", False) and self.fast_path.channels_last:
             # double back-propagation is slower through oneDNN's channels-last convolutions than through
             # contiguous ones: an input-gradient loss trains in the default layout
@@ -39,7 +54,9 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
             self.network.to(memory_format=torch.contiguous_format)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
-        batch = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         inputs, labels = engine.fast_path.prepare_input(batch[Keys.IMAGE]), batch[Keys.LABEL]
         masks, has_mask = batch.get(MASK), batch.get(HAS_MASK)
         engine.state.output = {Keys.IMAGE: inputs, Keys.LABEL: labels}
@@ -50,7 +67,7 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
             extra["inputs"] = inputs
 
         def forward_and_loss() -> torch.Tensor:
-            raw = engine.fast_path.forward(engine.network, inputs)
+            raw = engine.fast_path.forward(engine.inferer, inputs, engine.network)
             engine.state.output.update(split_network_output(raw))
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss, parts = engine.loss_function(raw, labels, masks, has_mask, **extra)

@@ -8,10 +8,11 @@ import torch
 from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
+from monai.utils import look_up_option
 from torch import nn
 
-from monai_xai.engines.outputs import batch_to_device
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, to_classifier_range, to_gan_range
 
 __all__ = ["CounterfactualEvaluator"]
@@ -25,8 +26,18 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
     ``generated``, ``fake``; ``pred`` / ``pred_after`` (logits before/after translation),
     ``source_class``, ``target_class``, ``name`` (each item's file or source); ``label`` and ``mask``
     when given; ``cam`` (Grad-CAM++ of the predicted class) when ``saliency_fn`` is set. Networks run on the
-    device's fast path when ``amp`` is on; every output is float32. The GAN translates through
-    ``inferer`` (MONAI's ``SimpleInferer`` by default).
+    device's fast path when ``amp`` is on; every output is float32. The classifier's logits and the GAN's
+    translations are predictions, both made through ``inferer`` (MONAI's ``SimpleInferer`` by default).
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedEvaluator`` (``network`` is the classifier).
+        gan: the trained AG-CycleGAN.
+        source: ``"label"`` or ``"prediction"``, what a translation starts from.
+        saliency_fn: images -> saliency maps (e.g. Grad-CAM++) for the ``cam`` output; None: no ``cam``.
+        prepare_batch: gives the batch on the device as a dict with ``image``, and ``label`` / ``mask``
+            when the batch has them; default :class:`~monai_xai.engines.PrepareBatchWithMasks`.
+        decollate: MONAI's option; off, since every consumer works on whole batches.
+        kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``inferer``, ``amp``, handlers ...).
     """
 
     def __init__(
@@ -35,12 +46,13 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         gan: AGCycleGAN,
         source: str = "label",
         saliency_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prepare_batch: Callable | None = None,
         decollate: bool = False,
         **kwargs,
     ) -> None:
-        if source not in ("label", "prediction"):
-            raise ValueError(f"source must be 'label' or 'prediction', got {source!r}")
-        super().__init__(*args, decollate=decollate, **kwargs)
+        source = look_up_option(source, ("label", "prediction"))
+        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
         self.gan, self.source, self.saliency_fn = gan, source, saliency_fn
         self.fast_path.prepare_network(gan)
 
@@ -51,7 +63,7 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         """Translations of ``images`` (in [0, 1]) away from ``source`` (default: the predicted class)."""
         self.gan.eval()
         images = self.fast_path.prepare_input(images)
-        logits = self.fast_path.forward(classifier, images)
+        logits = self.fast_path.forward(self.inferer, images, classifier)
         source = logits.argmax(dim=1) if source is None else source.view(-1).long()
         gan_images = to_gan_range(images.float())
         parts = {name: torch.empty_like(gan_images) for name in ("fake", "attention", "generated")}
@@ -63,9 +75,10 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
                 parts["attention"][index] = translation.attention
                 parts["generated"][index] = translation.generated
         fake = to_classifier_range(parts["fake"])
+        logits_after = self.fast_path.forward(self.inferer, self.fast_path.prepare_input(fake), classifier)
         return {
             Keys.PRED: logits,
-            "pred_after": self.fast_path.forward(classifier, self.fast_path.prepare_input(fake)),
+            "pred_after": logits_after,
             "source_class": source,
             "target_class": 1 - source,
             "attention": parts["attention"],
@@ -74,7 +87,9 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         }
 
     def _iteration(self, engine: CounterfactualEvaluator, batchdata: dict) -> dict:
-        batch = batch_to_device(batchdata, engine.state.device, engine.non_blocking)
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         images = (
             batch[Keys.IMAGE].as_tensor() if hasattr(batch[Keys.IMAGE], "as_tensor") else batch[Keys.IMAGE]
         )

@@ -5,6 +5,7 @@ and MONAI's RetinaNet (its own matching and losses; box axes swapped to and from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
@@ -16,6 +17,7 @@ from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.engines.prepare_batch import PrepareBatchWithBoxes
 
 __all__ = [
     "DETECTIONS",
@@ -39,11 +41,22 @@ class DetectionTrainer(FastPathEngine, SupervisedTrainer, ABC):
     """Trains a detector from ``image`` and the ``boxes``/``labels`` lists; subclasses make the loss.
 
     ``state.output`` carries ``loss`` and ``loss_parts`` (with ``loss``, for
-    :class:`~monai_xai.handlers.LossAveragesMetric`). Images without boxes are valid negatives.
+    :class:`~monai_xai.handlers.LossAveragesMetric`). Images without boxes are valid negatives. The network
+    runs through ``inferer`` (MONAI's ``SimpleInferer`` by default) in :meth:`compute_loss`.
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedTrainer``.
+        prepare_batch: gives MONAI's ``(images, targets)`` on the device, the targets ``(boxes, labels)``
+            per-image lists; default :class:`~monai_xai.engines.PrepareBatchWithBoxes`.
+        decollate: MONAI's option; off, since box lists stay per batch.
+        kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(self, *args, decollate: bool = False, **kwargs):
-        super().__init__(*args, decollate=decollate, **kwargs)
+    def __init__(
+        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
+    ) -> None:
+        prepare_batch = PrepareBatchWithBoxes() if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
 
     @abstractmethod
     def compute_loss(
@@ -52,12 +65,10 @@ class DetectionTrainer(FastPathEngine, SupervisedTrainer, ABC):
         """The detector's training loss and its named parts for one batch."""
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
-        device = engine.state.device
-        images = engine.fast_path.prepare_input(
-            batchdata[Keys.IMAGE].to(device, non_blocking=engine.non_blocking)
+        images, (boxes, labels) = engine.prepare_batch(
+            batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs
         )
-        boxes = [b.to(device) for b in batchdata[BOXES]]
-        labels = [lab.to(device) for lab in batchdata[LABELS]]
+        images = engine.fast_path.prepare_input(images)
         engine.state.output = {Keys.IMAGE: images}
         engine.network.train()
 
@@ -77,7 +88,7 @@ class CenterNetTrainer(DetectionTrainer):
     resolution from the batch's boxes."""
 
     def compute_loss(self, images, boxes, labels):
-        output = self.fast_path.forward(self.network, images)
+        output = self.fast_path.forward(self.inferer, images, self.network)
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         heatmap = output["heatmap"]
         targets = encode_centernet_targets(
@@ -97,7 +108,7 @@ class RetinaNetTrainer(DetectionTrainer):
         from monai_xai.networks.nets.retinanet import swap_box_axes
 
         targets = [{"boxes": swap_box_axes(b), "labels": lab} for b, lab in zip(boxes, labels)]
-        losses = self.fast_path.forward(self.network, images, targets)
+        losses = self.fast_path.forward(self.inferer, images, self.network, targets)
         self.fire_event(IterationEvents.FORWARD_COMPLETED)
         parts = {f"loss_{k}": v.item() for k, v in losses.items()}
         return sum(losses.values()), parts
@@ -107,8 +118,16 @@ class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
     """Runs a detector: ``state.output["detections"]`` per image ``{"boxes" xyxy, "scores", "labels"}``.
 
     Ground truth ``boxes``/``labels`` (when the batch has them), ``source`` and ``original_size`` pass
-    through for metrics, reports and writers. Subclasses turn the network's output into detections; the
-    network runs through ``inferer`` (MONAI's ``SimpleInferer`` by default).
+    through for metrics, reports and writers, as the loader gave them. Subclasses turn the network's
+    output into detections; the network runs through ``inferer`` (MONAI's ``SimpleInferer`` by default).
+    The images come from ``prepare_batch``, the first item of what it returns (MONAI's
+    ``default_prepare_batch`` by default).
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedEvaluator``.
+        decollate: MONAI's option; off, since box lists stay per batch.
+        kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``prepare_batch``, ``inferer``,
+            ``amp``, handlers ...).
     """
 
     def __init__(self, *args, decollate: bool = False, **kwargs):
@@ -120,8 +139,8 @@ class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
         ``self.fast_path.forward``, decoding in float32 where the detector allows it."""
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
-        images = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
-        images = engine.fast_path.prepare_input(images)
+        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+        images = engine.fast_path.prepare_input(batch[0])
         with engine.mode(engine.network):
             detections = engine.detect(images)
         engine.state.output = {

@@ -24,7 +24,14 @@ class ClassifierGuidedAGCycleGANTrainer(AGCycleGANTrainer):
     is used: no weight gradients, eval mode (its BatchNorm statistics are part of what is explained), but
     differentiable, so the term reaches the decoders. It runs on the fast path like the other networks; its
     logits, and the loss, are float32. Flips bought this way can be adversarial; the bundle's evaluation
-    therefore also asks an independently trained judge classifier.
+    therefore also asks an independently trained judge classifier. The classifier is called directly, not
+    through ``inferer``: its logits are a loss term, like the discriminators' outputs.
+
+    Args:
+        args: positional arguments of :class:`AGCycleGANTrainer`.
+        classifier: the explained classifier; a frozen copy is used.
+        lambda_cls: weight of ``loss_cls``.
+        kwargs: keyword arguments of :class:`AGCycleGANTrainer`.
     """
 
     def __init__(self, *args, classifier: nn.Module, lambda_cls: float = 1.0, **kwargs) -> None:

@@ -38,7 +38,13 @@ def _has_conv2d(networks: Iterable[nn.Module]) -> bool:
 
 @dataclass(frozen=True)
 class FastPath:
-    """How one device runs a step: ``dtype`` for autocast (None: float32) and whether to use channels-last."""
+    """How one device runs a step: ``dtype`` for autocast (None: float32) and whether to use channels-last.
+
+    Args:
+        device_type: ``"cuda"`` or ``"cpu"``, as ``torch.autocast`` names devices.
+        dtype: the autocast dtype; None runs in float32.
+        channels_last: whether 2D networks and their 4D inputs use the channels-last layout.
+    """
 
     device_type: str
     dtype: torch.dtype | None = None
@@ -58,10 +64,11 @@ class FastPath:
             dtype = torch.bfloat16
         return cls(device_type, dtype, _has_conv2d(networks))
 
-    def forward(self, function: Callable[..., Any], *inputs: Any) -> Any:
-        """``function(*inputs)`` (a network's forward) under :meth:`autocast`, its outputs in float32."""
+    def forward(self, function: Callable[..., Any], *inputs: Any, **kwargs: Any) -> Any:
+        """``function(*inputs, **kwargs)`` (a network's forward, or an inferer running one) under
+        :meth:`autocast`, its outputs in float32."""
         with self.autocast():
-            return to_float32(function(*inputs))
+            return to_float32(function(*inputs, **kwargs))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to ``dtype`` on this device, or a no-op context in float32."""
@@ -109,6 +116,12 @@ class FastPathEngine:
 
     MONAI's own ``amp`` (CUDA autocast and gradient scaler) stays on only for CUDA devices; the resolved
     path is ``engine.fast_path``, and the engine's network is moved to channels-last when it uses it.
+
+    Args:
+        device: the engine's device.
+        args: the engine's other positional arguments.
+        amp: whether to run on the device's fast path.
+        kwargs: the engine's other keyword arguments.
     """
 
     def __init__(self, device: torch.device | str, *args, amp: bool = False, **kwargs):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from monai.engines import SupervisedTrainer
-from monai.engines.utils import IterationEvents
+from monai.engines.utils import IterationEvents, PrepareBatchExtraInput
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.optimisation import optimisation_step
@@ -25,22 +27,35 @@ class SimSiamTrainer(FastPathEngine, SupervisedTrainer):
 
     ``state.output`` holds ``loss``, ``loss_parts`` and the detached, normalised ``z`` of the first view
     (``embedding``), whose per-dimension spread :class:`~monai_xai.handlers.EmbeddingStdMetric` tracks.
+    The network runs through ``inferer`` (MONAI's ``SimpleInferer`` by default) on both views.
+
+    Args:
+        args: positional arguments of MONAI's ``SupervisedTrainer``.
+        prepare_batch: gives MONAI's ``(inputs, targets, args, kwargs)``, the second view among ``args``;
+            default MONAI's ``PrepareBatchExtraInput(SECOND_VIEW)``.
+        decollate: MONAI's option; off, since the loss and the collapse monitor work on whole batches.
+        kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(self, *args, decollate: bool = False, **kwargs):
-        super().__init__(*args, decollate=decollate, **kwargs)
+    def __init__(
+        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
+    ) -> None:
+        prepare_batch = PrepareBatchExtraInput(SECOND_VIEW) if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
-        device = engine.state.device
-        x1, x2 = (
-            engine.fast_path.prepare_input(batchdata[key].to(device, non_blocking=engine.non_blocking))
-            for key in (Keys.IMAGE, SECOND_VIEW)
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        x1, _, args, kwargs = engine.prepare_batch(
+            batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs
         )
+        x1 = engine.fast_path.prepare_input(x1)
+        args = tuple(engine.fast_path.prepare_input(a) if isinstance(a, torch.Tensor) else a for a in args)
         engine.state.output = {}
         engine.network.train()
 
         def forward_and_loss() -> torch.Tensor:
-            output = engine.fast_path.forward(engine.network, x1, x2)
+            output = engine.fast_path.forward(engine.inferer, x1, engine.network, *args, **kwargs)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(output)
             engine.state.output.update({

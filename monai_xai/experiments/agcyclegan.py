@@ -88,7 +88,7 @@ to its epoch cap. The epoch times in the first step logs give a better figure.
 
 The collector reads a task folder (``<root>/<task>``): each arm's evaluation
 ``eval_test{,_guided}/{metrics.json,predictions.json,examples.json}``
-(:class:`monai_xai.handlers.CounterfactualReport`), the epochs and best validation of every training
+(:class:`monai_xai.handlers.CounterfactualReportHandler`), the epochs and best validation of every training
 (``<workflow>/checkpoints/{latest.pt,best.json}``), the settings the trainings recorded (``run.json``'s
 identity and the parameters of the MLflow run tagged with its ``uid``) and the wall time of the task's steps
 (``runtime.jsonl`` beside the task folder). The arm whose weaker direction flipped more on the validation set

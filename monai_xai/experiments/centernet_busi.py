@@ -355,7 +355,8 @@ def _records(eval_dir: Path) -> list[dict]:
         raise InputError(
             eval_dir / "predictions.json",
             f"its records lack {', '.join(lacking)}: the intervals need each test image's predictions and "
-            "ground truth (DetectionReport must write target_boxes and target_classes); evaluate again",
+            "ground truth (DetectionReportHandler must write target_boxes and target_classes); "
+            "evaluate again",
         )
     return records
 

@@ -9,27 +9,27 @@ from monai_xai.handlers.alpha_scheduler import (
 from monai_xai.handlers.attention_overlay import AttentionOverlayHandler
 from monai_xai.handlers.base import ReportHandler
 from monai_xai.handlers.checkpoint import BestModelSaver, ResumableCheckpointer
-from monai_xai.handlers.collapse_monitor import EmbeddingStdMetric
-from monai_xai.handlers.correction_candidates import CorrectionCandidates, save_map
-from monai_xai.handlers.counterfactual_report import CounterfactualReport
+from monai_xai.handlers.correction_candidates import CorrectionCandidatesHandler, save_map
+from monai_xai.handlers.counterfactual_report import CounterfactualReportHandler
 from monai_xai.handlers.counterfactual_samples import CounterfactualSamplesHandler
-from monai_xai.handlers.detection_metrics import DetectionEpochMetric
+from monai_xai.handlers.detection_epoch_metric import DetectionEpochMetric
 from monai_xai.handlers.detection_overlay import DetectionOverlayHandler
-from monai_xai.handlers.detection_report import DetectionReport, flatten_detection_report
-from monai_xai.handlers.detection_writer import DetectionWriter
+from monai_xai.handlers.detection_report import DetectionReportHandler, flatten_detection_report
+from monai_xai.handlers.detection_saver import DetectionSaver
 from monai_xai.handlers.early_stopping import ValidationEarlyStopping
+from monai_xai.handlers.embedding_std import EmbeddingStdMetric
 from monai_xai.handlers.epoch_metrics import (
     AttentionAgreementEpochMetric,
     ClassificationEpochMetric,
     LossAveragesMetric,
     LossEpochMetric,
 )
-from monai_xai.handlers.evaluation_report import EvaluationReport
-from monai_xai.handlers.faithfulness_report import FaithfulnessReport
-from monai_xai.handlers.flip_rate import FlipRateEpochMetric
+from monai_xai.handlers.evaluation_report import EvaluationReportHandler
+from monai_xai.handlers.faithfulness_report import FaithfulnessReportHandler
+from monai_xai.handlers.flip_rate_epoch_metric import FlipRateEpochMetric
 from monai_xai.handlers.mlflow_handler import ResumableMLFlowHandler
 from monai_xai.handlers.operating_point import OperatingPointFitter
-from monai_xai.handlers.prediction_writer import PredictionWriter
+from monai_xai.handlers.prediction_saver import PredictionSaver
 from monai_xai.handlers.progressive_unfreeze import (
     FREEZE_POLICIES,
     EpochUnfreeze,
@@ -45,8 +45,8 @@ __all__ = [
     "FREEZE_POLICIES",
     "DetectionEpochMetric",
     "DetectionOverlayHandler",
-    "DetectionReport",
-    "DetectionWriter",
+    "DetectionReportHandler",
+    "DetectionSaver",
     "EmbeddingStdMetric",
     "EpochUnfreeze",
     "FreezePolicy",
@@ -56,7 +56,7 @@ __all__ = [
     "ValidationEarlyStopping",
     "flatten_detection_report",
     "get_freeze_policy",
-    "CounterfactualReport",
+    "CounterfactualReportHandler",
     "CounterfactualSamplesHandler",
     "ALPHA_SCHEDULES",
     "AlphaSchedule",
@@ -65,13 +65,13 @@ __all__ = [
     "AttentionOverlayHandler",
     "BestModelSaver",
     "ClassificationEpochMetric",
-    "CorrectionCandidates",
-    "EvaluationReport",
-    "FaithfulnessReport",
+    "CorrectionCandidatesHandler",
+    "EvaluationReportHandler",
+    "FaithfulnessReportHandler",
     "FlipRateEpochMetric",
     "LossAveragesMetric",
     "LossEpochMetric",
-    "PredictionWriter",
+    "PredictionSaver",
     "ReportHandler",
     "ResumableCheckpointer",
     "OperatingPointFitter",

@@ -1,4 +1,5 @@
-"""Epoch schedules of the ``alpha`` weight of the dynamic ABN loss, and the Ignite handler that applies them.
+"""Epoch schedules of the ``alpha`` weight of the dynamic ABN loss, and the handler that applies them (MONAI's
+``ParamSchedulerHandler`` at every epoch start).
 
 Funatsu et al. switch alpha from 0.9 to 0.1 halfway through training (``step``), so the network first learns
 where to look and then what to decide; ``linear`` and ``cosine`` make the same move gradually and ``constant``
@@ -7,22 +8,17 @@ is the ablation without a move. Epochs are counted from 0: a schedule is evaluat
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from monai.utils import IgniteInfo, min_version, optional_import
+from ignite.engine import Engine, Events
+from monai.handlers import ParamSchedulerHandler
+from monai.utils import look_up_option
 
-Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
-if TYPE_CHECKING:
-    from ignite.engine import Engine
-else:
-    Engine, _ = optional_import(
-        "ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine", as_type="decorator"
-    )
+from monai_xai.errors import InputError
 
 __all__ = [
     "ALPHA_SCHEDULES",
@@ -35,20 +31,15 @@ __all__ = [
     "get_alpha_schedule",
 ]
 
-#: Schedule classes by name, filled by :func:`_register`.
-ALPHA_SCHEDULES: dict[str, type[AlphaSchedule]] = {}
-
-
-def _register(name: str) -> Callable[[type[AlphaSchedule]], type[AlphaSchedule]]:
-    def add(cls: type[AlphaSchedule]) -> type[AlphaSchedule]:
-        ALPHA_SCHEDULES[name] = cls
-        return cls
-
-    return add
-
 
 class AlphaSchedule(ABC):
-    """alpha as a function of the 0-based epoch, between ``high`` (start) and ``low`` (end)."""
+    """alpha as a function of the 0-based epoch, between ``high`` (start) and ``low`` (end).
+
+    Args:
+        max_epochs: epochs of the planned training.
+        high: alpha at the start, in [0, 1].
+        low: alpha at the end, in [0, 1].
+    """
 
     def __init__(self, max_epochs: int, high: float = 0.9, low: float = 0.1) -> None:
         if int(max_epochs) != max_epochs or max_epochs < 1:
@@ -74,9 +65,16 @@ class AlphaSchedule(ABC):
         return f"{type(self).__name__}(max_epochs={self.max_epochs}, high={self.high}, low={self.low})"
 
 
-@_register("step")
 class StepAlphaSchedule(AlphaSchedule):
-    """``high`` for epochs e < ``switch_epoch`` (default max_epochs / 2, as in the paper), ``low`` after."""
+    """``high`` for epochs e < ``switch_epoch``, ``low`` after.
+
+    Args:
+        max_epochs: epochs of the planned training.
+        high: alpha before the switch.
+        low: alpha from the switch on.
+        switch_epoch: 0-based epochs e < switch_epoch (which may be fractional) get ``high``; max_epochs / 2,
+            as in the paper, when None.
+    """
 
     def __init__(
         self, max_epochs: int, high: float = 0.9, low: float = 0.1, switch_epoch: float | None = None
@@ -90,46 +88,87 @@ class StepAlphaSchedule(AlphaSchedule):
         return self.high if epoch < self.switch_epoch else self.low
 
 
-@_register("linear")
 class LinearAlphaSchedule(AlphaSchedule):
-    """Straight line from ``high`` at the first epoch to ``low`` at the last."""
+    """Straight line from ``high`` at the first epoch to ``low`` at the last.
+
+    Args:
+        max_epochs: epochs of the planned training.
+        high: alpha at the first epoch.
+        low: alpha at the last epoch.
+    """
 
     def __call__(self, epoch: int) -> float:
         return self.high + (self.low - self.high) * self.progress(epoch)
 
 
-@_register("cosine")
 class CosineAlphaSchedule(AlphaSchedule):
-    """Half cosine from ``high`` at the first epoch to ``low`` at the last: flat at both ends."""
+    """Half cosine from ``high`` at the first epoch to ``low`` at the last: flat at both ends.
+
+    Args:
+        max_epochs: epochs of the planned training.
+        high: alpha at the first epoch.
+        low: alpha at the last epoch.
+    """
 
     def __call__(self, epoch: int) -> float:
         return self.low + (self.high - self.low) * 0.5 * (1.0 + math.cos(math.pi * self.progress(epoch)))
 
 
-@_register("constant")
 class ConstantAlphaSchedule(AlphaSchedule):
-    """``high`` at every epoch (``low`` is unused)."""
+    """``high`` at every epoch: the ablation without a move.
+
+    Args:
+        max_epochs: epochs of the planned training.
+        high: alpha at every epoch.
+        low: unused; accepted so that every schedule is built alike.
+    """
 
     def __call__(self, epoch: int) -> float:
         return self.high
 
 
+#: Schedule classes by name (the bundles' ``alpha_schedule``).
+ALPHA_SCHEDULES: dict[str, type[AlphaSchedule]] = {
+    "step": StepAlphaSchedule,
+    "linear": LinearAlphaSchedule,
+    "cosine": CosineAlphaSchedule,
+    "constant": ConstantAlphaSchedule,
+}
+
+
 def get_alpha_schedule(
     name: str, max_epochs: int, high: float = 0.9, low: float = 0.1, switch_epoch: float | None = None
 ) -> AlphaSchedule:
-    """Build the schedule registered as ``name``; ``switch_epoch`` applies to "step" only."""
-    if name not in ALPHA_SCHEDULES:
-        raise ValueError(f"unknown alpha schedule {name!r}; valid schedules: {', '.join(ALPHA_SCHEDULES)}")
-    schedule_type = ALPHA_SCHEDULES[name]
+    """Build the schedule :data:`ALPHA_SCHEDULES` holds as ``name``.
+
+    Args:
+        name: one of :data:`ALPHA_SCHEDULES`.
+        max_epochs: epochs of the planned training.
+        high: alpha at the start.
+        low: alpha at the end.
+        switch_epoch: the "step" schedule's switch (see :class:`StepAlphaSchedule`); refused by the others.
+
+    Raises:
+        InputError: for an unknown ``name`` (naming the ``alpha_schedule`` key and the valid names, in
+            order), or a ``switch_epoch`` given to another schedule than "step".
+    """
+    schedule_type = look_up_option(name, ALPHA_SCHEDULES, default=None)
+    if schedule_type is None:
+        raise InputError(
+            "alpha_schedule",
+            f"unknown alpha schedule {name!r}; valid schedules: {', '.join(ALPHA_SCHEDULES)}",
+        )
     if switch_epoch is None:
         return schedule_type(max_epochs, high, low)
     if not issubclass(schedule_type, StepAlphaSchedule):
-        raise ValueError(f"switch_epoch applies to the 'step' schedule only, not to {name!r}")
+        raise InputError(
+            "alpha_switch_epoch", f"switch_epoch applies to the 'step' schedule only, not to {name!r}"
+        )
     return schedule_type(max_epochs, high, low, switch_epoch=switch_epoch)
 
 
-class AlphaScheduleHandler:
-    """Ignite handler that sets ``loss.alpha`` from ``schedule`` at the start of every epoch.
+class AlphaScheduleHandler(ParamSchedulerHandler):
+    """MONAI's ``ParamSchedulerHandler`` at every epoch start, setting ``loss.alpha`` from ``schedule``.
 
     The value is also stored as ``engine.state.<state_attribute>`` (default ``engine.state.alpha``) so MONAI's
     epoch loggers record it: pass ``state_attributes=["alpha"]`` to ``StatsHandler``, ``MLFlowHandler`` or
@@ -154,19 +193,34 @@ class AlphaScheduleHandler:
     ) -> None:
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
+        super().__init__(
+            parameter_setter=self._set_alpha,
+            value_calculator=self._alpha_at,
+            vc_kwargs={},
+            epoch_level=True,
+            name=name,
+            event=Events.EPOCH_STARTED,
+        )
         self.loss = loss
         self.schedule = schedule
         self.state_attribute = state_attribute
         self.print_alpha = print_alpha
-        self.logger = logging.getLogger(name)
-        self._name = name
+
+    def _alpha_at(self, current_step: int) -> float:
+        """alpha for ignite's 1-based ``current_step`` epoch: the schedule counts epochs from 0."""
+        return float(self.schedule(current_step - 1))
+
+    def _set_alpha(self, alpha: float) -> None:
+        self.loss.alpha = alpha
 
     def attach(self, engine: Engine) -> None:
-        """Register the handler on ``engine`` (a trainer)."""
-        if self._name is None:
-            self.logger = engine.logger
+        """Register the handler on ``engine`` (a trainer), and a check of its epoch budget at the start.
+
+        Args:
+            engine: the trainer whose loss the schedule drives.
+        """
+        super().attach(engine)
         engine.add_event_handler(Events.STARTED, self._check_max_epochs)
-        engine.add_event_handler(Events.EPOCH_STARTED, self)
 
     def _check_max_epochs(self, engine: Engine) -> None:
         planned = getattr(self.schedule, "max_epochs", None)
@@ -177,9 +231,9 @@ class AlphaScheduleHandler:
             )
 
     def __call__(self, engine: Engine) -> None:
-        """Set alpha for the epoch that starts (Ignite's ``state.epoch`` is 1-based here)."""
-        alpha = float(self.schedule(engine.state.epoch - 1))
-        self.loss.alpha = alpha
+        """Set alpha for the epoch that starts, on the loss and on ``engine.state``."""
+        super().__call__(engine)
+        alpha = self.loss.alpha
         setattr(engine.state, self.state_attribute, alpha)
         if self.print_alpha:
             self.logger.info(f"Epoch {engine.state.epoch}: alpha = {alpha:.4g}")

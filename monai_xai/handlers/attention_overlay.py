@@ -20,6 +20,11 @@ class AttentionOverlayHandler(ReportHandler):
     Written to ``<output_dir>/val_attention_epoch<NNN>.png`` and ``val_attention_latest.png`` so
     that the evolution of the attention over training can be browsed, in files and in MLflow.
     Does nothing for networks without an attention map.
+
+    Args:
+        output_dir: folder of the figures.
+        n_images: how many items the figure shows.
+        class_names: names of the classes in the titles; class indices when None.
     """
 
     reset_event = Events.EPOCH_STARTED
@@ -27,7 +32,7 @@ class AttentionOverlayHandler(ReportHandler):
 
     def __init__(
         self, output_dir: str | os.PathLike, n_images: int = 8, class_names: list[str] | None = None
-    ):
+    ) -> None:
         super().__init__(output_dir)
         self.n_images = n_images
         self.class_names = class_names

@@ -88,9 +88,16 @@ class ResumableCheckpointer:
     past ``max_epochs``). Saving is not MONAI's ``CheckpointSaver``: it names per-epoch checkpoints
     ``checkpoint_epoch=N.pt`` (only the final and key-metric ones take a fixed name), and it writes in place
     (``atomic=False``) after deleting the previous file, so a kill mid-write would leave no checkpoint at all.
+
+    Args:
+        checkpoint_dir: folder of ``latest.pt``.
+        objects: what is saved and restored, by name.
+        resume: whether to load ``latest.pt`` when the engine starts.
     """
 
-    def __init__(self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True):
+    def __init__(
+        self, checkpoint_dir: str | os.PathLike, objects: Mapping[str, object], resume: bool = True
+    ) -> None:
         self.path = Path(checkpoint_dir) / "latest.pt"
         self.objects = dict(objects)
         self.resume = as_bool(resume, "resume")
@@ -154,6 +161,13 @@ class BestModelSaver:
     best file and then writes the new one in place (``atomic=False``), so a kill in between loses the best
     model, and it remembers the best score only in memory or inside a checkpoint (``key_metric_save_state``)
     that a restarted run must load first, where ``best.json`` is read on construction.
+
+    Args:
+        checkpoint_dir: folder of ``best.pt`` and ``best.json``.
+        network: the network whose weights are kept.
+        metric: name of the evaluator metric (``engine.state.metrics``) that decides.
+        greater_is_better: whether a larger value of ``metric`` is better.
+        fingerprint: the run's fingerprint, written into and required of ``best.json``.
     """
 
     def __init__(
@@ -163,7 +177,7 @@ class BestModelSaver:
         metric: str,
         greater_is_better: bool = True,
         fingerprint: str | None = None,
-    ):
+    ) -> None:
         self.path = Path(checkpoint_dir) / "best.pt"
         self.record = self.path.with_suffix(".json")
         self.network, self.metric, self.sign = network, metric, 1.0 if greater_is_better else -1.0

@@ -20,7 +20,7 @@ from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
 from monai_xai.handlers.base import ReportHandler
 from monai_xai.utils import atomic_path, batch_strings, upsample_attention
 
-__all__ = ["CorrectionCandidates", "save_map"]
+__all__ = ["CorrectionCandidatesHandler", "save_map"]
 
 
 def save_map(attention_map: torch.Tensor | np.ndarray, stem: str | os.PathLike) -> Path:
@@ -46,7 +46,7 @@ def save_map(attention_map: torch.Tensor | np.ndarray, stem: str | os.PathLike) 
     return path
 
 
-class CorrectionCandidates(ReportHandler):
+class CorrectionCandidatesHandler(ReportHandler):
     """Evaluator handler: ``records.csv`` for every sample, ``candidates.csv`` and maps for those to correct.
 
     Args:
@@ -81,7 +81,7 @@ class CorrectionCandidates(ReportHandler):
 
         out = engine.state.output
         if ATTENTION_MAP not in out:
-            raise ValueError("CorrectionCandidates needs a network with an attention map (an ABN)")
+            raise ValueError("CorrectionCandidatesHandler needs a network with an attention map (an ABN)")
         probs = torch.softmax(out["pred"].detach().float(), dim=1).cpu()
         n = len(probs)
         labels = out["label"].cpu().view(-1) if "label" in out else torch.full((n,), -1)

@@ -15,7 +15,7 @@ from torch import nn
 
 from monai_xai.handlers.base import ReportHandler
 
-__all__ = ["CounterfactualReport"]
+__all__ = ["CounterfactualReportHandler"]
 
 #: the controls' key prefixes: the attention map of each translation replaced by another image's map
 #: (shuffled), or by a uniform map of the same mean
@@ -39,14 +39,6 @@ def _architecture(network: nn.Module) -> str:
     if isinstance(network, nn.Sequential) and len(network):
         network = network[-1]
     return type(network).__name__
-
-
-def _flips(probs: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Per image 1.0 where ``probs`` picks the target class, 0.0 where not, NaN where undefined (a control
-    still waiting for another image's map)."""
-    flipped = (probs.argmax(1) == target).double().numpy()
-    flipped[probs.isnan().any(1).numpy()] = np.nan
-    return flipped
 
 
 def _numbers(metrics: dict, prefix: str = "") -> dict[str, float]:
@@ -80,7 +72,7 @@ def _classify(engine: Engine, images: torch.Tensor, network: nn.Module) -> torch
     return torch.softmax(logits.float(), dim=1).cpu()
 
 
-class CounterfactualReport(ReportHandler):
+class CounterfactualReportHandler(ReportHandler):
     """Collects a :class:`~monai_xai.engines.CounterfactualEvaluator` pass and writes its report.
 
     Per image (the first ``n_panels``, all when ``None``): a PNG panel (input, attention, A*G, translation,
@@ -123,6 +115,26 @@ class CounterfactualReport(ReportHandler):
     (:func:`~monai_xai.metrics.shuffled_maps`, a seeded random cyclic order over both), so one batch of maps
     is carried, not the whole set. A first batch of a single image waits for the next batch; a pass of a
     single image has no shuffled control (NaN).
+
+    The figures are computed by :mod:`monai_xai.metrics.counterfactual` (``flip_rates``,
+    ``flip_rate_summary``, ``translation_kid``, ...); this handler collects their inputs batch by batch and
+    writes them.
+
+    Args:
+        output_dir: folder of the report.
+        class_names: names of class 0 and class 1.
+        n_panels: images that get a panel (and NIfTI volumes in 3D); every image when None.
+        n_overview: images of the overview grid.
+        topk_fraction: share of pixels compared by the attention vs Grad-CAM++ top-k IoU.
+        split_name: name of the evaluated split, put before the logged metric names.
+        n_examples: best and worst translations kept per direction.
+        controls: whether to classify the shuffled and uniform controls.
+        seed: seed of the shuffled control's order and of every bootstrap interval.
+        judge: an independently trained classifier that judges the same translations, or None.
+        n_boot: bootstrap resamples of every interval.
+        tracking_uri: MLflow tracking URI.
+        experiment_name: MLflow experiment of the run.
+        run_name: MLflow run the report is logged to; nothing is logged without it.
     """
 
     def __init__(
@@ -331,7 +343,15 @@ class CounterfactualReport(ReportHandler):
     def compute(self) -> dict:
         """The metrics of everything collected so far."""
         from monai_xai.metrics import summarize_agreement
-        from monai_xai.metrics.counterfactual import before_after_confusion, flip_rate
+        from monai_xai.metrics.counterfactual import (
+            before_after_confusion,
+            direction_rows,
+            flip_rate,
+            flip_rate_correct_only,
+            flip_rate_summary,
+            flip_rates,
+            translation_kid,
+        )
 
         cat = self._concatenated()
         pred_before, pred_after = cat["pred"].argmax(1), cat["pred_after"].argmax(1)
@@ -342,27 +362,22 @@ class CounterfactualReport(ReportHandler):
             from_cls = source == cls
             metrics[f"flip_rate_from_{name}"] = flip_rate(pred_after[from_cls], target[from_cls])
         iou_key = f"top{round(100 * self.topk_fraction)}pct_iou"
-        directions = {
-            "": torch.ones_like(source, dtype=torch.bool),
-            "_from_0": source == 0,
-            "_from_1": source == 1,
+        directions = direction_rows(source)
+        translations = {"": "pred_after", "judge_": "judge_pred_after"} | {
+            f"{judge}{name}_": f"{judge}pred_{name}" for judge in ("", "judge_") for name in CONTROLS
+        }
+        rates = {  # per key prefix: flip_rate<direction> of the classifier's or judge's probabilities
+            prefix: flip_rates(cat[key], target, source) for prefix, key in translations.items() if key in cat
         }
         for suffix, rows in directions.items():
             if suffix:
                 metrics[f"n_images{suffix}"] = int(rows.sum())
-            metrics[f"flip_rate{suffix}"] = flip_rate(pred_after[rows], target[rows])
-            if "judge_pred_after" in cat:
-                metrics[f"judge_flip_rate{suffix}"] = flip_rate(
-                    cat["judge_pred_after"][rows].argmax(1), target[rows]
-                )
-            for judge in judges:
-                for name in CONTROLS:
-                    if f"{judge}pred_{name}" in cat:
-                        probs = cat[f"{judge}pred_{name}"]
-                        done = rows & ~probs.isnan().any(1)
-                        metrics[f"{judge}{name}_flip_rate{suffix}"] = flip_rate(
-                            probs[done].argmax(1), target[done]
-                        )
+            metrics.update(
+                {
+                    f"{prefix}flip_rate{suffix}": values[f"flip_rate{suffix}"]
+                    for prefix, values in rates.items()
+                }
+            )
             metrics[f"mean_attention{suffix}"] = _mean(cat["attention_mean"][rows])
             metrics[f"mean_abs_difference{suffix}"] = _mean(cat["abs_difference"][rows])
             if "cam_correlation" in cat:
@@ -370,7 +385,6 @@ class CounterfactualReport(ReportHandler):
                     "correlation": _mean(cat["cam_correlation"][rows]),
                     iou_key: _mean(cat["cam_topk_iou"][rows]),
                 }
-        correct: dict[str, torch.Tensor] = {}  # per judge prefix: the images it classifies correctly
         if "classifier" in self.architectures:
             metrics["classifier"] = {"architecture": self.architectures["classifier"]}
         if "label" in cat:
@@ -378,13 +392,13 @@ class CounterfactualReport(ReportHandler):
             confusion = before_after_confusion(cat["label"], pred_before, pred_after, len(self.class_names))
             metrics["confusion_before"] = confusion["before"].tolist()
             metrics["confusion_after"] = confusion["after"].tolist()
-            correct[""] = pred_before == cat["label"]
-            metrics["flip_rate_correct_only"] = flip_rate(pred_after[correct[""]], target[correct[""]])
+            metrics["flip_rate_correct_only"] = flip_rate_correct_only(
+                cat["pred"], cat["pred_after"], cat["label"], target
+            )
             if "judge_pred" in cat:
                 metrics["judge_classifier"] = self._scores(cat["label"], cat["judge_pred"])
-                correct["judge_"] = cat["judge_pred"].argmax(1) == cat["label"]
-                metrics["judge_flip_rate_correct_only"] = flip_rate(
-                    cat["judge_pred_after"][correct["judge_"]].argmax(1), target[correct["judge_"]]
+                metrics["judge_flip_rate_correct_only"] = flip_rate_correct_only(
+                    cat["judge_pred"], cat["judge_pred_after"], cat["label"], target
                 )
         if "mask_attention.has_mask" in cat and bool(cat["mask_attention.has_mask"].any()):
             metrics["mask_agreement"] = {
@@ -395,61 +409,31 @@ class CounterfactualReport(ReportHandler):
                 if f"mask_{name}.has_mask" in cat
             }
         for judge in judges:
-            metrics.update(self._intervals(cat, judge, directions, correct.get(judge)))
+            metrics.update(
+                flip_rate_summary(
+                    cat[f"{judge}pred_after"],
+                    {name: cat[f"{judge}pred_{name}"] for name in CONTROLS if f"{judge}pred_{name}" in cat},
+                    target,
+                    source,
+                    correct=cat[f"{judge}pred"].argmax(1) == cat["label"] if "label" in cat else None,
+                    prefix=judge,
+                    n_boot=self.n_boot,
+                    seed=self.seed,
+                )
+            )
         if "judge" in self.architectures:
             metrics["judge"] = {"architecture": self.architectures["judge"]}
         if "judge_features" in cat:
-            metrics.update(self._realism_figures(cat))
+            metrics.update(
+                translation_kid(
+                    cat["judge_features"],
+                    cat["judge_features_after"],
+                    cat.get("label", source),
+                    source,
+                    seed=self.seed,
+                )
+            )
         return metrics
-
-    def _intervals(
-        self, cat: dict, judge: str, directions: dict[str, torch.Tensor], correct: torch.Tensor | None
-    ) -> dict:
-        """The classifier's (``judge`` "") or the judge's ("judge_") flip rates with their bootstrap
-        intervals (``<judge>flip_rate_intervals``), the paired intervals of translation minus control
-        (``<judge>control_gaps``) and whether every one lies above zero (``<judge>controls_met``)."""
-        from monai_xai.metrics.counterfactual import control_gaps, controls_met, flip_interval
-
-        target, source = cat["target_class"], cat["source_class"]
-        flips = {"flip_rate": _flips(cat[f"{judge}pred_after"], target)}
-        for name in CONTROLS:
-            if f"{judge}pred_{name}" in cat:
-                flips[f"{name}_flip_rate"] = _flips(cat[f"{judge}pred_{name}"], target)
-        options = {"n_boot": self.n_boot, "seed": self.seed}
-        intervals = {
-            f"{judge}{name}{suffix}": flip_interval(flipped[rows.numpy()], **options)
-            for name, flipped in flips.items()
-            for suffix, rows in directions.items()
-        }
-        if correct is not None:
-            intervals[f"{judge}flip_rate_correct_only"] = flip_interval(
-                flips["flip_rate"][correct.numpy()], **options
-            )
-        figures = {f"{judge}flip_rate_intervals": intervals}
-        controls = {name: flips[f"{name}_flip_rate"] for name in CONTROLS if f"{name}_flip_rate" in flips}
-        if controls:
-            gaps = control_gaps(flips["flip_rate"], controls, source.numpy(), **options)
-            figures[f"{judge}control_gaps"] = gaps
-            figures[f"{judge}controls_met"] = controls_met(gaps)
-        return figures
-
-    def _realism_figures(self, cat: dict) -> dict:
-        """Per direction the KID, in the judge's penultimate features, of the translations and of the
-        untranslated images against the real images of the target class (class docstring)."""
-        from monai_xai.metrics.realism import kernel_inception_distance
-
-        truth, source = cat.get("label", cat["source_class"]), cat["source_class"]
-        real, translated = cat["judge_features"].numpy(), cat["judge_features_after"].numpy()
-        figures = {}
-        for cls in (0, 1):
-            target_real, rows = real[(truth == 1 - cls).numpy()], (source == cls).numpy()
-            figures[f"judge_kid_from_{cls}"] = kernel_inception_distance(
-                target_real, translated[rows], seed=self.seed
-            )
-            figures[f"judge_kid_untranslated_from_{cls}"] = kernel_inception_distance(
-                target_real, real[rows], seed=self.seed
-            )
-        return figures
 
     def _scores(self, labels: torch.Tensor, probs: torch.Tensor) -> dict[str, float]:
         """A classifier's accuracy, AUC, sensitivity, ... on the real images."""

@@ -20,6 +20,15 @@ class CounterfactualSamplesHandler(ReportHandler):
     Reads ``x``, ``y`` (in [-1, 1]) and the ``x_to_y``/``y_to_x`` translations from the output of an
     :class:`~monai_xai.engines.AGCycleGANTrainer`; writes ``<output_dir>/samples_epochNNN.png`` and logs it to
     the MLflow run ``run_name`` when ``tracking_uri`` and ``run_name`` are given.
+
+    Args:
+        output_dir: folder of the sample grids.
+        class_names: names of class 0 (``x``) and class 1 (``y``) in the titles.
+        n_images: images per direction.
+        interval: epochs between two grids.
+        tracking_uri: MLflow tracking URI.
+        experiment_name: MLflow experiment of the run.
+        run_name: MLflow run the grids are logged to.
     """
 
     def __init__(

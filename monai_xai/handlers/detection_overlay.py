@@ -19,6 +19,13 @@ class DetectionOverlayHandler(ReportHandler):
 
     Predictions under ``score_threshold`` are left out so that the figure shows what a user would see.
     The files land in the figures folder that the bundle logs to MLflow.
+
+    Args:
+        output_dir: folder of the figures.
+        class_names: names of the lesion classes, in label order.
+        n_images: how many images the grid shows.
+        score_threshold: lowest score of a drawn prediction.
+        name: stem of the file names.
     """
 
     reset_event = Events.EPOCH_STARTED
@@ -31,7 +38,7 @@ class DetectionOverlayHandler(ReportHandler):
         n_images: int = 8,
         score_threshold: float = 0.3,
         name: str = "val_detections",
-    ):
+    ) -> None:
         super().__init__(output_dir)
         self.class_names = list(class_names)
         self.n_images, self.score_threshold, self.name = n_images, score_threshold, name

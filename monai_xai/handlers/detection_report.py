@@ -12,7 +12,7 @@ from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.detection import DETECTIONS
 from monai_xai.handlers.base import ReportHandler
 
-__all__ = ["DetectionReport", "flatten_detection_report"]
+__all__ = ["DetectionReportHandler", "flatten_detection_report"]
 
 
 def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]:
@@ -31,7 +31,7 @@ def flatten_detection_report(report: dict, prefix: str = "") -> dict[str, float]
     return flat
 
 
-class DetectionReport(ReportHandler):
+class DetectionReportHandler(ReportHandler):
     """Collects one pass of a :class:`~monai_xai.engines.CenterNetEvaluator` and writes the study's report.
 
     ``metrics.json`` (COCO AP; at ``score_threshold``, chosen on the validation split and applied here
@@ -41,6 +41,14 @@ class DetectionReport(ReportHandler):
     first ``n_overlays`` images at that threshold); then logs metrics and files to the MLflow run.
 
     Args:
+        output_dir: folder of the report.
+        class_names: names of the lesion classes, in label order.
+        n_overlays: how many images the overlay figure shows.
+        split_name: name of the evaluated split, put before the logged metric names.
+        iou_threshold: IoU at which a prediction matches a true box in the confusion matrix and P/R/F1.
+        tracking_uri: MLflow tracking URI.
+        experiment_name: MLflow experiment of the run.
+        run_name: MLflow run the report is logged to; nothing is logged without it.
         score_threshold: the record of :class:`~monai_xai.handlers.ScoreThresholdFitter` (its ``threshold``
             and ``split``), or a number given by hand (``threshold_split`` ``"given"``). Nothing is chosen
             on the evaluated split; a record chosen on ``"test"`` is refused.
@@ -58,7 +66,7 @@ class DetectionReport(ReportHandler):
         run_name: str | None = None,
         *,
         score_threshold: Mapping | float,
-    ):
+    ) -> None:
         super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.class_names = list(class_names)
         self.n_overlays, self.split_name, self.iou_threshold = n_overlays, split_name, iou_threshold
@@ -69,8 +77,8 @@ class DetectionReport(ReportHandler):
             self.score_threshold, self.threshold_split = float(score_threshold), "given"
         if self.threshold_split == "test":
             raise ValueError(
-                "DetectionReport: the score threshold was chosen on the test split; choose it on validation "
-                "(ScoreThresholdFitter)"
+                "DetectionReportHandler: the score threshold was chosen on the test split; choose it on "
+                "validation (ScoreThresholdFitter)"
             )
 
     def reset(self, engine: Engine) -> None:

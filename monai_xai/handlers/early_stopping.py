@@ -40,7 +40,7 @@ class ValidationEarlyStopping(EarlyStopHandler):
     the repeated epoch twice. Entries of later epochs, left by an older or a killed run, are dropped at the
     next write. Without a ``state_file`` a resumed run counts from zero again.
 
-    Under torchrun the validator runs on rank 0 only (``monai_xai.distributed.rank_handlers``): every process
+    Under torchrun the validator runs on rank 0 only (``monai_xai.bundle.is_not_rank0``): every process
     attaches this handler, rank 0 decides and every epoch sends its decision to the others, so that all of
     them stop after the same epoch instead of the others waiting for rank 0 in the next one. Only rank 0
     reads and writes the ``state_file``.

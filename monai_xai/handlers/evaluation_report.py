@@ -14,7 +14,7 @@ from monai_xai.engines.outputs import ATTENTION_MAP, HAS_MASK, MASK
 from monai_xai.handlers.base import ReportHandler
 from monai_xai.utils import batch_strings
 
-__all__ = ["MARKER_COLUMNS", "MARKER_KEYS", "EvaluationReport", "flatten_report"]
+__all__ = ["MARKER_COLUMNS", "MARKER_KEYS", "EvaluationReportHandler", "flatten_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def flatten_report(metrics: dict, prefix: str = "") -> dict[str, float]:
     return flat
 
 
-class EvaluationReport(ReportHandler):
+class EvaluationReportHandler(ReportHandler):
     """Collects one pass of an :class:`~monai_xai.engines.AttentionEvaluator` and writes the report.
 
     Writes ``predictions.csv``, ``metrics.json`` (image level, patient level when items carry a
@@ -83,6 +83,18 @@ class EvaluationReport(ReportHandler):
     disagrees), the worst group's, and each map's share of energy on the marker over the images that carry
     one (``marker_per_image.csv``: every image with a region, drawn or not), beside ``marker_area_share``,
     what a map spread evenly puts there.
+
+    Args:
+        output_dir: folder of the report.
+        num_classes: number of classes of the classifier.
+        class_names: names of the classes, in label order; class indices when None.
+        saliency_fns: saliency baselines by method name, each ``(images, class_idx) -> maps``.
+        n_overlays: how many images the overlay figure shows.
+        split_name: name of the evaluated split, put before the logged metric names.
+        tracking_uri: MLflow tracking URI.
+        experiment_name: MLflow experiment of the run.
+        run_name: MLflow run the report is logged to; nothing is logged without it.
+        operating_point: the checkpoint's operating point record (threshold, temperature), or None.
     """
 
     def __init__(
@@ -97,7 +109,7 @@ class EvaluationReport(ReportHandler):
         experiment_name: str = "monai_xai",
         run_name: str | None = None,
         operating_point: dict | None = None,
-    ):
+    ) -> None:
         super().__init__(output_dir, tracking_uri, experiment_name, run_name)
         self.operating_point = operating_point
         self.num_classes = num_classes

@@ -12,7 +12,7 @@ from ignite.engine import Engine
 from monai_xai.engines.outputs import ATTENTION_MAP
 from monai_xai.handlers.base import ReportHandler
 
-__all__ = ["FaithfulnessReport"]
+__all__ = ["FaithfulnessReportHandler"]
 
 #: Name under which the network's own attention map is scored.
 OWN_MAP = "attention"
@@ -23,7 +23,7 @@ def _plain(value):
     return value.as_tensor() if hasattr(value, "as_tensor") else value
 
 
-class FaithfulnessReport(ReportHandler):
+class FaithfulnessReportHandler(ReportHandler):
     """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json``, a curve figure and
     MLflow metrics ``<split>_<method>_{deletion,insertion}_auc``.
 
@@ -34,6 +34,10 @@ class FaithfulnessReport(ReportHandler):
         saliency_fns: ``name -> (images, class_idx) -> maps``, e.g. :class:`~monai_xai.visualize.CAMSaliency`.
         steps, baseline, batch_size: see :func:`~monai_xai.metrics.deletion_insertion`.
         max_images: score at most this many images (Deletion/Insertion costs 2 * (steps + 1) forwards each).
+        split_name: name of the evaluated split, put before the logged metric names.
+        tracking_uri: MLflow tracking URI.
+        experiment_name: MLflow experiment of the run.
+        run_name: MLflow run the figures are logged to; nothing is logged without it.
     """
 
     def __init__(

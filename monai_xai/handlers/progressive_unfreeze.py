@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 
 from ignite.engine import Engine, Events
+from monai.utils import look_up_option
 from torch import nn
 
+from monai_xai.errors import InputError
 from monai_xai.networks.nets.resnet_encoder import ENCODER_STAGES
 
 __all__ = [
@@ -28,9 +30,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Policy classes by name.
-FREEZE_POLICIES: dict[str, type[FreezePolicy]] = {}
-
 _ALL = len(ENCODER_STAGES)
 
 
@@ -43,19 +42,18 @@ class FreezePolicy:
 
     ``state_dict``/``load_state_dict`` let :class:`~monai_xai.handlers.ResumableCheckpointer` keep the
     policy's progress across a resumed run. In distributed runs rank 0's choice is broadcast.
-    """
 
-    name = ""
+    Args:
+        network: the detector whose ``backbone`` (a :class:`~monai_xai.networks.nets.ResNetEncoder`, possibly
+            under DistributedDataParallel) is frozen stage by stage.
+    """
 
     def __init__(self, network: nn.Module) -> None:
         self.network = network
         self.frozen = self.initial()
 
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        FREEZE_POLICIES[cls.name] = cls
-
     def initial(self) -> int:
+        """Stages frozen before the first epoch."""
         return 0
 
     def frozen_at(self, epoch: int) -> int:
@@ -63,9 +61,15 @@ class FreezePolicy:
         return self.frozen
 
     def attach(self, trainer: Engine) -> None:
+        """Apply the policy at every epoch start of ``trainer``.
+
+        Args:
+            trainer: the engine that trains ``network``.
+        """
         trainer.add_event_handler(Events.EPOCH_STARTED, self.apply)
 
     def apply(self, trainer: Engine) -> None:
+        """Freeze the stages of the epoch that starts and record their number in ``trainer.state``."""
         import ignite.distributed as idist
 
         frozen = self.frozen_at(trainer.state.epoch)
@@ -88,27 +92,34 @@ class FreezePolicy:
 
 
 class TrainAll(FreezePolicy):
-    """Every stage trains from the first epoch; works for any network (nothing to freeze)."""
+    """Every stage trains from the first epoch; works for any network (nothing to freeze).
 
-    name = "all"
+    Args:
+        network: the trained network.
+    """
 
     def apply(self, trainer: Engine) -> None:
         trainer.state.frozen_stages = 0
 
 
 class FrozenBackbone(FreezePolicy):
-    """The backbone never trains: only neck and heads learn (a linear-probe-like check of the features)."""
+    """The backbone never trains: only neck and heads learn (a linear-probe-like check of the features).
 
-    name = "frozen"
+    Args:
+        network: the detector whose ``backbone`` stays frozen.
+    """
 
     def initial(self) -> int:
         return _ALL
 
 
 class EpochUnfreeze(FreezePolicy):
-    """Backbone frozen for the first ``interval`` epochs, then one more stage trainable every ``interval``."""
+    """Backbone frozen for the first ``interval`` epochs, then one more stage trainable every ``interval``.
 
-    name = "progressive_epochs"
+    Args:
+        network: the detector whose ``backbone`` is given back stage by stage.
+        interval: epochs between two stages given back.
+    """
 
     def __init__(self, network: nn.Module, interval: int = 2) -> None:
         if interval < 1:
@@ -129,9 +140,13 @@ class PlateauUnfreeze(FreezePolicy):
 
     Attach it to the trainer (it applies the current state each epoch) and call :meth:`attach_evaluator`
     on the validation evaluator whose ``metric`` it watches (greater is better).
-    """
 
-    name = "progressive_plateau"
+    Args:
+        network: the detector whose ``backbone`` is given back stage by stage.
+        evaluator: the validation evaluator, observed after each of its runs.
+        metric: name of the evaluator metric watched (greater is better).
+        patience: validations without a new best before the next stage is given back.
+    """
 
     def __init__(
         self, network: nn.Module, evaluator: Engine, metric: str = "val_mAP", patience: int = 1
@@ -147,6 +162,7 @@ class PlateauUnfreeze(FreezePolicy):
         return _ALL
 
     def observe(self, evaluator: Engine) -> None:
+        """Count a validation without a new best of ``metric``; give a stage back after ``patience``."""
         value = evaluator.state.metrics.get(self.metric)
         if value is None:
             raise KeyError(
@@ -167,6 +183,15 @@ class PlateauUnfreeze(FreezePolicy):
         self.frozen, self.best, self.waited = int(state["frozen"]), float(state["best"]), int(state["waited"])
 
 
+#: Policy classes by name (the CenterNet bundle's ``freeze_policy``).
+FREEZE_POLICIES: dict[str, type[FreezePolicy]] = {
+    "all": TrainAll,
+    "frozen": FrozenBackbone,
+    "progressive_epochs": EpochUnfreeze,
+    "progressive_plateau": PlateauUnfreeze,
+}
+
+
 def get_freeze_policy(
     name: str,
     network: nn.Module,
@@ -175,13 +200,29 @@ def get_freeze_policy(
     metric: str = "val_mAP",
     patience: int = 1,
 ) -> FreezePolicy:
-    """Build the policy ``name`` (see :data:`FREEZE_POLICIES`) for ``network``'s ``backbone``."""
-    if name not in FREEZE_POLICIES:
-        raise ValueError(f"unknown freeze policy {name!r}; valid policies: {', '.join(FREEZE_POLICIES)}")
-    if name == "progressive_epochs":
+    """Build the policy :data:`FREEZE_POLICIES` holds as ``name`` for ``network``'s ``backbone``.
+
+    Args:
+        name: one of :data:`FREEZE_POLICIES`.
+        network: the detector.
+        evaluator: the validation evaluator, required by "progressive_plateau".
+        interval: "progressive_epochs"'s epochs between two stages.
+        metric: the evaluator metric "progressive_plateau" watches.
+        patience: "progressive_plateau"'s validations without a new best before a stage is given back.
+
+    Raises:
+        InputError: for an unknown ``name`` (naming the ``freeze_policy`` key and the valid names, in order).
+        ValueError: for "progressive_plateau" without an ``evaluator``.
+    """
+    policy_type = look_up_option(name, FREEZE_POLICIES, default=None)
+    if policy_type is None:
+        raise InputError(
+            "freeze_policy", f"unknown freeze policy {name!r}; valid policies: {', '.join(FREEZE_POLICIES)}"
+        )
+    if policy_type is EpochUnfreeze:
         return EpochUnfreeze(network, interval)
-    if name == "progressive_plateau":
+    if policy_type is PlateauUnfreeze:
         if evaluator is None:
             raise ValueError("progressive_plateau needs the validation evaluator whose metric it watches")
         return PlateauUnfreeze(network, evaluator, metric, patience)
-    return FREEZE_POLICIES[name](network)
+    return policy_type(network)

@@ -24,8 +24,8 @@ class ScoreThresholdFitter(CheckpointRecordFitter):
     the lowest wins ties). The record (``<checkpoint stem>.score_threshold.json``, see
     :func:`~monai_xai.networks.read_score_threshold`) holds it with the split it was chosen on, the validation
     precision, recall, F1 and F1 curve, and the checkpoint's digest and settings, so an evaluation of the same
-    weights reuses it (:meth:`fit` skips the pass). A :class:`~monai_xai.handlers.DetectionReport` of any
-    split applies it unchanged and ``inference.json`` keeps the boxes at or above it.
+    weights reuses it (:meth:`fit` skips the pass). A :class:`~monai_xai.handlers.DetectionReportHandler` of
+    any split applies it unchanged and ``inference.json`` keeps the boxes at or above it.
 
     Args:
         checkpoint: the weights the network holds (``best.pt``).

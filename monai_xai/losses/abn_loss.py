@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from monai.utils import look_up_option
 from torch import nn
 
 from monai_xai.losses.class_weighted import WeightedCrossEntropy
@@ -111,9 +112,9 @@ class ABNLoss(nn.Module):
         self, mode: str, gamma: float = 1.0, alpha: float = 0.9, class_weights: Sequence[float] | None = None
     ) -> None:
         super().__init__()
-        if mode not in _MODES:
+        self.mode = look_up_option(mode, ABN_LOSS_MODES, default=None)
+        if self.mode is None:
             raise ValueError(f"unknown ABN loss mode {mode!r}; valid modes: {', '.join(ABN_LOSS_MODES)}")
-        self.mode = mode
         self.gamma = float(gamma)
         self.alpha = alpha
         self.cross_entropy = WeightedCrossEntropy(class_weights)

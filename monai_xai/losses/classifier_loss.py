@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.utils import look_up_option
 from torch import nn
 
+from monai_xai.errors import InputError
 from monai_xai.losses.class_weighted import WeightedCrossEntropy
 from monai_xai.utils import CLASSIFIER_MODES
 
@@ -49,15 +51,28 @@ def get_classifier_loss(
     """``baseline`` -> :class:`ClassifierLoss`; ``rrr`` -> :class:`RightForRightReasonsLoss` with weight
     ``rrr_lambda`` and penalty ``rrr_penalty`` (``"label"`` or ``"summed"``); an ABN mode -> :class:`ABNLoss`
     in that mode. ``class_weights`` weight every cross-entropy term (attention and perception branches
-    alike)."""
-    if mode == "baseline":
+    alike).
+
+    Args:
+        mode: one of ``CLASSIFIER_MODES`` (the bundles' ``mode`` key).
+        gamma: weight of the ABN map loss in "conventional" mode.
+        alpha: initial weight of the ABN attention terms in "dynamic" mode.
+        rrr_lambda: weight of the RRR input-gradient penalty.
+        class_weights: per-class cross-entropy weights, or None.
+        rrr_penalty: the RRR penalty, ``"label"`` or ``"summed"``.
+
+    Raises:
+        InputError: for an unknown ``mode``, naming the ``mode`` key and the valid modes.
+    """
+    checked = look_up_option(mode, CLASSIFIER_MODES, default=None)
+    if checked is None:
+        raise InputError("mode", f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
+    if checked == "baseline":
         return ClassifierLoss(class_weights)
-    if mode == "rrr":
+    if checked == "rrr":
         from monai_xai.losses.rrr_loss import RightForRightReasonsLoss
 
         return RightForRightReasonsLoss(rrr_lambda, class_weights, penalty=rrr_penalty)
-    if mode not in CLASSIFIER_MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(CLASSIFIER_MODES)}")
     from monai_xai.losses.abn_loss import ABNLoss
 
-    return ABNLoss(mode, gamma=gamma, alpha=alpha, class_weights=class_weights)
+    return ABNLoss(checked, gamma=gamma, alpha=alpha, class_weights=class_weights)

@@ -10,7 +10,10 @@ from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
+from monai.utils import look_up_option
 from torch import nn
+
+from monai_xai.errors import InputError
 
 __all__ = ["GAN_LOSSES", "BCEGANLoss", "GANLoss", "LeastSquaresGANLoss", "get_gan_loss"]
 
@@ -45,7 +48,15 @@ GAN_LOSSES: dict[str, type[GANLoss]] = {"lsgan": LeastSquaresGANLoss, "bce": BCE
 
 
 def get_gan_loss(name: str) -> GANLoss:
-    """``"lsgan"`` or ``"bce"``."""
-    if name not in GAN_LOSSES:
-        raise ValueError(f"unknown adversarial loss {name!r}; valid: {', '.join(GAN_LOSSES)}")
-    return GAN_LOSSES[name]()
+    """The adversarial loss called ``name``: ``"lsgan"`` or ``"bce"``.
+
+    Args:
+        name: a key of :data:`GAN_LOSSES` (the bundles' ``gan_loss`` key).
+
+    Raises:
+        InputError: for an unknown ``name``, naming the ``gan_loss`` key and the valid names.
+    """
+    loss_type = look_up_option(name, GAN_LOSSES, default=None)
+    if loss_type is None:
+        raise InputError("gan_loss", f"unknown adversarial loss {name!r}; valid: {', '.join(GAN_LOSSES)}")
+    return loss_type()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.utils import look_up_option
 from torch import nn
 
 from monai_xai.losses.class_weighted import WeightedCrossEntropy
@@ -47,10 +48,10 @@ class RightForRightReasonsLoss(nn.Module):
         super().__init__()
         if lam < 0:
             raise ValueError(f"lam must be non-negative, got {lam}")
-        if penalty not in RRR_PENALTIES:
+        self.penalty = look_up_option(penalty, RRR_PENALTIES, default=None)
+        if self.penalty is None:
             raise ValueError(f"penalty must be one of {', '.join(RRR_PENALTIES)}, got {penalty!r}")
         self.lam = float(lam)
-        self.penalty = penalty
         self.cross_entropy = WeightedCrossEntropy(class_weights)
 
     def forward(

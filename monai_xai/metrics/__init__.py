@@ -30,8 +30,13 @@ from .classification import (
 )
 from .counterfactual import (
     before_after_confusion,
+    direction_rows,
     extreme_examples,
+    flip_indicators,
     flip_rate,
+    flip_rate_correct_only,
+    flip_rate_summary,
+    flip_rates,
     map_correlation,
     map_mean,
     masked_translation,
@@ -39,6 +44,7 @@ from .counterfactual import (
     shuffled_maps,
     target_probability_change,
     topk_iou,
+    translation_kid,
     uniform_maps,
 )
 from .deletion_insertion import BASELINES, DeletionInsertionResult, deletion_insertion, perturbation_baseline
@@ -126,8 +132,13 @@ __all__ = [
     "f1_threshold_search",
     "per_class_detection_stats",
     "before_after_confusion",
+    "direction_rows",
     "extreme_examples",
+    "flip_indicators",
     "flip_rate",
+    "flip_rate_correct_only",
+    "flip_rate_summary",
+    "flip_rates",
     "map_correlation",
     "map_mean",
     "masked_translation",
@@ -135,6 +146,7 @@ __all__ = [
     "shuffled_maps",
     "target_probability_change",
     "topk_iou",
+    "translation_kid",
     "uniform_maps",
     "aggregate_by_patient",
     "agreement_scores",

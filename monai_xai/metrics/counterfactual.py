@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from monai_xai.metrics.classification import confusion_matrix
+from monai_xai.metrics.realism import kernel_inception_distance
 from monai_xai.metrics.uncertainty import bootstrap_ci, mean_of, paired_bootstrap_diff
 from monai_xai.utils import upsample_attention
 
@@ -22,9 +23,15 @@ __all__ = [
     "before_after_confusion",
     "control_gaps",
     "controls_met",
+    "direction_rows",
     "extreme_examples",
+    "flip_indicators",
     "flip_interval",
     "flip_rate",
+    "flip_rate_correct_only",
+    "flip_rate_summary",
+    "flip_rates",
+    "translation_kid",
     "map_correlation",
     "map_mean",
     "masked_translation",
@@ -43,6 +50,126 @@ def flip_rate(pred_after: Any, target_class: Any) -> float:
     if after.numel() == 0:
         return float("nan")
     return float((after == target).float().mean())
+
+
+def flip_indicators(probs: Any, target_class: Any) -> np.ndarray:
+    """Per image 1.0 where the class probabilities ``probs`` (N, C) pick the target class, 0.0 where not, NaN
+    where a row holds NaN (undefined: a control still waiting for another image's map)."""
+    probs = torch.as_tensor(probs).detach().cpu()
+    target = torch.as_tensor(target_class).reshape(-1).cpu()
+    flipped = (probs.argmax(1) == target).double().numpy()
+    flipped[probs.isnan().any(1).numpy()] = np.nan
+    return flipped
+
+
+def direction_rows(source_class: Any) -> dict[str, torch.Tensor]:
+    """Boolean rows of each translation direction by key suffix: ``""`` (all), ``"_from_0"``,
+    ``"_from_1"``."""
+    source = torch.as_tensor(source_class).reshape(-1)
+    return {"": torch.ones_like(source, dtype=torch.bool), "_from_0": source == 0, "_from_1": source == 1}
+
+
+def flip_rates(probs: Any, target_class: Any, source_class: Any) -> dict[str, float]:
+    """:func:`flip_rate` of the class probabilities ``probs`` (N, C) overall and per direction:
+    ``flip_rate``, ``flip_rate_from_0``, ``flip_rate_from_1``; rows holding NaN (undefined) left out."""
+    probs = torch.as_tensor(probs).detach().cpu()
+    target = torch.as_tensor(target_class).reshape(-1).cpu()
+    defined = ~probs.isnan().any(1)
+    return {
+        f"flip_rate{suffix}": flip_rate(probs[rows & defined].argmax(1), target[rows & defined])
+        for suffix, rows in direction_rows(torch.as_tensor(source_class).cpu()).items()
+    }
+
+
+def flip_rate_correct_only(probs_before: Any, probs_after: Any, labels: Any, target_class: Any) -> float:
+    """:func:`flip_rate` of the translations of the images that the classifier (or judge) whose probabilities
+    these are classifies correctly before translation: a flip of a misclassified image says little."""
+    before, after = torch.as_tensor(probs_before).cpu(), torch.as_tensor(probs_after).cpu()
+    correct = before.argmax(1) == torch.as_tensor(labels).reshape(-1).cpu()
+    return flip_rate(after[correct].argmax(1), torch.as_tensor(target_class).reshape(-1).cpu()[correct])
+
+
+def flip_rate_summary(
+    probs_after: Any,
+    controls: Mapping[str, Any],
+    target_class: Any,
+    source_class: Any,
+    correct: Any | None = None,
+    prefix: str = "",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The flip rates of translations and of their controls with bootstrap intervals, and whether every
+    control flips less than the translations.
+
+    Returns ``<prefix>flip_rate_intervals`` (:func:`flip_interval` of ``<prefix>flip_rate<direction>`` and of
+    each control's ``<prefix><control>_flip_rate<direction>``, directions as :func:`direction_rows`; with
+    ``correct`` also ``<prefix>flip_rate_correct_only``), and with controls ``<prefix>control_gaps``
+    (:func:`control_gaps`) and ``<prefix>controls_met`` (:func:`controls_met`).
+
+    Args:
+        probs_after: class probabilities (N, C) of the translations.
+        controls: per control name, class probabilities (N, C) of its translations; NaN rows are undefined.
+        target_class: target class of each translation, (N,).
+        source_class: class each image is translated from, (N,).
+        correct: boolean (N,), the images classified correctly before translation; None leaves the
+            correct-only interval out.
+        prefix: put before every key (``"judge_"`` for the independent judge's figures).
+        n_boot: bootstrap resamples of every interval.
+        level: coverage of the intervals.
+        seed: seed of every interval's resampling.
+    """
+    flips = {"flip_rate": flip_indicators(probs_after, target_class)}
+    flips.update(
+        {f"{name}_flip_rate": flip_indicators(probs, target_class) for name, probs in controls.items()}
+    )
+    options = {"n_boot": n_boot, "level": level, "seed": seed}
+    intervals = {
+        f"{prefix}{name}{suffix}": flip_interval(flipped[rows.numpy()], **options)
+        for name, flipped in flips.items()
+        for suffix, rows in direction_rows(torch.as_tensor(source_class).cpu()).items()
+    }
+    if correct is not None:
+        correct = torch.as_tensor(correct).reshape(-1).bool().cpu().numpy()
+        intervals[f"{prefix}flip_rate_correct_only"] = flip_interval(flips["flip_rate"][correct], **options)
+    summary: dict[str, Any] = {f"{prefix}flip_rate_intervals": intervals}
+    if controls:
+        source = torch.as_tensor(source_class).reshape(-1).cpu().numpy()
+        gaps = control_gaps(
+            flips["flip_rate"], {name: flips[f"{name}_flip_rate"] for name in controls}, source, **options
+        )
+        summary[f"{prefix}control_gaps"] = gaps
+        summary[f"{prefix}controls_met"] = controls_met(gaps, level)
+    return summary
+
+
+def translation_kid(
+    features: Any, features_after: Any, truth: Any, source_class: Any, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Realism of the translations in a judge's feature space, per direction ``c``: ``judge_kid_from_<c>``,
+    the kernel inception distance (:func:`~monai_xai.metrics.realism.kernel_inception_distance`) between the
+    translations of class ``c`` and the real images of the other class, beside
+    ``judge_kid_untranslated_from_<c>``, the same for the images before translation (a translation that looks
+    like the target class lies closer to it than the image it came from).
+
+    Args:
+        features: the judge's features (N, D) of the real images.
+        features_after: the judge's features (N, D) of their translations.
+        truth: class of each real image (its label, else its source class), (N,).
+        source_class: class each image is translated from, (N,).
+        seed: seed of the distance's subsets.
+    """
+    real, translated = np.asarray(features), np.asarray(features_after)
+    truth, source = np.asarray(truth).reshape(-1), np.asarray(source_class).reshape(-1)
+    figures = {}
+    for cls in (0, 1):
+        target_real, rows = real[truth == 1 - cls], source == cls
+        figures[f"judge_kid_from_{cls}"] = kernel_inception_distance(target_real, translated[rows], seed=seed)
+        figures[f"judge_kid_untranslated_from_{cls}"] = kernel_inception_distance(
+            target_real, real[rows], seed=seed
+        )
+    return figures
 
 
 def before_after_confusion(

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from monai.utils import look_up_option
 
 __all__ = [
     "BASELINES",
@@ -35,6 +36,7 @@ __all__ = [
 
 #: Names of the images that deleted pixels are replaced with (and that insertion starts from).
 BASELINES = ("zero", "mean", "blur")
+_MODES = ("deletion", "insertion")
 #: Default cap on the pixels (voxels) per forward pass: images * pixels per image, e.g. 128 images of 64x64.
 MAX_PIXELS_PER_FORWARD = 2**19
 
@@ -51,18 +53,25 @@ class DeletionInsertionResult(NamedTuple):
 def perturbation_baseline(
     images: torch.Tensor, baseline: str = "zero", blur_sigma: float = 5.0
 ) -> torch.Tensor:
-    """What removed pixels are replaced with: zeros, each channel's mean, or a Gaussian blur."""
-    if baseline == "zero":
+    """What removed pixels are replaced with: zeros, each channel's mean, or a Gaussian blur.
+
+    Args:
+        images: (B, C, *spatial).
+        baseline: one of :data:`BASELINES`.
+        blur_sigma: Gaussian sigma (pixels) of the "blur" baseline.
+    """
+    checked = look_up_option(baseline, BASELINES, default=None)
+    if checked is None:
+        raise ValueError(f"unknown baseline {baseline!r}; valid baselines: {', '.join(BASELINES)}")
+    if checked == "zero":
         return torch.zeros_like(images)
-    if baseline == "mean":
+    if checked == "mean":
         dims = tuple(range(2, images.ndim))
         return images.mean(dim=dims, keepdim=True).expand_as(images).contiguous()
-    if baseline == "blur":
-        from monai.networks.layers import GaussianFilter
+    from monai.networks.layers import GaussianFilter
 
-        spatial_dims = images.ndim - 2
-        return GaussianFilter(spatial_dims, sigma=blur_sigma).to(images.device)(images)
-    raise ValueError(f"unknown baseline {baseline!r}; valid baselines: {', '.join(BASELINES)}")
+    spatial_dims = images.ndim - 2
+    return GaussianFilter(spatial_dims, sigma=blur_sigma).to(images.device)(images)
 
 
 def _saliency_ranks(saliency: torch.Tensor, spatial: torch.Size) -> torch.Tensor:
@@ -142,8 +151,8 @@ def deletion_insertion(
             :data:`MAX_PIXELS_PER_FORWARD` pixels (every perturbed image at once for small images).
         blur_sigma: Gaussian sigma (pixels) of the "blur" baseline.
     """
-    if mode not in ("deletion", "insertion"):
-        raise ValueError(f"unknown mode {mode!r}; valid modes: deletion, insertion")
+    if look_up_option(mode, _MODES, default=None) is None:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(_MODES)}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if saliency.shape[0] != images.shape[0]:

@@ -31,6 +31,7 @@ from .nets.resnet_encoder import ENCODER_STAGES, ResNetEncoder
 from .nets.retinanet import ResNetFPN, retinanet_detector, swap_box_axes
 from .nets.simsiam import SimSiam, save_encoder
 from .outputs import split_network_output
+from .pretrained import PretrainedWeightsReport, load_pretrained_weights, read_state_dict, resnet_trunk_paths
 from .weights import (
     load_optional_weights,
     load_weights,
@@ -73,6 +74,10 @@ __all__ = [
     "get_classifier",
     "get_resnet_spec",
     "load_optional_weights",
+    "load_pretrained_weights",
+    "PretrainedWeightsReport",
+    "read_state_dict",
+    "resnet_trunk_paths",
     "load_weights",
     "operating_point_path",
     "read_operating_point",

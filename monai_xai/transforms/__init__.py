@@ -19,14 +19,25 @@ from monai_xai.transforms.lesion_resize import (
 from monai_xai.transforms.mask import EnsureMaskd, LoadCorrectedMapd, with_corrected_maps
 from monai_xai.transforms.postprocessing import classification_postprocessing
 from monai_xai.transforms.preflight import check_splits
-from monai_xai.transforms.presets import (
+from monai_xai.transforms.preset_stages import (
     CT_WINDOWS,
+    PRESET_NAMES,
+    PresetIntensityd,
+    PresetResized,
+    preset_augmentations,
+    preset_finalize,
+    preset_flip_axis,
+    preset_mask_mode,
+    preset_mask_threshold,
+    preset_transforms,
+    preset_translate_range,
+)
+from monai_xai.transforms.presets import (
     PRESETS,
     ct_preset,
     fundus_preset,
     get_preset,
     inference_transforms,
-    modality_preset,
     mri_preset,
     photo_rgb_preset,
     ultrasound_preset,
@@ -44,6 +55,16 @@ __all__ = [
     "ExpectImaged",
     "CT_WINDOWS",
     "PRESETS",
+    "PRESET_NAMES",
+    "PresetIntensityd",
+    "PresetResized",
+    "preset_augmentations",
+    "preset_finalize",
+    "preset_flip_axis",
+    "preset_mask_mode",
+    "preset_mask_threshold",
+    "preset_transforms",
+    "preset_translate_range",
     "EnsureMaskd",
     "ExtractSliced",
     "FieldOfViewCropd",
@@ -62,7 +83,6 @@ __all__ = [
     "diagnose_item",
     "fundus_preset",
     "get_preset",
-    "modality_preset",
     "inference_transforms",
     "with_corrected_maps",
     "mri_preset",

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Resize
+from monai.utils import look_up_option
 
 __all__ = ["MASK_RESIZE_MODES", "ResizeMaskKeepLesionsd", "resize_mask_keep_lesions"]
 
@@ -38,8 +39,14 @@ def resize_mask_keep_lesions(mask: Any, spatial_size: Sequence[int], mode: str =
     ``mode`` is one of :data:`MASK_RESIZE_MODES`. The result is float32; a 0/255 mask keeps its scale under
     ``"max"``. Enlarging works too (each output pixel's footprint then holds one source pixel), so that one
     transform serves every size.
+
+    Args:
+        mask: channel-first mask, array or tensor.
+        spatial_size: the output's spatial size.
+        mode: one of :data:`MASK_RESIZE_MODES`.
     """
-    if mode not in MASK_RESIZE_MODES:
+    checked = look_up_option(mode, MASK_RESIZE_MODES, default=None)
+    if checked is None:
         raise ValueError(f"unknown mask resize mode {mode!r}; valid: {', '.join(MASK_RESIZE_MODES)}")
     values = torch.as_tensor(mask)
     values = values.as_tensor() if hasattr(values, "as_tensor") else values
@@ -52,7 +59,7 @@ def resize_mask_keep_lesions(mask: Any, spatial_size: Sequence[int], mode: str =
         )
     if any(s < 1 for s in size):
         raise ValueError(f"spatial_size must be positive, got {size}")
-    pool = (_MAX_POOL if mode == "max" else _AVG_POOL)[spatial_dims]
+    pool = (_MAX_POOL if checked == "max" else _AVG_POOL)[spatial_dims]
     return pool(values.to(torch.float32)[None], size)[0]
 
 
@@ -80,9 +87,9 @@ class ResizeMaskKeepLesionsd(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        if mode not in MASK_RESIZE_MODES:
+        self.mode = look_up_option(mode, MASK_RESIZE_MODES, default=None)
+        if self.mode is None:
             raise ValueError(f"unknown mask resize mode {mode!r}; valid: {', '.join(MASK_RESIZE_MODES)}")
-        self.mode = mode
         self.sizer = Resize(spatial_size=spatial_size, size_mode=size_mode, mode="nearest-exact")
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from monai.utils import look_up_option
 from torch import nn
 
 from monai_xai.networks.outputs import split_network_output
@@ -20,6 +21,7 @@ __all__ = [
     "scale_to_unit",
 ]
 
+#: Class activation map methods of :class:`CAMSaliency` by name.
 CAM_METHODS = ("gradcam", "gradcampp")
 
 #: Saliency baselines by name: the CAM methods and the input gradient.
@@ -43,6 +45,10 @@ def batch_score_hooks(module: nn.Module, layer: str):
     Stock MONAI indexes ``logits[:, class_idx]``: with a (B,) tensor of classes that is a (B, B)
     block, and its (B,) score then broadcasts against the last spatial axis of the gradients in
     Grad-CAM++, which fails (or silently mixes images) for batches larger than one.
+
+    Args:
+        module: the network, returning class logits.
+        layer: name of the layer whose activations and gradients are recorded.
     """
     from monai.visualize.class_activation_maps import ModelWithHooks
 
@@ -84,17 +90,23 @@ class CAMSaliency:
     One forward and one backward per batch, each image scored for its own target class (default:
     its predicted class).
     The hooks are registered once per instance: keep one instance per network.
+
+    Args:
+        network: the classifier (plain logits or an attention branch network's output).
+        method: one of :data:`CAM_METHODS`.
+        target_layer: the layer whose activations are weighted; default the last ``layer4``.
     """
 
     def __init__(self, network: nn.Module, method: str = "gradcampp", target_layer: str | None = None):
         from monai.visualize import GradCAM, GradCAMpp
 
-        if method not in CAM_METHODS:
+        cam_method = look_up_option(method, CAM_METHODS, default=None)
+        if cam_method is None:
             raise ValueError(f"unknown CAM method {method!r}; valid: {', '.join(CAM_METHODS)}")
         wrapped = _Logits(network)
         layer = target_layer or _last_layer4(wrapped)
         hooks = batch_score_hooks(wrapped, layer)
-        cam = GradCAMpp if method == "gradcampp" else GradCAM
+        cam = GradCAMpp if cam_method == "gradcampp" else GradCAM
         self.cam = cam(nn_module=hooks, target_layers=layer, postprocessing=scale_to_unit)
         self.network = network
 
@@ -111,15 +123,21 @@ class CAMSaliency:
 
 
 def get_saliency(network: nn.Module, method: str, target_layer: str | None = None):
-    """The saliency baseline ``method`` of :data:`SALIENCY_METHODS` on ``network``; ``target_layer`` (CAM
-    methods only) defaults to the last ``layer4``."""
-    if method == "input_gradient":
+    """The saliency baseline ``method`` on ``network``.
+
+    Args:
+        network: the classifier.
+        method: one of :data:`SALIENCY_METHODS`.
+        target_layer: the CAM methods' layer; default the last ``layer4``.
+    """
+    checked = look_up_option(method, SALIENCY_METHODS, default=None)
+    if checked is None:
+        raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(SALIENCY_METHODS)}")
+    if checked == "input_gradient":
         from monai_xai.visualize.input_gradient import InputGradientSaliency
 
         return InputGradientSaliency(network)
-    if method not in CAM_METHODS:
-        raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(SALIENCY_METHODS)}")
-    return CAMSaliency(network, method, target_layer)
+    return CAMSaliency(network, checked, target_layer)
 
 
 #: Smallest input side at which each ResNet stage (stride 32, 16) still has a feature map 4 pixels wide.
@@ -131,6 +149,9 @@ def resnet_cam_layer(spatial_size: Sequence[int]) -> str:
     size, as :class:`CAMSaliency` names it (``network.layer2`` at 28 px, ``network.layer3`` at 64 px).
 
     Why: at 28 px ``layer4`` is 1x1, and a CAM of one pixel cannot point anywhere.
+
+    Args:
+        spatial_size: the classifier's input size.
     """
     smallest = min(spatial_size)
     for stage, min_size in _CAM_STAGE_MIN_SIZE:
@@ -143,5 +164,11 @@ def saliency_functions(
     network: nn.Module, methods: Sequence[str], target_layer: str | None = None
 ) -> dict[str, Callable]:
     """:func:`get_saliency` of each of ``methods`` on ``network`` by name, as the evaluation reports take
-    them; ``target_layer`` applies to the CAM methods."""
+    them.
+
+    Args:
+        network: the classifier.
+        methods: names of :data:`SALIENCY_METHODS`.
+        target_layer: the CAM methods' layer; default the last ``layer4``.
+    """
     return {method: get_saliency(network, method, target_layer) for method in methods}

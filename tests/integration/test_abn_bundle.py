@@ -161,8 +161,8 @@ def test_wrong_mode_is_named(demo_dir, tmp_path):
 
 @pytest.mark.slow
 def test_multi_gpu_config_two_processes_on_cpu(demo_dir, tmp_path):
-    """The shared ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU)."""
-    configs = f"['{CONFIGS / 'train.json'}','{REPO / 'configs' / 'multi_gpu_train.json'}']"
+    """The bundle's ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU)."""
+    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", str(demo_dir),

@@ -158,9 +158,9 @@ def test_pneumonia_guided_gan_then_evaluation_with_a_judge(shared_data, tmp_path
 
 @pytest.mark.slow
 def test_multi_gpu_classifier_then_gan_two_processes_on_cpu(tmp_path):
-    """The classifier with the shared ``configs/multi_gpu_train.json``, then the GAN with it and the bundle's
-    ``multi_gpu_gan.json``, under torchrun with 2 processes (gloo on CPU) on tiny synthetic data, both with
-    early stopping on (every process must stop together), validation and checkpoints on rank 0."""
+    """The classifier, then the GAN, each with the bundle's ``configs/multi_gpu_train.json`` last, under
+    torchrun with 2 processes (gloo on CPU) on tiny synthetic data, both with early stopping on (every process
+    must stop together), validation and checkpoints on rank 0."""
     from monai_xai.data import write_demo_dataset
     from monai_xai.tracking import find_run
 
@@ -174,10 +174,10 @@ def test_multi_gpu_classifier_then_gan_two_processes_on_cpu(tmp_path):
         "--early_stop_patience", "1", "--gan_early_stop_patience", "1",
         "--decoder_widths", "[4, 4, 8, 8, 8]", "--disc_channels", "[8, 16]",
     ]  # fmt: skip
-    shared = REPO / "configs" / "multi_gpu_train.json"
+    multi_gpu = CONFIGS / "multi_gpu_train.json"
     workflows = {
-        "classifier": [CONFIGS / "train.json", CONFIGS / "train_classifier.json", shared],
-        "gan": [CONFIGS / "train.json", shared, CONFIGS / "multi_gpu_gan.json"],
+        "classifier": [CONFIGS / "train.json", CONFIGS / "train_classifier.json", multi_gpu],
+        "gan": [CONFIGS / "train.json", multi_gpu],
     }
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     for configs in workflows.values():

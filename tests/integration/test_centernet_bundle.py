@@ -106,15 +106,15 @@ def test_simsiam_checkpoint_of_another_architecture_is_named(shared_data, tmp_pa
 @pytest.mark.integration
 @pytest.mark.slow
 def test_multi_gpu_config_two_processes_on_cpu(shared_data, tmp_path):
-    """The shared ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU), progressive
-    unfreezing."""
+    """The bundle's ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU),
+    progressive unfreezing."""
     import os
     import subprocess
     import sys
 
     from monai_xai.tracking import find_run
 
-    configs = f"['{CONFIGS / 'train.json'}','{REPO / 'configs' / 'multi_gpu_train.json'}']"
+    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "monai.bundle", "run", "--config_file", configs, "--dataset_dir", str(shared_data / "busi_256"),

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ABN = REPO / "bundles" / "abn_classification" / "configs"
 MS = REPO / "bundles" / "multiscale_abn_correction" / "configs"
 BUSI = str(REPO / "configs" / "datasets" / "busi_binary.json")
 SMOKE = {"max_epochs": 1, "batch_size": 4, "val_batch_size": 8, "num_workers": 0, "spatial_size": [64, 64]}
@@ -26,9 +25,9 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
     from monai_xai.active_learning.sweep import run_sweep
     from monai_xai.tracking import find_run
 
-    train = [str(ABN / "train.json"), str(MS / "train.json"), BUSI]
+    train = [str(MS / "train.json"), BUSI]
     common = {**SMOKE, "dataset_dir": str(shared_data / "busi_256"), "output_dir": str(tmp_path), "limit": 12}
-    run(config_file=train, logging_file=str(ABN / "logging.conf"), **common)
+    run(config_file=train, logging_file=str(MS / "logging.conf"), **common)
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
 
     run(config_file=[*train, str(MS / "collect.json")], **common)
@@ -42,7 +41,7 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
     results = run_sweep(
         train,
         str(MS / "finetune.json"),
-        [str(ABN / "evaluate.json"), str(MS / "evaluate.json")],
+        [str(MS / "evaluate.json")],
         tmp_path,
         strategies=["largest_map_error"],
         fractions=[0.5],
@@ -77,7 +76,7 @@ def test_train_collect_sweep_infer_on_busi(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
-    """The shared ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU): training,
+    """The bundle's ``configs/multi_gpu_train.json`` under torchrun with 2 processes (gloo on CPU): training,
     then fine-tuning with the feature extractor frozen inside DistributedDataParallel; the fine-tuning
     summary is printed once."""
     from monai_xai.data import write_demo_dataset
@@ -90,8 +89,8 @@ def test_multi_gpu_train_and_finetune_two_processes_on_cpu(tmp_path):
         "--dataset_dir", str(data), "--output_dir", str(out), "--limit", "4", "--spatial_size", "[32, 32]",
         "--max_epochs", "1", "--batch_size", "2", "--val_batch_size", "4", "--num_workers", "0",
     ]  # fmt: skip
-    train = [ABN / "train.json", MS / "train.json"]
-    ddp = [REPO / "configs" / "multi_gpu_train.json"]
+    train = [MS / "train.json"]
+    ddp = [MS / "multi_gpu_train.json"]
     for configs in ([*train, *ddp], [*train, MS / "finetune.json", *ddp]):
         config_list = str([str(c) for c in configs])
         cmd = [

@@ -1,4 +1,4 @@
-"""Patient-level figures of :class:`~monai_xai.handlers.EvaluationReport` on real groups of images.
+"""Patient-level figures of :class:`~monai_xai.handlers.EvaluationReportHandler` on real groups of images.
 
 No public set in ../shared/data has several images per patient, but BUSI holds the same lesion several
 times (re-saved, cropped and annotated copies). Grouped by near-duplicate (8x8 dhash within 9 bits, as the
@@ -26,7 +26,7 @@ from monai.data import DataLoader
 from PIL import Image
 
 from monai_xai.data import group_near_duplicates
-from monai_xai.handlers import EvaluationReport
+from monai_xai.handlers import EvaluationReportHandler
 from monai_xai.handlers.evaluation_report import N_BOOT
 from monai_xai.metrics import auc, bootstrap_ci, sensitivity
 
@@ -113,8 +113,8 @@ def _engine_output(engine: Engine, batch: dict) -> dict:
     return {"pred": pred, "label": batch["label"].long().view(-1), "image": batch["image"]}
 
 
-def _run_report(items: list[dict], output_dir: Path) -> EvaluationReport:
-    report = EvaluationReport(
+def _run_report(items: list[dict], output_dir: Path) -> EvaluationReportHandler:
+    report = EvaluationReportHandler(
         output_dir, num_classes=2, class_names=list(CLASSES), operating_point=dict(OPERATING_POINT)
     )
     engine = Engine(_engine_output)

@@ -14,7 +14,7 @@ from PIL import Image
 from monai_xai.active_learning import STRATEGIES, SampleRecords, get_strategy
 from monai_xai.data import correction_datalist, item_id
 from monai_xai.errors import InputError
-from monai_xai.handlers import CorrectionCandidates, save_map
+from monai_xai.handlers import CorrectionCandidatesHandler, save_map
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_candidates_handler_lists_misclassified_and_missed_maps(tmp_path) -> Non
     }
     batch = {"source": ["s0.png", "s1.png", "s2.png", "s3.png"]}
     engine = Engine(lambda e, b: output)
-    CorrectionCandidates(tmp_path, ["benign", "malignant"], energy_threshold=0.5).attach(engine)
+    CorrectionCandidatesHandler(tmp_path, ["benign", "malignant"], energy_threshold=0.5).attach(engine)
     engine.run([batch], max_epochs=1)
     rows = list(csv.DictReader(open(tmp_path / "records.csv")))
     assert [r["reason"] for r in rows] == ["", "map_misses_lesion", "misclassified", ""]

@@ -11,7 +11,7 @@ from ignite.engine import Engine
 from torch import nn
 
 from monai_xai.engines import CounterfactualEvaluator
-from monai_xai.handlers import CounterfactualReport
+from monai_xai.handlers import CounterfactualReportHandler
 from monai_xai.metrics import (
     before_after_confusion,
     extreme_examples,
@@ -126,7 +126,7 @@ def test_evaluator_translates_away_from_the_label_and_reports(tmp_path, dims: in
 
     classifier = ResNetClassifier(spatial_dims=dims)
     gan = AGCycleGAN(classifier, spatial_dims=dims, decoder_widths=(4, 4, 8, 8, 8))
-    report = CounterfactualReport(tmp_path, ["neg", "pos"], n_panels=3, n_overview=2)
+    report = CounterfactualReportHandler(tmp_path, ["neg", "pos"], n_panels=3, n_overview=2)
     evaluator = CounterfactualEvaluator(
         device="cpu", val_data_loader=list(_batches(dims=dims)), network=classifier, gan=gan,
         saliency_fn=CAMSaliency(classifier, "gradcampp"), val_handlers=[report],
@@ -194,7 +194,7 @@ def _lesion_outputs(classifier: nn.Module, sizes=(1, 3, 2)):
         start += size
 
 
-def _run_report(report: CounterfactualReport, outputs) -> dict:
+def _run_report(report: CounterfactualReportHandler, outputs) -> dict:
     engine = Engine(lambda engine, output: output)
     engine.network = _BrightestPixel()
     report.attach(engine)
@@ -203,7 +203,7 @@ def _run_report(report: CounterfactualReport, outputs) -> dict:
 
 
 def test_report_flip_rates_controls_and_examples_from_tiny_outputs(tmp_path) -> None:
-    report = CounterfactualReport(tmp_path, ["neg", "pos"], n_panels=0, n_examples=2)
+    report = CounterfactualReportHandler(tmp_path, ["neg", "pos"], n_panels=0, n_examples=2)
     metrics = _run_report(report, _lesion_outputs(_BrightestPixel()))
     assert metrics["flip_rate_from_0"] == pytest.approx(2 / 3) and metrics["flip_rate_from_1"] == 1.0
     assert metrics["flip_rate_from_neg"] == metrics["flip_rate_from_0"]  # the names of earlier reports
@@ -247,11 +247,13 @@ def test_report_judges_the_same_translations_with_a_second_classifier(tmp_path) 
     the target class): a judge that always says 0 flips every 1 -> 0 translation and no 0 -> 1 one; among
     the images it gets right (class 0) nothing flips. The classifier's own figures stay as they were."""
     plain = _run_report(
-        CounterfactualReport(tmp_path / "plain", ["neg", "pos"], n_panels=0),
+        CounterfactualReportHandler(tmp_path / "plain", ["neg", "pos"], n_panels=0),
         _lesion_outputs(_BrightestPixel()),
     )
     assert not any(key.startswith("judge_") for key in plain)
-    report = CounterfactualReport(tmp_path / "judged", ["neg", "pos"], n_panels=0, judge=_AlwaysClass0())
+    report = CounterfactualReportHandler(
+        tmp_path / "judged", ["neg", "pos"], n_panels=0, judge=_AlwaysClass0()
+    )
     metrics = _run_report(report, _lesion_outputs(_BrightestPixel()))
     assert metrics["judge_flip_rate_from_0"] == 0.0 and metrics["judge_flip_rate_from_1"] == 1.0
     assert metrics["judge_flip_rate"] == 0.5 and metrics["judge_flip_rate_correct_only"] == 0.0
@@ -262,7 +264,7 @@ def test_report_judges_the_same_translations_with_a_second_classifier(tmp_path) 
 
 
 def test_report_of_a_single_image_has_no_shuffled_control(tmp_path) -> None:
-    report = CounterfactualReport(tmp_path, ["neg", "pos"], n_panels=0)
+    report = CounterfactualReportHandler(tmp_path, ["neg", "pos"], n_panels=0)
     metrics = _run_report(report, _lesion_outputs(_BrightestPixel(), sizes=(1,)))
     assert math.isnan(metrics["control_flip_rate"]) and metrics["uniform_flip_rate"] == 0.0
     assert json.loads((tmp_path / "predictions.json").read_text())[0]["flipped_control"] is None

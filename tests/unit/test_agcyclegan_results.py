@@ -33,7 +33,7 @@ def _metrics(
     width=0.03,
     architectures=("LeakyResNetClassifier", "DenseNet121"),
 ) -> dict:
-    """A metrics.json as CounterfactualReport writes it with a judge: every flip rate ``value`` with the
+    """A metrics.json as CounterfactualReportHandler writes it with a judge: each flip rate ``value`` with the
     interval ``value ± width``, the paired control gaps ``flip - control ± width``."""
     classifier, judge_architecture = architectures
     metrics = {
@@ -293,7 +293,7 @@ class _Mean(nn.Module):
 
 
 def test_collect_reads_what_the_report_handler_writes_and_wants_its_judge(tmp_path) -> None:
-    from monai_xai.handlers import CounterfactualReport
+    from monai_xai.handlers import CounterfactualReportHandler
     from monai_xai.metrics import masked_translation
 
     torch.manual_seed(0)
@@ -308,7 +308,7 @@ def test_collect_reads_what_the_report_handler_writes_and_wants_its_judge(tmp_pa
         })  # fmt: skip
     engine = Engine(lambda engine, output: output)
     engine.network = _Mean()
-    CounterfactualReport(
+    CounterfactualReportHandler(
         tmp_path / "busi" / "eval_test", ["benign", "malignant"], n_panels=0, n_boot=50
     ).attach(engine)
     engine.run(outputs, max_epochs=1)

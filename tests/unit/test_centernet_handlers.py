@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from monai_xai.engines.simsiam_trainer import EMBEDDING
-from monai_xai.handlers.collapse_monitor import EmbeddingStdMetric
+from monai_xai.handlers.embedding_std import EmbeddingStdMetric
 from monai_xai.handlers.progressive_unfreeze import get_freeze_policy
 from monai_xai.networks.nets.centernet import CenterNet
 
@@ -142,14 +142,14 @@ def test_score_threshold_is_chosen_on_validation_stored_beside_the_checkpoint_an
 def test_report_applies_the_validation_threshold_unchanged_on_the_test_split(tmp_path):
     import json
 
-    from monai_xai.handlers import DetectionReport
+    from monai_xai.handlers import DetectionReportHandler
     from monai_xai.metrics.detection import f1_threshold_search
 
     chosen = {"threshold": 0.45, "split": "val", "f1": 1.0}
     # test images: true boxes at 0.5 and 0.3, false ones at 0.6 and 0.1 -> at 0.45 one lesion found, one
     # missed, one false detection (F1 0.5); the test split's own best (0.15, F1 0.8) is not looked for
     test = _detector_pass([0.5, 0.3], [0.6, 0.1])
-    report = DetectionReport(tmp_path / "eval_test", ["lesion"], n_overlays=1, score_threshold=chosen)
+    report = DetectionReportHandler(tmp_path / "eval_test", ["lesion"], n_overlays=1, score_threshold=chosen)
     _Evaluator(test, report).run()
     metrics = json.loads((tmp_path / "eval_test" / "metrics.json").read_text())
     assert metrics["threshold_split"] == "val" and metrics["f1_threshold"]["split"] == "val"
@@ -166,6 +166,6 @@ def test_report_applies_the_validation_threshold_unchanged_on_the_test_split(tmp
     assert [r["target_boxes"] for r in records] == [t["boxes"].tolist() for t in targets]
     assert all(r["target_classes"] == ["lesion"] * len(r["target_boxes"]) for r in records)
     with pytest.raises(ValueError, match="chosen on the test split"):
-        DetectionReport(tmp_path, ["lesion"], score_threshold={"threshold": 0.3, "split": "test"})
-    given = DetectionReport(tmp_path / "given", ["lesion"], n_overlays=0, score_threshold=0.3)
+        DetectionReportHandler(tmp_path, ["lesion"], score_threshold={"threshold": 0.3, "split": "test"})
+    given = DetectionReportHandler(tmp_path / "given", ["lesion"], n_overlays=0, score_threshold=0.3)
     assert given.threshold_split == "given" and given.score_threshold == 0.3

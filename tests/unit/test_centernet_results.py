@@ -97,7 +97,7 @@ def _records(predictions: list[dict]) -> list[dict]:
 
 
 def _evaluate(arm_dir: Path, quality: str, seed: int) -> None:
-    """An arm's ``eval_test`` as :class:`DetectionReport` writes it (threshold chosen on validation)."""
+    """An arm's ``eval_test`` as ``DetectionReportHandler`` writes it (threshold chosen on validation)."""
     predictions = _detections(quality, seed)
     metrics = detection_report(
         predictions, _targets(), CLASSES, IOU, score_threshold=THRESHOLD, threshold_split="val"
@@ -324,7 +324,7 @@ def test_missing_steps_and_old_evaluations_are_named(out, store, tmp_path) -> No
     old = [
         {k: v for k, v in r.items() if not k.startswith("target_")} for r in json.loads(records.read_text())
     ]
-    records.write_text(json.dumps(old))  # what DetectionReport writes today: no ground truth per image
+    records.write_text(json.dumps(old))  # what DetectionReportHandler writes today: no ground truth per image
     with pytest.raises(InputError, match="lack target_boxes, target_classes"):
         cn.main(args)
     _evaluate(out / "retinanet", "mid", 3)

@@ -135,9 +135,9 @@ def test_configs_read_the_images_beside_the_csv_and_stop_early(dataset, tmp_path
         assert parts["train"][0]["image"] == str(root / "e.png")
 
     assert _parser(**overrides).get_parsed_content("early_stop_patience") is None
-    handlers = _parser(**overrides, early_stop_patience=3).get_parsed_content("train#train_handlers")
+    handlers = _parser(**overrides, early_stop_patience=3).get_parsed_content("train#handlers")
     stopping = [h for h in handlers if isinstance(h, ValidationEarlyStopping)]
     assert len(stopping) == 1 and stopping[0].patience == 3 and stopping[0].metric == "val_mAP"
-    without = _parser(**overrides).get_parsed_content("train#train_handlers")
+    without = _parser(**overrides).get_parsed_content("train#handlers")
     assert not any(isinstance(h, ValidationEarlyStopping) for h in without)
     assert len(without) == len(handlers) - 1

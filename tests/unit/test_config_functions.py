@@ -5,17 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 
-def test_when_and_key_metric():
-    from monai_xai.bundle import get_device, key_metric, when
+def test_key_metric_and_its_validation_metric():
+    from monai_xai.bundle import get_device, key_metric, validation_key_metric
+    from monai_xai.handlers import ClassificationEpochMetric
 
-    assert when(True, "a", "b") == ["a", "b"] and when(False, "a") == []
-    assert when(["attention"], "handler") == ["handler"] and when([], "handler") == []
     assert key_metric(2) == "auc" and key_metric(3) == "accuracy"
+    (name, metric), *rest = validation_key_metric(3).items()
+    assert name == "val_accuracy" and not rest and isinstance(metric, ClassificationEpochMetric)
     assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_finetune_name_and_logged_state_attributes():
+    from monai_xai.bundle import finetune_name, logged_state_attributes
+
+    assert finetune_name("mask", "all", 1.0, True) == "mask_all_1.0"
+    assert finetune_name("corrected_map", "random", 0.3, False) == "corrected_map_random_0.3_whole"
+    assert logged_state_attributes("dynamic") == ["alpha"] and logged_state_attributes("plain") is None
+
+
+def test_dataset_splits_merge_the_fragment_reader_options(tmp_path):
+    from monai_xai.bundle import dataset_splits
+    from monai_xai.data import write_demo_dataset
+
+    write_demo_dataset(tmp_path, n_train=4, n_val=2, n_test=2, size=24)
+    from monai_xai.errors import InputError
+
+    csv = tmp_path / "labels.csv"
+    splits = dataset_splits("csv", csv, {"label_col": "label", "mask_col": "mask"}, fold=0, limit=2)
+    assert all(len(splits[name]) <= 2 for name in ("train", "val", "test"))
+    with pytest.raises(InputError, match="missing column 'grade'"):
+        dataset_splits("csv", csv, {"label_col": "grade"}, fold=0)
+
+
+def test_not_rank0_in_one_process():
+    from monai_xai.bundle import is_not_rank0
+
+    assert is_not_rank0() is False
 
 
 def test_classifier_run_name_leaves_out_the_default_architecture():
@@ -28,15 +58,15 @@ def test_classifier_run_name_leaves_out_the_default_architecture():
 
 
 def test_rank_rules_in_one_process(monkeypatch, capsys):
-    from monai_xai import distributed
+    from monai_xai import bundle, distributed
 
     assert distributed.device_ids(torch.device("cpu")) is None
     assert distributed.device_ids(torch.device("cuda:1")) == [torch.device("cuda:1")]
     monkeypatch.setenv("RANK", "1")  # what torchrun sets before the process group exists
-    assert distributed.rank_handlers(["lr", "log", "save"]) == ["lr"]
+    assert bundle.is_not_rank0()
     distributed.print_once("not on rank 1")
     monkeypatch.setenv("RANK", "0")
-    assert distributed.rank_handlers(["lr", "log", "save"]) == ["lr", "log", "save"]
+    assert not bundle.is_not_rank0()
     distributed.print_once("summary")
     assert capsys.readouterr().out == "summary\n"
 
@@ -117,6 +147,7 @@ def test_inference_transforms_2d_default_is_the_preset_alone(tmp_path):
     """The 2D default: loading, the channel check and the preset, as before ``spatial_dims`` existed."""
     from monai.transforms import Compose, ScaleIntensityd
 
+    from monai_xai.errors import InputError
     from monai_xai.transforms import LoadImageOrArrayd, ValidateItemd, get_preset, inference_transforms
 
     path = tmp_path / "image.png"
@@ -131,19 +162,13 @@ def test_inference_transforms_2d_default_is_the_preset_alone(tmp_path):
             ),
         ]
     )({"image": str(path)})["image"]
-    for transforms in (
-        inference_transforms("ultrasound", [32, 32], 1, args),
-        # 3D-only arguments are ignored in 2D
+    transforms = inference_transforms("ultrasound", [32, 32], 1, args)
+    assert torch.equal(transforms({"image": str(path)})["image"].as_tensor(), before.as_tensor())
+    # a 3D volume's transforms in a 2D run are a mistake to name, not to ignore
+    with pytest.raises(InputError, match="intensity_transforms"):
         inference_transforms(
-            "ultrasound",
-            [32, 32],
-            1,
-            args,
-            spatial_dims=2,
-            intensity_transforms=[ScaleIntensityd("image", minv=-1.0)],
-        ),
-    ):
-        assert torch.equal(transforms({"image": str(path)})["image"].as_tensor(), before.as_tensor())
+            "ultrasound", [32, 32], 1, args, spatial_dims=2, intensity_transforms=[ScaleIntensityd("image")]
+        )
 
 
 def test_inference_preprocessing_equals_validation_preprocessing_2d(tmp_path):

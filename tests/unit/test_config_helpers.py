@@ -36,19 +36,6 @@ def test_resnet_cam_layer_keeps_the_config_rule_and_a_feature_map_at_least_4_wid
         hook.remove()
 
 
-def test_modality_preset_is_the_2d_preset_or_the_volume_transforms():
-    from monai.transforms import Compose, ScaleIntensityd
-
-    from monai_xai.transforms import modality_preset
-
-    image = {"image": np.random.default_rng(0).random((1, 40, 30)).astype(np.float32) * 255}
-    two_d = modality_preset("xray", 2, [], keys=["image"], spatial_size=[28, 28], augment=False)
-    assert isinstance(two_d, Compose) and tuple(two_d(image)["image"].shape) == (1, 28, 28)
-    scale = ScaleIntensityd(keys="image")
-    three_d = modality_preset("xray", 3, [scale], keys=["image"], spatial_size=[28, 28])
-    assert list(three_d.transforms) == [scale]
-
-
 def test_get_device_falls_back_to_the_cpu(monkeypatch):
     from monai_xai.bundle import get_device
 

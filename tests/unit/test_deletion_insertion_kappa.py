@@ -149,7 +149,7 @@ def test_quadratic_weighted_kappa_hand_computed() -> None:
 def test_faithfulness_report_scores_each_method(tmp_path) -> None:
     from ignite.engine import Engine
 
-    from monai_xai.handlers import FaithfulnessReport
+    from monai_xai.handlers import FaithfulnessReportHandler
     from monai_xai.networks import AttentionBranchNetwork, split_network_output
     from monai_xai.visualize import CAMSaliency
 
@@ -158,7 +158,7 @@ def test_faithfulness_report_scores_each_method(tmp_path) -> None:
     images = torch.rand(3, 1, 32, 32)
     with torch.no_grad():
         output = {"image": images, **split_network_output(net(images))}
-    report = FaithfulnessReport(
+    report = FaithfulnessReportHandler(
         net,
         tmp_path,
         methods=["attention", "gradcam"],
@@ -176,4 +176,4 @@ def test_faithfulness_report_scores_each_method(tmp_path) -> None:
         assert 0.0 <= result[method]["deletion_auc"] <= 1.0 and 0.0 <= result[method]["insertion_auc"] <= 1.0
     assert (tmp_path / "faithfulness.json").is_file() and (tmp_path / "deletion_insertion.png").is_file()
     with pytest.raises(ValueError, match="methods \\['rise'\\] have no saliency function"):
-        FaithfulnessReport(net, tmp_path, methods=["rise"])
+        FaithfulnessReportHandler(net, tmp_path, methods=["rise"])

@@ -47,7 +47,7 @@ def _write_per_image(eval_dir: Path, accuracy: float, n: int) -> None:
 
 
 def _write_trained(out: Path, accuracy: float, n: int | None = None) -> None:
-    """The trained model's test evaluation, as the bundle's EvaluationReport writes it (with its per-image
+    """The trained model's test evaluation, as the bundle's EvaluationReportHandler writes it (with per-image
     files when ``n`` is given)."""
     metrics = {
         "image": {"accuracy": accuracy},

@@ -15,7 +15,7 @@ from monai_xai.handlers import (
     AttentionAgreementEpochMetric,
     BestModelSaver,
     ClassificationEpochMetric,
-    EvaluationReport,
+    EvaluationReportHandler,
     LossAveragesMetric,
     LossEpochMetric,
     ResumableCheckpointer,
@@ -225,7 +225,7 @@ def test_evaluation_report_writes_metrics_predictions_figures(tmp_path):
     from monai_xai.visualize import CAMSaliency
 
     net = get_classifier("dynamic").eval()
-    report = EvaluationReport(
+    report = EvaluationReportHandler(
         tmp_path / "eval",
         num_classes=2,
         class_names=["a", "b"],

@@ -141,6 +141,13 @@ def test_input_error_behind_wrappers_and_worker_tracebacks():
     assert input_error_behind(ValueError("unrelated")) is None
 
 
+#: How a config names the lower-is-better comparison: an expression, or the function as a callable component.
+LOWER_IS_BETTER = (
+    "$monai_xai.bundle.lower_is_better",
+    {"_target_": "monai_xai.bundle.lower_is_better", "_mode_": "callable"},
+)
+
+
 def test_trainers_whose_key_metric_is_a_loss_call_the_lowest_value_best():
     """MONAI compares key metrics higher-is-better unless told: the *highest* loss was logged as best."""
     offenders = []
@@ -148,7 +155,7 @@ def test_trainers_whose_key_metric_is_a_loss_call_the_lowest_value_best():
     def visit(node, where):
         if isinstance(node, dict):
             if str(node.get("_target_", "")).endswith("Trainer") and "key_train_metric" in node:
-                if node.get("metric_cmp_fn") != "$monai_xai.bundle.lower_is_better":
+                if node.get("metric_cmp_fn") not in LOWER_IS_BETTER:
                     offenders.append(where)
             for key, value in node.items():
                 visit(value, f"{where}#{key}")

@@ -13,7 +13,7 @@ import torch
 from ignite.engine import Engine
 from torch import nn
 
-from monai_xai.handlers import CounterfactualReport
+from monai_xai.handlers import CounterfactualReportHandler
 from monai_xai.metrics import masked_translation
 from monai_xai.metrics.counterfactual import control_gaps, controls_met, flip_interval
 from monai_xai.metrics.realism import (
@@ -220,7 +220,7 @@ def test_evaluation_loads_the_judge_checkpoint_into_judge_def(tmp_path) -> None:
     with pytest.raises(RuntimeError) as info:  # the config parser wraps the loader's error
         _parser(*configs, judge_checkpoint=str(tmp_path / "resnet.pt")).get_parsed_content("judge")
     assert isinstance(info.value.__cause__, InputError)
-    assert "resnet.pt: checkpoint does not fit Sequential" in str(info.value.__cause__)
+    assert "resnet.pt: checkpoint does not fit ResizedInput" in str(info.value.__cause__)
 
 
 # ----------------------------------------------------------------------------------------- the report
@@ -276,7 +276,9 @@ def _evaluation(sizes=(5, 7, 12)):
 def _report(output_dir: Path, judge: nn.Module | None) -> dict:
     engine = Engine(lambda engine, output: output)
     engine.network = _BrightestPixel()
-    report = CounterfactualReport(output_dir, ["benign", "malignant"], n_panels=0, judge=judge, n_boot=200)
+    report = CounterfactualReportHandler(
+        output_dir, ["benign", "malignant"], n_panels=0, judge=judge, n_boot=200
+    )
     report.attach(engine)
     engine.run(list(_evaluation()), max_epochs=1)
     return json.loads((output_dir / "metrics.json").read_text())

@@ -90,7 +90,7 @@ def test_untraceable_or_unsupported_networks_are_returned_with_the_reason(caplog
 def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
     from ignite.engine import Engine
 
-    from monai_xai.handlers import FaithfulnessReport
+    from monai_xai.handlers import FaithfulnessReportHandler
     from monai_xai.metrics import deletion_insertion
     from monai_xai.networks import split_network_output
 
@@ -99,7 +99,7 @@ def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
     images = _images(2, 1, 32, 32)
     with torch.no_grad():
         output = {"image": images, **split_network_output(net(images))}
-    report = FaithfulnessReport(net, tmp_path, steps=4, baseline="zero")
+    report = FaithfulnessReportHandler(net, tmp_path, steps=4, baseline="zero")
     engine = Engine(lambda e, b: output)
     report.attach(engine)
     engine.run([0], max_epochs=1)

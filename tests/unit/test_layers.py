@@ -3,11 +3,15 @@
 Layers, lowest first: shared helpers; data; transforms (and detection targets); networks; losses; metrics and
 visualize; engines, handlers and tracking; the applications; the experiments that run them. A module may
 import from its own layer and the ones below, at module level or inside a function alike.
+
+docs/architecture.md draws :data:`LAYERS` with :func:`layer_diagram`; tests/unit/test_architecture_doc.py
+keeps that drawing current.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,28 @@ LAYERS = {
     "lr_finder": 7,
     "experiments": 8,
 }
+
+#: Module names per line of a layer's box in :func:`layer_diagram`.
+_NAMES_PER_LINE = 4
+
+
+def layer_diagram(layers: Mapping[str, int] = LAYERS) -> str:
+    """The layers as a fenced Mermaid graph, highest first, each arrow pointing the way imports go.
+
+    It lives beside the table it draws, so that a module placed in a layer here shows in the docs' diagram
+    once it is regenerated (``python tests/unit/test_architecture_doc.py``).
+
+    Args:
+        layers: layer of each top-level module, as :data:`LAYERS`.
+    """
+    levels = sorted(set(layers.values()), reverse=True)
+    lines = ["```mermaid", "graph TD"]
+    for level in levels:
+        names = sorted(name for name, at in layers.items() if at == level)
+        rows = [", ".join(names[i : i + _NAMES_PER_LINE]) for i in range(0, len(names), _NAMES_PER_LINE)]
+        lines.append(f'    L{level}["{level}: ' + ",<br>".join(rows) + '"]')
+    lines.append("    " + " --> ".join(f"L{level}" for level in levels))
+    return "\n".join([*lines, "```", ""])
 
 
 def _module_name(path: Path) -> str:

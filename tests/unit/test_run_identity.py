@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from monai_xai.errors import InputError
 from monai_xai.runs import RunFolder, RunIdentityError, RunLockedError, fingerprint
 
 IDENTITY = {
@@ -79,6 +80,28 @@ def test_files_count_by_content_not_by_path(tmp_path):
     assert fingerprint({"path": str(a)}) == fingerprint({"path": str(b)})
     b.write_text("image,label\nx.png,1\n")
     assert fingerprint({"path": str(a)}) != fingerprint({"path": str(b)})
+
+
+def test_unset_pretrained_weights_keep_the_fingerprint_and_a_weights_file_counts_by_content(tmp_path):
+    # the fingerprint IDENTITY had before pretrained_weights existed: runs made then must still be recognised
+    assert fingerprint(IDENTITY) == "024d8eb64320"
+    assert fingerprint(_identity(pretrained_weights=None)) == "024d8eb64320"
+    weights, copy = tmp_path / "resnet18.pth", tmp_path / "copy" / "resnet18.pth"
+    copy.parent.mkdir()
+    weights.write_bytes(b"imagenet")
+    copy.write_bytes(b"imagenet")
+    started = fingerprint(_identity(pretrained_weights=str(weights)))
+    assert started != "024d8eb64320"
+    assert fingerprint(_identity(pretrained_weights=copy)) == started
+    copy.write_bytes(b"medicalnet")
+    assert fingerprint(_identity(pretrained_weights=copy)) != started
+    with pytest.raises(InputError, match="missing.pth: pretrained_weights: file not found"):
+        fingerprint(_identity(pretrained_weights=str(tmp_path / "missing.pth")))
+    RunFolder(tmp_path / "run", IDENTITY).claim().release()
+    with pytest.raises(
+        RunIdentityError, match='network.pretrained_weights: "<unset>" -> {"file": "resnet18.pth"'
+    ):
+        RunFolder(tmp_path / "run", _identity(pretrained_weights=str(weights))).claim()
 
 
 def test_evaluation_refuses_a_folder_trained_with_other_settings(tmp_path):

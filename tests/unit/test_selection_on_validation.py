@@ -6,8 +6,7 @@ detector's score threshold, the arm or cell a target is judged on. The rules bel
 configs and the drivers' source, run nothing), and each test of a rule also feeds it a broken case, so that
 a rule that can no longer fail fails here.
 
-Bundle configs (``bundles/*/configs/*.json`` except ``metadata.json``, with ``configs/multi_gpu_train.json``;
-the multi-scale bundle layers on the ABN bundle's configs and is read with them):
+Bundle configs (``bundles/*/configs/*.json`` except ``metadata.json``, each bundle's folder on its own):
 
 1. Every selector — ``BestModelSaver``, ``ValidationEarlyStopping``, MONAI's ``CheckpointSaver`` with
    ``save_key_metric``, ``OperatingPointFitter``, ``ScoreThresholdFitter``, and a freeze policy given an
@@ -69,7 +68,6 @@ DRIVERS = (
 #: selector classes (last part of ``_target_``) that must hang on a validation evaluator
 SELECTORS = ("BestModelSaver", "ValidationEarlyStopping", "OperatingPointFitter", "ScoreThresholdFitter")
 #: bundle -> the other bundles' config folders it layers on
-LAYERS = {"multiscale_abn_correction": ["abn_classification"]}
 #: functions that choose something from scores; the only modules allowed to call them
 CHOOSERS = ("choose_threshold", "fit_temperature", "f1_threshold_search")
 FITTERS = {"monai_xai/handlers/operating_point.py", "monai_xai/handlers/score_threshold.py"}
@@ -85,9 +83,7 @@ VALIDATION_NAMES = {"best_epoch"}
 
 
 def _config_files(bundle: str) -> list[Path]:
-    folders = [BUNDLES / b / "configs" for b in [*LAYERS.get(bundle, []), bundle]]
-    files = [f for folder in folders for f in sorted(folder.glob("*.json")) if f.name != "metadata.json"]
-    return [*files, REPO / "configs" / "multi_gpu_train.json"]
+    return [f for f in sorted((BUNDLES / bundle / "configs").glob("*.json")) if f.name != "metadata.json"]
 
 
 def _load(bundle: str) -> dict[str, Any]:
@@ -290,7 +286,7 @@ def test_centernet_score_threshold_comes_from_validation():
     assert evaluate["evaluate"]["evaluator"]["val_data_loader"] == "@evaluate#dataloader"
     inference = configs["bundles/centernet_detection/configs/inference.json"]
     assert inference["score_threshold"] == "$monai_xai.networks.score_threshold_of(@ckpt_path, default=0.3)"
-    writer = [h for h in inference["handlers"] if h["_target_"].endswith("DetectionWriter")]
+    writer = [h for h in inference["handlers"] if h["_target_"].endswith("DetectionSaver")]
     assert writer[0]["score_threshold"] == "@score_threshold"
 
 
@@ -347,12 +343,17 @@ def _best_saver_on_test(cfg):  # the best checkpoint kept by the evaluate pass (
     cfg["evaluate"] = {"evaluator": {"val_data_loader": "@evaluate#dataloader", "val_handlers": [saver]}}
 
 
+def _early_stopping(cfg) -> dict:
+    """The early-stopping item of the training handlers."""
+    return next(h for h in cfg["train"]["handlers"] if "ValidationEarlyStopping" in str(h.get("_target_")))
+
+
 def _early_stopping_on_test(cfg):
-    cfg["train"]["early_stopping"]["validator"] = "@evaluate#evaluator"
+    _early_stopping(cfg)["validator"] = "@evaluate#evaluator"
 
 
 def _early_stopping_on_test_metric(cfg):
-    cfg["train"]["early_stopping"]["metric"] = "test_mAP"
+    _early_stopping(cfg)["metric"] = "test_mAP"
 
 
 def _freeze_policy_on_test(cfg):

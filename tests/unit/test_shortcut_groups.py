@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from monai_xai.handlers import EvaluationReport
+from monai_xai.handlers import EvaluationReportHandler
 from monai_xai.handlers.evaluation_report import flatten_report
 from monai_xai.losses import RightForRightReasonsLoss, get_classifier_loss
 from monai_xai.metrics import (
@@ -147,7 +147,9 @@ def _engine(batch: dict, output: dict) -> SimpleNamespace:
 
 
 def test_evaluation_report_writes_group_accuracies_and_marker_energy(tmp_path) -> None:
-    report = EvaluationReport(tmp_path, num_classes=2, class_names=["benign", "malignant"], n_overlays=0)
+    report = EvaluationReportHandler(
+        tmp_path, num_classes=2, class_names=["benign", "malignant"], n_overlays=0
+    )
     report.reset(None)
     maps = torch.full((8, 1, 4, 4), 1.0)
     maps[MARKED, 0, 0, 0] = 100.0  # the map sits on the marker wherever it is drawn ...
@@ -198,7 +200,7 @@ def test_evaluation_report_writes_group_accuracies_and_marker_energy(tmp_path) -
 
 
 def test_evaluation_without_marker_columns_has_no_shortcut_section(tmp_path) -> None:
-    report = EvaluationReport(tmp_path, num_classes=2, n_overlays=0)
+    report = EvaluationReportHandler(tmp_path, num_classes=2, n_overlays=0)
     report.reset(None)
     output = {
         "pred": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),

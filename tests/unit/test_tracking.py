@@ -49,3 +49,56 @@ def test_find_run_with_metric_skips_a_newer_run_of_the_same_name_without_it(tmp_
     assert find_run(store, "abn", "fold0").info.run_id == reevaluated
     assert find_run(store, "abn", "fold0", with_metric="val_auc").info.run_id == trained
     assert find_run(store, "abn", "fold0", with_metric="loss") is None
+
+
+def test_config_params_are_the_literal_settings_of_the_config_being_parsed() -> None:
+    from monai.bundle import ConfigParser
+
+    config = {
+        "imports": ["$import os"],
+        "mode": "dynamic",
+        "max_epochs": 10,
+        "spatial_size": [64, 64],
+        "datalist_args": {"label_col": "label"},
+        "limit": None,
+        "num_classes": "$len(@class_names)",
+        "class_names": ["a", "b"],
+        "model": "@network",
+        "network": {"_target_": "torch.nn.Identity"},
+        "params": {
+            "_target_": "monai_xai.tracking.config_params",
+            "skipped_items": "$1 + 1",
+            "mode": "plain",
+        },
+    }
+    parser = ConfigParser(config)
+    parser.update({"max_epochs": 2})  # a command-line override is logged as given
+    params = parser.get_parsed_content("params")
+    assert params == {
+        "mode": "plain",  # a fact wins over the setting of the same name
+        "max_epochs": 2,
+        "spatial_size": [64, 64],
+        "datalist_args": {"label_col": "label"},
+        "limit": None,
+        "class_names": ["a", "b"],
+        "skipped_items": 2,
+    }
+
+
+def test_config_params_need_a_config_being_parsed() -> None:
+    from monai_xai.tracking import config_params
+
+    with pytest.raises(RuntimeError, match="bundle config"):
+        config_params(skipped_items=0)
+
+
+def test_finish_run_releases_the_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monai_xai.runs import RunFolder
+    from monai_xai.tracking import find_run, finish_run
+
+    released = []
+    monkeypatch.setattr(RunFolder, "release", lambda self: released.append(self))
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    folder = RunFolder(tmp_path / "run", identity={"seed": 0}).claim()
+    finish_run(store, "exp", "run0", tmp_path / "run", tmp_path / "run" / "figures", run_folder=folder)
+    assert find_run(store, "exp", "run0").info.status == "FINISHED" and released == [folder]

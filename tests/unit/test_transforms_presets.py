@@ -15,8 +15,8 @@ from monai_xai.transforms.intensity import (
     RemoveColorOverlayd,
     ToGrayscaled,
 )
+from monai_xai.transforms.preset_stages import CT_WINDOWS
 from monai_xai.transforms.presets import (
-    CT_WINDOWS,
     PRESETS,
     ct_preset,
     fundus_preset,
@@ -271,6 +271,6 @@ def test_mri_spacing_and_zscore():
 
 def test_get_preset_lists_valid_names():
     assert isinstance(get_preset("ultrasound", remove_overlays=False), Compose)
-    with pytest.raises(ValueError, match="ct, fundus, mri, photo_rgb, ultrasound, xray"):
+    with pytest.raises(ValueError, match="'pet' is not a valid value"):
         get_preset("pet")
     assert isinstance(fundus_preset(fov_crop=False), Compose) and isinstance(ultrasound_preset(), Compose)

@@ -8,6 +8,7 @@ corrected map at inference and see the decision change.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from monai_xai.networks.nets.resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
+from monai_xai.networks.pretrained import load_pretrained_weights
 from monai_xai.utils import resize_attention
 
 __all__ = [
@@ -136,6 +138,9 @@ class AttentionBranchNetwork(nn.Module):
         in_channels: image channels.
         num_classes: classes of both branches.
         stem: "standard" (stride-2 7x7 conv + max-pool) or "monai" (MONAI's stride-1 default).
+        pretrained_weights: a ResNet state dict file whose trunk the features and the perception branch
+            start from (see :func:`~monai_xai.networks.load_pretrained_weights`); the attention branch and
+            the head start from scratch. None trains all from scratch.
 
     ``forward(x, attention_map)`` with an ``attention_map`` (B or 1, 1, *any spatial size) uses that map,
     clipped to [0, 1] and resized to the feature size with :func:`resize_attention`, instead of M(x) in the
@@ -157,6 +162,7 @@ class AttentionBranchNetwork(nn.Module):
         in_channels: int = 1,
         num_classes: int = 2,
         stem: str = "standard",
+        pretrained_weights: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         spec = get_resnet_spec(backbone)
@@ -170,6 +176,8 @@ class AttentionBranchNetwork(nn.Module):
                 **dict(later_stages.named_children()), pool=net.avgpool, flatten=nn.Flatten(1), fc=net.fc
             )
         )
+        if pretrained_weights is not None:
+            load_pretrained_weights(self, pretrained_weights)
 
     def make_attention_branch(self, spec: ResNetSpec, spatial_dims: int, num_classes: int) -> AttentionBranch:
         """The attention branch of Fukui et al.: a full stride-1 copy of ``layer4``."""

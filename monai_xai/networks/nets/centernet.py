@@ -7,9 +7,12 @@ import os
 
 import torch
 import torch.nn.functional as F
+from monai.utils import look_up_option
 from torch import nn
 
+from monai_xai.errors import InputError
 from monai_xai.networks.nets.resnet_encoder import ResNetEncoder
+from monai_xai.networks.pretrained import load_pretrained_weights
 from monai_xai.networks.weights import load_weights
 
 __all__ = ["BACKBONE_INITS", "CenterNet", "backbone_source", "init_backbone"]
@@ -79,14 +82,37 @@ class CenterNet(nn.Module):
         return {"heatmap": self.heatmap_head(x), "size": self.size_head(x), "offset": self.offset_head(x)}
 
 
-def init_backbone(network: nn.Module, init: str = "random", checkpoint: str | os.PathLike | None = None):
+def _check_init(init: str) -> None:
+    if look_up_option(init, BACKBONE_INITS, default=None) is None:
+        raise InputError("init", f"unknown backbone init {init!r}; valid inits: {', '.join(BACKBONE_INITS)}")
+
+
+def init_backbone(
+    network: nn.Module,
+    init: str = "random",
+    checkpoint: str | os.PathLike | None = None,
+    pretrained_weights: str | os.PathLike | None = None,
+) -> nn.Module:
     """Initialise ``network.backbone`` by name: ``"random"`` keeps it, ``"simsiam"`` loads ``checkpoint``.
 
     The checkpoint is a SimSiam export (``encoder.pt``: the encoder weights under ``"encoder"``);
     one of another depth or channel count raises :class:`~monai_xai.errors.InputError` naming the file.
+
+    Args:
+        network: a :class:`CenterNet` (or a ``DataParallel`` of one); changed in place.
+        init: one of :data:`BACKBONE_INITS`.
+        checkpoint: the SimSiam encoder export, for ``init="simsiam"``.
+        pretrained_weights: with ``init="random"``, a torchvision ResNet state dict file the backbone starts
+            from instead (see :func:`~monai_xai.networks.load_pretrained_weights`); the neck and heads
+            start from scratch.
     """
-    if init not in BACKBONE_INITS:
-        raise ValueError(f"unknown backbone init {init!r}; valid inits: {', '.join(BACKBONE_INITS)}")
+    _check_init(init)
+    if pretrained_weights is not None:
+        if init != "random":
+            raise InputError(
+                "pretrained_weights", f"init={init!r} loads its own backbone; needs init='random'"
+            )
+        load_pretrained_weights(network, pretrained_weights)
     if init == "simsiam":
         if checkpoint is None:
             raise ValueError("init='simsiam' needs the SimSiam encoder checkpoint (simsiam_checkpoint)")
@@ -98,7 +124,10 @@ def backbone_source(init: str, checkpoint: str | os.PathLike | None) -> str | No
     """The file the backbone starts from: ``checkpoint`` for ``init="simsiam"``, None for ``"random"``.
 
     Why: a run's identity names the encoder it was initialised from, and only that one.
+
+    Args:
+        init: one of :data:`BACKBONE_INITS`.
+        checkpoint: the SimSiam encoder export.
     """
-    if init not in BACKBONE_INITS:
-        raise ValueError(f"unknown backbone init {init!r}; valid inits: {', '.join(BACKBONE_INITS)}")
+    _check_init(init)
     return None if init == "random" or checkpoint is None else os.fspath(checkpoint)

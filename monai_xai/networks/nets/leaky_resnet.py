@@ -7,9 +7,12 @@ non-zero where ReLU would cut them off.
 
 from __future__ import annotations
 
+import os
+
 from monai.networks.nets import ResNet, ResNetBlock, ResNetBottleneck
 
 from monai_xai.networks.nets.resnet import ResNetClassifier, resnet_kwargs
+from monai_xai.networks.pretrained import load_pretrained_weights
 
 __all__ = [
     "LEAKY_ACT",
@@ -41,7 +44,17 @@ _LEAKY_BLOCKS = {ResNetBlock: LeakyResNetBlock, ResNetBottleneck: LeakyResNetBot
 
 
 class LeakyResNetClassifier(ResNetClassifier):
-    """:class:`ResNetClassifier` with LeakyReLU everywhere; same layer names, so Grad-CAM and encoders fit."""
+    """:class:`ResNetClassifier` with LeakyReLU everywhere; same layer names, so Grad-CAM and encoders fit.
+
+    Args:
+        backbone: "resnet18", "resnet34" or "resnet50".
+        spatial_dims: 2 for slices, 3 for volumes.
+        in_channels: image channels.
+        num_classes: classes of the head.
+        stem: a key of :data:`~monai_xai.networks.nets.resnet.RESNET_STEMS`.
+        pretrained_weights: a ResNet state dict file to start from (all but the head, see
+            :func:`~monai_xai.networks.load_pretrained_weights`); None trains from scratch.
+    """
 
     def __init__(
         self,
@@ -50,11 +63,14 @@ class LeakyResNetClassifier(ResNetClassifier):
         in_channels: int = 1,
         num_classes: int = 2,
         stem: str = "standard",
+        pretrained_weights: str | os.PathLike | None = None,
     ) -> None:
         kwargs = resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem)
         kwargs["block"] = _LEAKY_BLOCKS[kwargs["block"]]
         ResNet.__init__(self, act=LEAKY_ACT, **kwargs)
         self.backbone = backbone
+        if pretrained_weights is not None:
+            load_pretrained_weights(self, pretrained_weights)
 
 
 #: Classifier class by activation name, for configs: ``RESNET_CLASSIFIERS[@classifier_act](...)``.

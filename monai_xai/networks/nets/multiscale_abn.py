@@ -13,6 +13,7 @@ calls it) and :func:`~monai_xai.networks.inference_optimised` gives it a batch-n
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
@@ -27,6 +28,7 @@ from monai_xai.networks.nets.resnet import (
     resnet_backbone,
     resnet_feature_stages,
 )
+from monai_xai.networks.pretrained import load_pretrained_weights
 from monai_xai.utils import upsample_attention
 
 __all__ = ["MultiScaleABNOutput", "MultiScaleAttentionBranchNetwork"]
@@ -68,6 +70,9 @@ class MultiScaleAttentionBranchNetwork(nn.Module):
         in_channels: image channels.
         num_classes: classes of every branch and of the fused prediction.
         stem: "standard" (stride-2 stem) or "monai" (MONAI's stride-1 default).
+        pretrained_weights: a ResNet state dict file whose stem and layer1..layer3 the feature extractor
+            starts from (see :func:`~monai_xai.networks.load_pretrained_weights`); the branches start from
+            scratch. None trains all from scratch.
 
     ``forward(x, attention_map)`` with an expert's map uses it (resized to each stage) in place of every M_l
     in the perception branches. :meth:`freeze_features` fixes the feature extractor for fine-tuning on
@@ -81,6 +86,7 @@ class MultiScaleAttentionBranchNetwork(nn.Module):
         in_channels: int = 1,
         num_classes: int = 2,
         stem: str = "standard",
+        pretrained_weights: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         spec = get_resnet_spec(backbone)
@@ -106,6 +112,8 @@ class MultiScaleAttentionBranchNetwork(nn.Module):
         )
         self.stage_classifiers = nn.ModuleList(nn.Linear(c, num_classes) for c in pooled)
         self.fusion = nn.Linear(sum(pooled), num_classes)
+        if pretrained_weights is not None:
+            load_pretrained_weights(self, pretrained_weights)
 
     def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Features after each of :data:`TAPPED_STAGES`, finest first."""

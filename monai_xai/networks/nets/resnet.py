@@ -10,13 +10,18 @@ leaves 7x7 positions of a 28x28 image for layer1 and 1x1 for layer4.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from monai.networks.layers.factories import Conv, Norm
 from monai.networks.nets import ResNet, ResNetBlock, ResNetBottleneck
+from monai.utils import look_up_option
 from torch import nn
+
+from monai_xai.errors import InputError
+from monai_xai.networks.pretrained import load_pretrained_weights
 
 __all__ = [
     "RESNET_SPECS",
@@ -68,10 +73,20 @@ RESNET_STEMS: dict[str, dict[str, Any]] = {
 
 
 def get_resnet_spec(name: str) -> ResNetSpec:
-    """Look up a ResNet depth by name, naming the valid ones when ``name`` is unknown."""
-    if name not in RESNET_SPECS:
-        raise ValueError(f"unknown ResNet backbone {name!r}; valid names: {', '.join(RESNET_SPECS)}")
-    return RESNET_SPECS[name]
+    """Look up a ResNet depth by name, naming the valid ones when ``name`` is unknown.
+
+    Args:
+        name: a key of :data:`RESNET_SPECS` (the bundles' ``backbone`` key).
+
+    Raises:
+        InputError: naming the ``backbone`` key and the valid names.
+    """
+    spec = look_up_option(name, RESNET_SPECS, default=None)
+    if spec is None:
+        raise InputError(
+            "backbone", f"unknown ResNet backbone {name!r}; valid names: {', '.join(RESNET_SPECS)}"
+        )
+    return spec
 
 
 def resnet_kwargs(
@@ -79,8 +94,9 @@ def resnet_kwargs(
 ) -> dict[str, Any]:
     """Keyword arguments of MONAI's ``ResNet`` for backbone ``name`` with a stem of :data:`RESNET_STEMS`."""
     spec = get_resnet_spec(name)
-    if stem not in RESNET_STEMS:
-        raise ValueError(f"unknown ResNet stem {stem!r}; valid stems: {', '.join(RESNET_STEMS)}")
+    stem_kwargs = look_up_option(stem, RESNET_STEMS, default=None)
+    if stem_kwargs is None:
+        raise InputError("stem", f"unknown ResNet stem {stem!r}; valid stems: {', '.join(RESNET_STEMS)}")
     return {
         "block": spec.block,
         "layers": list(spec.layers),
@@ -88,7 +104,7 @@ def resnet_kwargs(
         "spatial_dims": spatial_dims,
         "n_input_channels": in_channels,
         "num_classes": num_classes,
-        **RESNET_STEMS[stem],
+        **stem_kwargs,
     }
 
 
@@ -107,6 +123,15 @@ class ResNetClassifier(ResNet):
     """Plain ResNet classifier (the baseline next to ABN); ``forward`` returns logits.
 
     It is a MONAI ``ResNet``, so layer names (``layer4`` for Grad-CAM, ``fc``) and checkpoints match MONAI's.
+
+    Args:
+        backbone: "resnet18", "resnet34" or "resnet50".
+        spatial_dims: 2 for slices, 3 for volumes.
+        in_channels: image channels.
+        num_classes: classes of the head.
+        stem: a key of :data:`RESNET_STEMS`.
+        pretrained_weights: a torchvision or MedicalNet ResNet state dict file to start from (all but the
+            head, see :func:`~monai_xai.networks.load_pretrained_weights`); None trains from scratch.
     """
 
     def __init__(
@@ -116,9 +141,12 @@ class ResNetClassifier(ResNet):
         in_channels: int = 1,
         num_classes: int = 2,
         stem: str = "standard",
+        pretrained_weights: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(**resnet_kwargs(backbone, spatial_dims, in_channels, num_classes, stem))
         self.backbone = backbone
+        if pretrained_weights is not None:
+            load_pretrained_weights(self, pretrained_weights)
 
 
 def resnet_feature_stages(net: ResNet, stage: int = 3) -> tuple[nn.Sequential, nn.Sequential]:

@@ -13,10 +13,10 @@ from monai_xai.engines.outputs import ATTENTION_MAP
 from monai_xai.handlers.base import ReportHandler
 from monai_xai.utils import batch_strings
 
-__all__ = ["PredictionWriter"]
+__all__ = ["PredictionSaver"]
 
 
-class PredictionWriter(ReportHandler):
+class PredictionSaver(ReportHandler):
     """Collect predictions of an evaluator over unlabeled images and save them.
 
     ``<output_dir>/predictions.json`` lists, per image, its source, the predicted class and the
@@ -24,9 +24,16 @@ class PredictionWriter(ReportHandler):
     the image, for networks that have one. Class and probabilities are the engine's postprocessing outputs
     (``class``, ``probabilities``: with a checkpoint's operating point, its threshold and temperature) when
     it has them, else the argmax and softmax of the logits.
+
+    Args:
+        output_dir: folder of ``predictions.json`` and the overlays.
+        class_names: names of the classes, in label order.
+        overlays: whether to draw an attention overlay per image.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, class_names: Sequence[str], overlays: bool = True):
+    def __init__(
+        self, output_dir: str | os.PathLike, class_names: Sequence[str], overlays: bool = True
+    ) -> None:
         super().__init__(output_dir)
         self.class_names = list(class_names)
         self.overlays = overlays

@@ -11,15 +11,21 @@ from ignite.engine import Engine
 from monai_xai.engines.detection import DETECTIONS
 from monai_xai.handlers.base import ReportHandler
 
-__all__ = ["DetectionWriter"]
+__all__ = ["DetectionSaver"]
 
 
-class DetectionWriter(ReportHandler):
+class DetectionSaver(ReportHandler):
     """``<output_dir>/detections.json`` and ``<output_dir>/overlays/<stem>.png`` for unlabeled images.
 
     Per image: its source, the network input size, and the boxes scoring at least ``score_threshold``
     in ``xyxy`` pixels of the source image (scaled back from the network input when the batch carries
     ``original_size``), with class names and scores.
+
+    Args:
+        output_dir: folder of ``detections.json`` and the overlays.
+        class_names: names of the lesion classes, in label order.
+        score_threshold: lowest score of a written box.
+        overlays: whether to draw an overlay per image.
     """
 
     def __init__(
@@ -28,7 +34,7 @@ class DetectionWriter(ReportHandler):
         class_names: Sequence[str],
         score_threshold: float = 0.3,
         overlays: bool = True,
-    ):
+    ) -> None:
         super().__init__(output_dir)
         self.class_names = list(class_names)
         self.score_threshold, self.overlays = float(score_threshold), overlays

@@ -1,19 +1,23 @@
-"""SimSiam collapse monitor: the spread of the normalised embeddings over an epoch."""
+"""SimSiam collapse monitor: the spread of the normalised embeddings over an epoch, as an ignite metric."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import torch
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
+from monai.handlers.utils import from_engine
 
 from monai_xai.engines.simsiam_trainer import EMBEDDING
 
 __all__ = ["EmbeddingStdMetric"]
 
 logger = logging.getLogger(__name__)
+
+_EMBEDDING = from_engine(EMBEDDING)
 
 
 class EmbeddingStdMetric(Metric):
@@ -22,13 +26,22 @@ class EmbeddingStdMetric(Metric):
     A collapsed encoder maps every image to one vector: the std falls to 0. Healthy outputs spread
     like a unit Gaussian direction, with std near ``1 / sqrt(d)``; ``z_std_ratio`` is the std times
     ``sqrt(d)`` (about 1 healthy, near 0 collapsed), and a warning is logged below ``warn_below``.
+
+    Args:
+        warn_below: ``z_std_ratio`` under which a collapse warning is logged.
+        output_transform: callable turning ``engine.state.output`` into a 1-tuple of the (B, d) normalised
+            embeddings; by default the SimSiam trainer's ``embedding`` entry.
+        device: device of the metric's state.
     """
 
-    def __init__(self, warn_below: float = 0.1, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        warn_below: float = 0.1,
+        output_transform: Callable = _EMBEDDING,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.warn_below = warn_below
-        super().__init__(
-            output_transform=lambda output: (output[EMBEDDING],), device=device, skip_unrolling=True
-        )
+        super().__init__(output_transform=output_transform, device=device, skip_unrolling=True)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -36,8 +49,8 @@ class EmbeddingStdMetric(Metric):
         self._count = 0
 
     @reinit__is_reduced
-    def update(self, wrapped: tuple[torch.Tensor]) -> None:
-        (z,) = wrapped
+    def update(self, output: tuple[torch.Tensor]) -> None:
+        (z,) = output
         z = z.detach().double().cpu()
         self._sum = z.sum(0) if self._sum is None else self._sum + z.sum(0)
         self._sumsq = (z**2).sum(0) if self._sumsq is None else self._sumsq + (z**2).sum(0)

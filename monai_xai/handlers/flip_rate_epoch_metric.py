@@ -7,34 +7,45 @@ collapses, as the under-trained runs of the bundle docs show (86% one way, 4-9% 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
+from monai.handlers.utils import from_engine
 
 __all__ = ["FlipRateEpochMetric"]
+
+_TRANSLATION_CLASSES = from_engine(["pred_after", "source_class", "target_class"])
 
 
 class FlipRateEpochMetric(Metric):
     """Share of class-0 images whose translation is classified as 1, and of class-1 as 0, over an epoch.
 
-    Reads ``pred_after`` (the classifier's logits of the translations), ``source_class`` and ``target_class``
-    from the output of :class:`~monai_xai.engines.CounterfactualEvaluator`; each rate is
-    :func:`monai_xai.metrics.flip_rate`, as in the evaluation report. Reports
-    ``<prefix>flip_rate_from_0``, ``<prefix>flip_rate_from_1`` and their minimum ``<prefix>flip_rate_min``;
-    with ``only`` set (e.g. ``"flip_rate_min"``) that one scalar, as a key metric must be. A direction without
-    images has no rate: NaN, and so is the minimum (``BestModelSaver`` keeps no model on it).
+    Each rate is :func:`monai_xai.metrics.flip_rate`, as in the evaluation report. Reports
+    ``<prefix>flip_rate_from_0``, ``<prefix>flip_rate_from_1`` and their minimum ``<prefix>flip_rate_min``.
+    A direction without images has no rate: NaN, and so is the minimum (``BestModelSaver`` keeps no model on
+    it).
+
+    Args:
+        prefix: put before every reported name.
+        only: report this one rate as a scalar (e.g. ``"flip_rate_min"``), as a key metric must be.
+        output_transform: callable turning ``engine.state.output`` into ``(logits_after, source_class,
+            target_class)``; by default the ``pred_after`` (the classifier's logits of the translations),
+            ``source_class`` and ``target_class`` entries of
+            :class:`~monai_xai.engines.CounterfactualEvaluator`'s output.
+        device: device of the metric's state.
     """
 
-    def __init__(self, prefix: str = "", only: str | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        prefix: str = "",
+        only: str | None = None,
+        output_transform: Callable = _TRANSLATION_CLASSES,
+        device: str | torch.device = "cpu",
+    ) -> None:
         self.prefix, self.only = prefix, only
-        super().__init__(
-            output_transform=lambda output: (
-                output["pred_after"],
-                output["source_class"],
-                output["target_class"],
-            ),
-            device=device,
-        )
+        super().__init__(output_transform=output_transform, device=device)
 
     @reinit__is_reduced
     def reset(self) -> None:
