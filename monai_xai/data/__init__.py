@@ -16,7 +16,7 @@ from monai_xai.data.coco import (
     masks_to_coco,
 )
 from monai_xai.data.corrections import CORRECTED_MAP_KEY, CorrectionDatalist, correction_datalist, item_id
-from monai_xai.data.datasets import dataset_splits, select_labels
+from monai_xai.data.datasets import DATASET_SOURCES, dataset_splits, select_labels
 from monai_xai.data.dedup import (
     SplitGroups,
     dhash,
@@ -72,6 +72,7 @@ __all__ = [
     "MEDMNIST_SPLITS",
     "PhantomSet",
     "csv_datalist",
+    "DATASET_SOURCES",
     "dataset_splits",
     "SplitGroups",
     "dhash",

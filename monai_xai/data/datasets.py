@@ -8,15 +8,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai.utils import look_up_option
+
 from monai_xai.data.dedup import group_near_duplicates
 from monai_xai.data.medmnist import medmnist_datalist
 from monai_xai.data.splits import kfold_splits, limit_splits
 from monai_xai.data.tabular import csv_datalist, folder_datalist
 from monai_xai.errors import InputError
 
-__all__ = ["dataset_splits", "select_labels"]
+__all__ = ["DATASET_SOURCES", "dataset_splits", "select_labels"]
 
 logger = logging.getLogger(__name__)
+
+#: The dataset sources :func:`dataset_splits` reads (the bundles' ``dataset_source`` key).
+DATASET_SOURCES = ("csv", "folder", "medmnist")
 
 
 def select_labels(datalist: Sequence[dict], labels: Sequence[int]) -> list[dict]:
@@ -59,6 +64,12 @@ def dataset_splits(
     already, so ``dedup`` ignores a ``splits.json`` found by ``"auto"`` and refuses an explicit one.
     """
     path = Path(path)
+    checked = look_up_option(source, DATASET_SOURCES, default=None)
+    if checked is None:
+        raise InputError(
+            "dataset_source", f"unknown dataset source {source!r}; valid: {', '.join(DATASET_SOURCES)}"
+        )
+    source = checked
     if labels is not None and class_names is not None and len(labels) != len(class_names):
         raise InputError(
             None,
@@ -73,7 +84,7 @@ def dataset_splits(
         num_classes = None if stored_names is None else len(stored_names)
         parts = {split: medmnist_datalist(path, split, num_classes) for split in ("train", "val", "test")}
         parts["n_folds"], parts["excluded"] = 1, []
-    elif source in ("csv", "folder"):
+    else:
         if source == "csv":
             items = csv_datalist(
                 path, class_names=stored_names, allow_names=labels is None, **datalist_kwargs
@@ -104,8 +115,6 @@ def dataset_splits(
                 split_file = auto_file if auto_file.is_file() else None
             split_path = Path(split_file) if split_file else None
             parts = kfold_splits(items, split_path, fold, seed, n_folds, base_dir=dataset_dir)
-    else:
-        raise ValueError(f"unknown dataset source {source!r}; expected 'csv', 'folder' or 'medmnist'")
     if labels is not None:
         for split in ("train", "val", "test", "excluded"):
             parts[split] = select_labels(parts[split], labels)

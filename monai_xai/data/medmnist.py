@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from monai.utils import look_up_option
 
 from monai_xai.errors import InputError
 
@@ -42,8 +43,10 @@ def medmnist_datalist(
     outside ``[0, num_classes)`` is an error naming the file: the names would not fit the labels.
     """
     path = Path(path)
-    if split not in MEDMNIST_SPLITS:
+    checked = look_up_option(split, MEDMNIST_SPLITS, default=None)
+    if checked is None:
         raise InputError(path, f"unknown split {split!r}; expected one of {', '.join(MEDMNIST_SPLITS)}")
+    split = checked
     if not path.is_file():
         raise InputError(path, "MedMNIST file not found")
     try:

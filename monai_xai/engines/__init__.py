@@ -24,7 +24,12 @@ from monai_xai.engines.outputs import (
     loss_part,
 )
 from monai_xai.engines.precision import FastPath, FastPathEngine, cpu_supports_bf16, to_float32
-from monai_xai.engines.prepare_batch import PrepareBatchPair, PrepareBatchWithBoxes, PrepareBatchWithMasks
+from monai_xai.engines.prepare_batch import (
+    PrepareBatchPair,
+    PrepareBatchWithBoxes,
+    PrepareBatchWithMasks,
+    WholeBatchEngine,
+)
 from monai_xai.engines.simsiam_trainer import EMBEDDING, SECOND_VIEW, SimSiamTrainer
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "PrepareBatchPair",
     "PrepareBatchWithBoxes",
     "PrepareBatchWithMasks",
+    "WholeBatchEngine",
     "cpu_supports_bf16",
     "to_float32",
     "optimisation_step",

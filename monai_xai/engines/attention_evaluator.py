@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from monai.engines import SupervisedEvaluator
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.engines.precision import FastPathEngine
-from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks, WholeBatchEngine
 from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionEvaluator"]
 
 
-class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
+class AttentionEvaluator(FastPathEngine, WholeBatchEngine, SupervisedEvaluator):
     """Evaluates a plain or attention branch classifier on whole batches.
 
     ``engine.state.output`` holds ``image``, ``label``, ``pred`` (logits), and when present
@@ -32,11 +30,7 @@ class AttentionEvaluator(FastPathEngine, SupervisedEvaluator):
         kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(
-        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
-    ) -> None:
-        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
-        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+    default_prepare_batch = PrepareBatchWithMasks
 
     def _iteration(self, engine: SupervisedEvaluator, batchdata: dict) -> dict:
         if batchdata is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 from monai.engines import SupervisedTrainer
@@ -13,13 +12,13 @@ from monai.utils import CommonKeys as Keys
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import HAS_MASK, LOSS_PARTS, MASK
 from monai_xai.engines.precision import FastPathEngine
-from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks, WholeBatchEngine
 from monai_xai.networks.outputs import split_network_output
 
 __all__ = ["AttentionSupervisedTrainer"]
 
 
-class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
+class AttentionSupervisedTrainer(FastPathEngine, WholeBatchEngine, SupervisedTrainer):
     """Trains a classifier with a loss ``loss_function(output, label, mask, has_mask) -> (loss, parts)``.
 
     ``output`` is whatever the network returns (logits, or an attention branch network's output),
@@ -42,11 +41,10 @@ class AttentionSupervisedTrainer(FastPathEngine, SupervisedTrainer):
         kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(
-        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
-    ) -> None:
-        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
-        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+    default_prepare_batch = PrepareBatchWithMasks
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         if getattr(self.loss_function, "needs_inputs", False) and self.fast_path.channels_last:
             # double back-propagation is slower through oneDNN's channels-last convolutions than through
             # contiguous ones: an input-gradient loss trains in the default layout

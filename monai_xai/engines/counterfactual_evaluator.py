@@ -12,13 +12,13 @@ from monai.utils import look_up_option
 from torch import nn
 
 from monai_xai.engines.precision import FastPathEngine
-from monai_xai.engines.prepare_batch import PrepareBatchWithMasks
+from monai_xai.engines.prepare_batch import PrepareBatchWithMasks, WholeBatchEngine
 from monai_xai.networks.nets.agcyclegan import AGCycleGAN, to_classifier_range, to_gan_range
 
 __all__ = ["CounterfactualEvaluator"]
 
 
-class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
+class CounterfactualEvaluator(FastPathEngine, WholeBatchEngine, SupervisedEvaluator):
     """``network`` is the classifier; ``gan`` translates each image from its source class to the other one.
 
     The source class is the label when the batch has one and ``source="label"``, else the classifier's
@@ -40,19 +40,18 @@ class CounterfactualEvaluator(FastPathEngine, SupervisedEvaluator):
         kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``inferer``, ``amp``, handlers ...).
     """
 
+    default_prepare_batch = PrepareBatchWithMasks
+
     def __init__(
         self,
         *args,
         gan: AGCycleGAN,
         source: str = "label",
         saliency_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        prepare_batch: Callable | None = None,
-        decollate: bool = False,
         **kwargs,
     ) -> None:
         source = look_up_option(source, ("label", "prediction"))
-        prepare_batch = PrepareBatchWithMasks() if prepare_batch is None else prepare_batch
-        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+        super().__init__(*args, **kwargs)
         self.gan, self.source, self.saliency_fn = gan, source, saliency_fn
         self.fast_path.prepare_network(gan)
 

@@ -5,11 +5,10 @@ and MONAI's RetinaNet (its own matching and losses; box axes swapped to and from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import torch
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.engines.utils import IterationEvents
+from monai.engines.utils import IterationEvents, PrepareBatchDefault
 from monai.utils import CommonKeys as Keys
 
 from monai_xai.detection.centernet_codec import decode_centernet, encode_centernet_targets
@@ -17,7 +16,7 @@ from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPathEngine
-from monai_xai.engines.prepare_batch import PrepareBatchWithBoxes
+from monai_xai.engines.prepare_batch import PrepareBatchWithBoxes, WholeBatchEngine
 
 __all__ = [
     "DETECTIONS",
@@ -37,7 +36,7 @@ def _stride(network: torch.nn.Module) -> int:
     return int(getattr(network, "module", network).stride)
 
 
-class DetectionTrainer(FastPathEngine, SupervisedTrainer, ABC):
+class DetectionTrainer(FastPathEngine, WholeBatchEngine, SupervisedTrainer, ABC):
     """Trains a detector from ``image`` and the ``boxes``/``labels`` lists; subclasses make the loss.
 
     ``state.output`` carries ``loss`` and ``loss_parts`` (with ``loss``, for
@@ -52,11 +51,7 @@ class DetectionTrainer(FastPathEngine, SupervisedTrainer, ABC):
         kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(
-        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
-    ) -> None:
-        prepare_batch = PrepareBatchWithBoxes() if prepare_batch is None else prepare_batch
-        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+    default_prepare_batch = PrepareBatchWithBoxes
 
     @abstractmethod
     def compute_loss(
@@ -99,7 +94,13 @@ class CenterNetTrainer(DetectionTrainer):
 
 class RetinaNetTrainer(DetectionTrainer):
     """MONAI's ``RetinaNetDetector`` in training mode: it matches anchors (ATSS) and returns its focal
-    classification and box regression losses, which are summed; ``loss_function`` is not used."""
+    classification and box regression losses, which are summed; ``loss_function`` is not used.
+
+    Args:
+        args: positional arguments of :class:`DetectionTrainer`.
+        loss_function: ignored (the detector computes its own losses); optional so configs may leave it out.
+        kwargs: keyword arguments of :class:`DetectionTrainer`.
+    """
 
     def __init__(self, *args, loss_function=None, **kwargs):
         super().__init__(*args, loss_function=loss_function, **kwargs)
@@ -114,24 +115,22 @@ class RetinaNetTrainer(DetectionTrainer):
         return sum(losses.values()), parts
 
 
-class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
+class DetectionEvaluator(FastPathEngine, WholeBatchEngine, SupervisedEvaluator, ABC):
     """Runs a detector: ``state.output["detections"]`` per image ``{"boxes" xyxy, "scores", "labels"}``.
 
     Ground truth ``boxes``/``labels`` (when the batch has them), ``source`` and ``original_size`` pass
     through for metrics, reports and writers, as the loader gave them. Subclasses turn the network's
     output into detections; the network runs through ``inferer`` (MONAI's ``SimpleInferer`` by default).
-    The images come from ``prepare_batch``, the first item of what it returns (MONAI's
-    ``default_prepare_batch`` by default).
+    The images come from ``prepare_batch``, the first item of what it returns.
 
     Args:
         args: positional arguments of MONAI's ``SupervisedEvaluator``.
+        prepare_batch: gives the images on the device first; default MONAI's ``PrepareBatchDefault``.
         decollate: MONAI's option; off, since box lists stay per batch.
-        kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``prepare_batch``, ``inferer``,
-            ``amp``, handlers ...).
+        kwargs: keyword arguments of MONAI's ``SupervisedEvaluator`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(self, *args, decollate: bool = False, **kwargs):
-        super().__init__(*args, decollate=decollate, **kwargs)
+    default_prepare_batch = PrepareBatchDefault
 
     @abstractmethod
     def detect(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
@@ -156,7 +155,14 @@ class DetectionEvaluator(FastPathEngine, SupervisedEvaluator, ABC):
 
 class CenterNetEvaluator(DetectionEvaluator):
     """CenterNet's peaks: the ``top_k`` best over all classes, those under ``score_threshold`` dropped
-    (0 keeps all, as COCO AP needs)."""
+    (0 keeps all, as COCO AP needs).
+
+    Args:
+        args: positional arguments of :class:`DetectionEvaluator`.
+        top_k: most detections kept per image.
+        score_threshold: detections scoring below it are dropped.
+        kwargs: keyword arguments of :class:`DetectionEvaluator`.
+    """
 
     def __init__(self, *args, top_k: int = 100, score_threshold: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -176,7 +182,13 @@ class CenterNetEvaluator(DetectionEvaluator):
 
 class RetinaNetEvaluator(DetectionEvaluator):
     """MONAI's ``RetinaNetDetector`` in eval mode (anchor decoding, score threshold, NMS), boxes back in
-    COCO axis order; ``top_k`` caps the boxes per image."""
+    COCO axis order.
+
+    Args:
+        args: positional arguments of :class:`DetectionEvaluator`.
+        top_k: most boxes kept per image.
+        kwargs: keyword arguments of :class:`DetectionEvaluator`.
+    """
 
     def __init__(self, *args, top_k: int = 100, **kwargs):
         super().__init__(*args, **kwargs)

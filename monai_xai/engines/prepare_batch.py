@@ -7,6 +7,7 @@ example one that adds a key, or counts calls) exactly as with MONAI's ``Supervis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from monai.utils import CommonKeys as Keys
 from monai_xai.detection.collate import BOXES, LABELS
 from monai_xai.engines.outputs import HAS_MASK, MASK
 
-__all__ = ["PrepareBatchPair", "PrepareBatchWithBoxes", "PrepareBatchWithMasks"]
+__all__ = ["PrepareBatchPair", "PrepareBatchWithBoxes", "PrepareBatchWithMasks", "WholeBatchEngine"]
 
 
 class PrepareBatchWithMasks(PrepareBatch):
@@ -83,3 +84,27 @@ class PrepareBatchPair(PrepareBatch):
             first.to(device, non_blocking=non_blocking, **kwargs),
             second.to(device, non_blocking=non_blocking, **kwargs),
         )
+
+
+class WholeBatchEngine:
+    """Mixin for MONAI engines whose consumers work on whole batches: ``decollate`` off, and the engine's
+    own ``prepare_batch`` (built by :attr:`default_prepare_batch`) when a config gives none.
+
+    Why: every engine of the project otherwise repeats the same two-line constructor, differing only in
+    the default; with the mixin an engine names its default once, as a class attribute.
+
+    Args:
+        args: the engine's positional arguments (MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``).
+        prepare_batch: MONAI's option; None builds :attr:`default_prepare_batch`.
+        decollate: MONAI's option; off, since the consumers work on whole batches.
+        kwargs: the engine's other keyword arguments.
+    """
+
+    #: Builds the ``prepare_batch`` used when none is given (called with no arguments); set by each engine.
+    default_prepare_batch: Callable[[], Callable]
+
+    def __init__(
+        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
+    ) -> None:
+        prepare_batch = type(self).default_prepare_batch() if prepare_batch is None else prepare_batch
+        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)

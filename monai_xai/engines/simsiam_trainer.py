@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,7 @@ from monai.utils import CommonKeys as Keys
 from monai_xai.engines.optimisation import optimisation_step
 from monai_xai.engines.outputs import LOSS_PARTS
 from monai_xai.engines.precision import FastPathEngine
+from monai_xai.engines.prepare_batch import WholeBatchEngine
 
 __all__ = ["EMBEDDING", "SECOND_VIEW", "SimSiamTrainer"]
 
@@ -22,7 +23,7 @@ SECOND_VIEW = "image_2"
 EMBEDDING = "embedding"
 
 
-class SimSiamTrainer(FastPathEngine, SupervisedTrainer):
+class SimSiamTrainer(FastPathEngine, WholeBatchEngine, SupervisedTrainer):
     """Trains a :class:`~monai_xai.networks.SimSiam` with ``loss_function(output) -> loss``.
 
     ``state.output`` holds ``loss``, ``loss_parts`` and the detached, normalised ``z`` of the first view
@@ -37,11 +38,7 @@ class SimSiamTrainer(FastPathEngine, SupervisedTrainer):
         kwargs: keyword arguments of MONAI's ``SupervisedTrainer`` (``inferer``, ``amp``, handlers ...).
     """
 
-    def __init__(
-        self, *args, prepare_batch: Callable | None = None, decollate: bool = False, **kwargs
-    ) -> None:
-        prepare_batch = PrepareBatchExtraInput(SECOND_VIEW) if prepare_batch is None else prepare_batch
-        super().__init__(*args, prepare_batch=prepare_batch, decollate=decollate, **kwargs)
+    default_prepare_batch = partial(PrepareBatchExtraInput, SECOND_VIEW)
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict) -> dict:
         if batchdata is None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from monai.metrics import CalibrationErrorMetric
 from monai.metrics.calibration import calibration_binning
+from monai.utils import look_up_option
 
 __all__ = [
     "TEMPERATURE_BOUNDS",
@@ -133,8 +134,10 @@ def reliability_curve(labels: Any, probs: Any, n_bins: int = 15) -> dict[str, An
 
 def _as_logits(values: Any, inputs: str) -> np.ndarray:
     """(N, C) float64 logits; probabilities (``inputs="probs"``, or detected by "auto") become their logs."""
-    if inputs not in ("auto", "logits", "probs"):
+    checked = look_up_option(inputs, ("auto", "logits", "probs"), default=None)
+    if checked is None:
         raise ValueError(f"inputs must be 'auto', 'logits' or 'probs', got {inputs!r}")
+    inputs = checked
     z = _as_numpy(values).astype(np.float64)
     if z.ndim == 1:
         if inputs == "logits":

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.metrics import compute_confusion_matrix_metric
+from monai.utils import look_up_option
 
 __all__ = ["OPERATING_POINT_METHODS", "OperatingPoint", "choose_threshold", "decide", "metrics_at_threshold"]
 
@@ -127,8 +128,10 @@ def choose_threshold(
     """
     if target_sensitivity is not None and method == "youden":
         method = "target_sensitivity"
-    if method not in OPERATING_POINT_METHODS:
+    checked = look_up_option(method, OPERATING_POINT_METHODS, default=None)
+    if checked is None:
         raise ValueError(f"method must be one of {OPERATING_POINT_METHODS}, got {method!r}")
+    method = checked
     if method == "target_sensitivity":
         if target_sensitivity is None:
             raise ValueError("method 'target_sensitivity' needs target_sensitivity")

@@ -26,6 +26,7 @@ from monai.networks.utils import copy_model_state
 from torch import nn
 
 from monai_xai.errors import InputError
+from monai_xai.networks.weights import read_weights_file
 
 __all__ = [
     "RESNET_TRUNK",
@@ -110,24 +111,16 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], l
     """The tensors of a state dict file, ``module.`` prefixes stripped, and the keys that held no tensor.
 
     Accepts a raw state dict (``torch.save(model.state_dict(), path)``) or a checkpoint holding one under
-    ``"state_dict"`` (MedicalNet) or ``"model"`` (this project's training checkpoints). Reads with
-    ``weights_only=True``: no code in the file runs.
+    ``"state_dict"`` (MedicalNet) or ``"model"`` (this project's training checkpoints), read by
+    :func:`~monai_xai.networks.weights.read_weights_file`.
 
     Args:
         path: the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "pretrained weights file not found")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign or truncated files
-        raise InputError(path, f"cannot read as a PyTorch state dict ({type(err).__name__}: {err})") from err
-    if isinstance(content, Mapping):
-        for key in ("state_dict", "model"):
-            if isinstance(content.get(key), Mapping):
-                content = content[key]
-                break
+    content = read_weights_file(
+        path, "pretrained weights file not found", "state dict", ("state_dict", "model")
+    )
     if not isinstance(content, Mapping) or not any(isinstance(v, torch.Tensor) for v in content.values()):
         raise InputError(
             path,

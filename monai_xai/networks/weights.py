@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ __all__ = [
     "read_checkpoint_record",
     "read_operating_point",
     "read_score_threshold",
+    "read_weights_file",
     "resnet_depth_of",
     "score_threshold_of",
     "score_threshold_path",
@@ -55,17 +56,42 @@ def resnet_depth_of(state: Mapping[str, object]) -> str | None:
     return None
 
 
+def read_weights_file(
+    path: str | os.PathLike, missing: str, what: str = "checkpoint", keys: Sequence[str] = ("model",)
+) -> object:
+    """A PyTorch weights file's content, or the mapping it holds under the first of ``keys`` that has one.
+
+    Why: a training checkpoint keeps the state dict beside the optimiser's (``"model"``), MedicalNet under
+    ``"state_dict"``, and a bare state dict is the file itself. Reads with ``weights_only=True``: no code in
+    the file runs.
+
+    Args:
+        path: the file.
+        missing: the error when there is no file, saying what the file is for.
+        what: what the file should be (``"checkpoint"``, ``"state dict"``), for the error when torch cannot
+            read it.
+        keys: the entries that may hold the state dict, tried in order.
+
+    Raises:
+        InputError: naming ``path`` when it is missing or torch cannot read it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, missing)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise InputError(path, f"cannot read as a PyTorch {what} ({type(err).__name__}: {err})") from err
+    if isinstance(content, Mapping):
+        nested = next((content[key] for key in keys if isinstance(content.get(key), Mapping)), None)
+        return content if nested is None else nested
+    return content
+
+
 def load_weights(network: nn.Module, path: str | os.PathLike, key: str = "model") -> nn.Module:
     """Load ``path`` (a state dict, or a training checkpoint holding one under ``key``) into ``network``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found (train first, or pass --checkpoint)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or foreign files
-        raise InputError(path, f"cannot read as a PyTorch checkpoint ({type(err).__name__}: {err})") from err
-    if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-        state = state[key]
+    state = read_weights_file(path, "checkpoint not found (train first, or pass --checkpoint)", keys=(key,))
     target = getattr(network, "module", network)
     own = target.state_dict()
     missing = sorted(set(own) - set(state))

@@ -91,6 +91,8 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
 #: image and mask resizing the fundus preset offers (the first of each: what every other preset does)
 _IMAGE_RESIZE = ("bilinear", "area")
 _MASK_RESIZE = ("nearest", "max")
+#: the MRI preset's intensity scalings: to [-1, 1], or z-scores of the non-zero voxels
+_MRI_INTENSITIES = ("minmax", "zscore")
 #: where a mask moved by bilinear augmentation stays lesion: a one-pixel lesion keeps at least about 0.2
 _LESION_KEEP_THRESHOLD = 0.1
 #: the light augmentation's largest rotation
@@ -109,9 +111,12 @@ def _ct_steps(
     slice_index: int | None = None,
 ) -> list[MapTransform]:
     if isinstance(window, str):
-        if window not in CT_WINDOWS:
-            raise ValueError(f"unknown CT window {window!r}; valid names: {', '.join(CT_WINDOWS)}.")
-        window = CT_WINDOWS[window]
+        named = look_up_option(window, CT_WINDOWS, default=None)
+        if named is None:
+            raise InputError(
+                None, f"'preset_args': unknown CT window {window!r}; valid names: {', '.join(CT_WINDOWS)}."
+            )
+        window = named
     center, width = (float(v) for v in window)
     steps: list[MapTransform] = [CheckIntensityScaled(keys=keys, preset="ct", refuse_unsigned=True)]
     if slice_axis is not None:
@@ -142,12 +147,14 @@ def _mri_steps(
                 dtype=np.float32,
             )
         )
-    if intensity == "minmax":
+    scaling = look_up_option(intensity, _MRI_INTENSITIES, default=None)
+    if scaling is None:
+        valid = ", ".join(_MRI_INTENSITIES)
+        raise InputError(None, f"'preset_args': unknown MRI intensity scaling {intensity!r}; valid: {valid}.")
+    if scaling == "minmax":
         steps.append(ScaleIntensityd(keys=keys, minv=-1.0, maxv=1.0))
-    elif intensity == "zscore":
-        steps.append(NormalizeIntensityd(keys=keys, nonzero=True))
     else:
-        raise ValueError(f"unknown MRI intensity scaling {intensity!r}; valid: 'minmax', 'zscore'.")
+        steps.append(NormalizeIntensityd(keys=keys, nonzero=True))
     return steps
 
 
@@ -256,10 +263,12 @@ def _fundus_resize(
 
 
 def _check_fundus_resize(image_resize: str = "bilinear", mask_resize: str = "nearest") -> None:
+    # checked as given, not through look_up_option: the resize steps use the names verbatim
     if image_resize not in _IMAGE_RESIZE or mask_resize not in _MASK_RESIZE:
-        raise ValueError(
-            f"image_resize must be one of {_IMAGE_RESIZE} and mask_resize one of {_MASK_RESIZE}, got "
-            f"{image_resize!r} and {mask_resize!r}"
+        raise InputError(
+            None,
+            f"'preset_args': image_resize must be one of {_IMAGE_RESIZE} and mask_resize one of "
+            f"{_MASK_RESIZE}, got {image_resize!r} and {mask_resize!r}",
         )
 
 

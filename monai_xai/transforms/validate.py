@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
-from monai.utils import convert_to_numpy, optional_import
+from monai.utils import convert_to_numpy, look_up_option, optional_import
 
 from monai_xai.errors import InputError
 from monai_xai.transforms.io import SOURCE_KEY
@@ -80,7 +80,8 @@ class ValidateItemd(MapTransform):
         spatial_dims: int | None = None,
     ) -> None:
         super().__init__(keys=image_key)
-        if on_error not in ("raise", "skip"):
+        checked = look_up_option(on_error, ("raise", "skip"), default=None)
+        if checked is None:
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.image_key = image_key
         self.mask_key = mask_key
@@ -89,7 +90,7 @@ class ValidateItemd(MapTransform):
         self.expected_channels = expected_channels
         self.spatial_dims = spatial_dims
         self.require_mask = require_mask
-        self.on_error = on_error
+        self.on_error = checked
         self.skipped: Counter[str] = Counter()
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any] | None:

@@ -32,9 +32,10 @@ Grad-CAM++ notes:
   score without reshaping it (and with ``class_idx=None`` the score is a (B, B) matrix), so any batch > 1
   raises a shape error. Batch 1 uses MONAI's class unchanged; larger batches use ``GradCAMpp`` over
   ``monai_xai.visualize.batch_score_hooks`` (each sample scored by its own predicted class), which
-  gives, per sample, the same map as a batch-1 call (tests/unit/test_explain_latency_script.py checks it).
-* Freezing the weights changes no map (tests/unit/test_explain_latency_script.py checks it): the gradient
-  Grad-CAM++ reads at the output of ``layer4`` does not depend on which weights take gradients.
+  gives, per sample, the same map as a batch-1 call (tests/unit/scripts/test_explain_latency_script.py
+  checks it).
+* Freezing the weights changes no map (tests/unit/scripts/test_explain_latency_script.py checks it): the
+  gradient Grad-CAM++ reads at the output of ``layer4`` does not depend on which weights take gradients.
 
 Run it on an idle machine: with default threads, another busy process makes OpenMP threads spin-wait and
 slows each step many times over, unevenly. The JSON records the load average at start and end, and the

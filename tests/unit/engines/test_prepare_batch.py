@@ -200,3 +200,26 @@ def test_gan_trainers_run_the_generator_through_the_inferer(trainer_type):
     # the generator's cycle only: discriminators and the guiding classifier are loss terms
     assert (prepare_batch.calls, inferer.calls) == (1, 1)
     assert "loss_g" in engine.state.output["loss_parts"]
+
+
+@pytest.mark.parametrize(
+    "engine_type, default",
+    [
+        (AttentionSupervisedTrainer, PrepareBatchWithMasks),
+        (AttentionEvaluator, PrepareBatchWithMasks),
+        (CenterNetTrainer, PrepareBatchWithBoxes),
+    ],
+)
+def test_engines_build_their_default_prepare_batch_and_keep_a_given_one(engine_type, default):
+    network = get_classifier("baseline", spatial_dims=2, in_channels=1, num_classes=2)
+    kwargs = {"network": network}
+    if engine_type is AttentionEvaluator:
+        kwargs["val_data_loader"] = [_classification_batch()]
+    else:
+        optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+        kwargs.update(max_epochs=1, train_data_loader=[], optimizer=optimizer)
+        kwargs["loss_function"] = get_classifier_loss("baseline")
+    engine = engine_type(device="cpu", **kwargs)
+    assert type(engine.prepare_batch) is default
+    given = CountingPrepareBatch(default())
+    assert engine_type(device="cpu", prepare_batch=given, **kwargs).prepare_batch is given

@@ -26,7 +26,7 @@ from monai_xai.transforms import (
 )
 
 CLASS_NAMES = ["smooth", "irregular"]  # reverse alphabetical: sorting would swap them
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+BUNDLES = Path(__file__).resolve().parents[3] / "bundles"
 TRAIN_CONFIGS = ["abn_classification/configs/train.json", "agcyclegan_explainer/configs/train.json"]
 
 

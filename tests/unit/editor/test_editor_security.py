@@ -32,7 +32,7 @@ from monai_xai.editor import CorrectionTable, create_app, load_session  # noqa: 
 from monai_xai.errors import InputError  # noqa: E402
 from monai_xai.networks import get_classifier  # noqa: E402
 
-ABN = Path(__file__).resolve().parents[2] / "bundles" / "abn_classification" / "configs"
+ABN = Path(__file__).resolve().parents[3] / "bundles" / "abn_classification" / "configs"
 IMAGE_SIZE, INPUT_SIZE = 64, 32
 TOKEN = "X-Editor-Token"  # the header the page sends, spelled out: it is the protocol under test
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RESULTS = sorted(REPO.glob("bundles/*/docs/results/*.json"))
 M = "python -m monai_xai.experiments"
 

@@ -16,7 +16,7 @@ import pytest
 
 from monai_xai.experiments import detector_throughput as throughput
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "detector_throughput.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "benchmarks" / "detector_throughput.py"
 SETTINGS = {"target", "size", "backbone", "repeats", "warmup", "device", "threads", "cpu", "torch"}
 LOAD = {"load_average_start", "load_average_end"}
 COMMITTED = json.loads(throughput.BLOCKS["detector_throughput"].path.read_text())

@@ -22,7 +22,7 @@ from monai_xai.errors import InputError, input_error_behind
 from monai_xai.networks import get_classifier
 from monai_xai.transforms import EnsureMaskd, LoadImageOrArrayd, check_splits
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUNDLES = REPO / "bundles"
 #: bf16 keeps 8 bits of mantissa: logits of an untrained ResNet18 ABN (|logit| < ~2) agree with float32
 #: to within this absolute tolerance, and their softmax probabilities to within half of it.

@@ -34,7 +34,7 @@ from monai_xai.deploy import (
 )
 from monai_xai.errors import InputError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "abn_classification" / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "bundles" / "abn_classification" / "configs"
 MODEL = {"name": "ABN", "version": "1.0", "file": "model.ts", "sha256": "ab" * 32, "intended_use": ""}
 
 

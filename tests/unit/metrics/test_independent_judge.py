@@ -24,7 +24,7 @@ from monai_xai.metrics.realism import (
     polynomial_kernel,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "bundles" / "agcyclegan_explainer" / "configs"
 
 # ----------------------------------------------------------------------------------------------- KID

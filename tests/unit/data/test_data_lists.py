@@ -204,3 +204,10 @@ def test_demo_dataset_round_trips_through_loaders(tmp_path):
     assert all("mask" in item for item in parts["train"])
     mask = np.array(Image.open(parts["train"][0]["mask"]))
     assert set(np.unique(mask)) <= {0, 255} and mask.max() == 255
+
+
+def test_unknown_dataset_source_names_the_key(tmp_path):
+    from monai_xai.data import dataset_splits
+
+    with pytest.raises(InputError, match="dataset_source: unknown dataset source 'csvv'; valid: csv, folder"):
+        dataset_splits("csvv", tmp_path / "labels.csv")

@@ -30,7 +30,7 @@ from monai_xai.editor.app import TOKEN_HEADER  # noqa: E402
 from monai_xai.errors import InputError  # noqa: E402
 from monai_xai.networks import get_classifier  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ABN = REPO / "bundles" / "abn_classification" / "configs"
 MS = REPO / "bundles" / "multiscale_abn_correction" / "configs"
 IMAGE_SIZE, INPUT_SIZE = 64, 32  # the network sees half the image size, so saving must resize back

@@ -13,7 +13,7 @@ import pytest
 from monai_xai.errors import InputError
 from monai_xai.experiments import demo_correction as dc
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ABN = REPO / "bundles" / "abn_classification" / "configs"
 MULTISCALE = REPO / "bundles" / "multiscale_abn_correction" / "configs"
 FRACTIONS = (0.1, 0.2, 0.3, 0.5, 1.0)

@@ -15,7 +15,7 @@ import torch
 
 from monai_xai.experiments import explain_latency
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks" / "explain_latency.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "benchmarks" / "explain_latency.py"
 JUDGED = ("explain_ratio_b1_vs_headgrad", "explain_ratio_b16_vs_headgrad", "train_step_ratio")
 SHOWN = ("explain_ratio_b1", "explain_ratio_b16")
 

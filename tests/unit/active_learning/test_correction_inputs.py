@@ -14,7 +14,7 @@ from PIL import Image
 from monai_xai.errors import InputError
 from monai_xai.transforms import LoadCorrectedMapd
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ABN = REPO / "bundles" / "abn_classification" / "configs"
 MS = REPO / "bundles" / "multiscale_abn_correction" / "configs"
 

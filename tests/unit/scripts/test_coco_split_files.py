@@ -14,7 +14,7 @@ from PIL import Image
 from monai_xai.data import coco_splits
 from monai_xai.errors import InputError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "bundles" / "centernet_detection" / "configs"
 
 #: image -> (class, lesion squares as (row, col) corners of 6x6 squares, original height)
