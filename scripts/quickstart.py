@@ -287,7 +287,10 @@ def main() -> None:
     from monai_xai.utils import atomic_write_text
     from monai_xai.visualize import explanation_grid_figure, save_figure
 
-    common = {"dataset_dir": str(args.data), "max_epochs": args.epochs}
+    # one MLflow store for all arms, so that `mlflow ui` compares them side by side
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out.resolve() / "mlruns.db"
+    common = {"dataset_dir": str(args.data), "max_epochs": args.epochs, "tracking_uri": f"sqlite:///{store}"}
     if args.rrr_lambda is not None:
         common["rrr_lambda"] = args.rrr_lambda
     if args.batch_size is not None:
@@ -358,8 +361,7 @@ def main() -> None:
     print(f"(a map spread evenly would put {summary['marker_area_share']:.3f} of its energy on the marker)")
     print(f"\nFigure (a row per test image, a column per arm's explanation): {figure_path}")
     print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, ROC, overlays),")
-    store = (args.out / names[0]).resolve() / "mlruns.db"
-    print(f"MLflow: mlflow ui --backend-store-uri sqlite:///{store} (one store per arm)")
+    print(f"MLflow, every arm side by side: mlflow ui --backend-store-uri sqlite:///{store}")
     print(f"Elapsed: {summary['elapsed_s']:.0f} s")
 
 

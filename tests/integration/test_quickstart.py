@@ -39,6 +39,25 @@ def test_quickstart_writes_summary_and_figure(tmp_path: Path) -> None:
         assert {row["method"] for row in rows} == methods and len(rows) == 8 * len(methods)
     assert (out / "explanations.png").stat().st_size > 0
     assert "| abn |" in done.stdout and "Shortcut-free test set" in done.stdout
+    _all_arms_in_one_mlflow_experiment(out, done.stdout)
+
+
+def _all_arms_in_one_mlflow_experiment(out: Path, stdout: str) -> None:
+    """`mlflow ui` can compare the arms only when their runs share one store and experiment."""
+    import mlflow
+
+    uri = f"sqlite:///{out.resolve() / 'mlruns.db'}"
+    assert f"mlflow ui --backend-store-uri {uri}" in stdout
+    assert not any((out / arm / "mlruns.db").exists() for arm in ("baseline", "rrr", "abn"))
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len({r.info.experiment_id for r in runs}) == 1
+    names = {r.info.run_name.rsplit("-", 1)[0] for r in runs}
+    assert names == {
+        "demo_baseline_resnet18_fold0",
+        "demo_rrr_resnet18_fold0",
+        "demo_dynamic_abn_gated_resnet18_fold0",
+    }
 
 
 def test_quickstart_refuses_unknown_arm(tmp_path: Path) -> None:
