@@ -95,6 +95,7 @@ from .results import (
     output_path,
     parse_study_args,
     read_json,
+    refuse_short_publish,
     rounded,
     study_parser,
     write_results,
@@ -473,9 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if figure is not None and not args.publish and figure.resolve() == (REPO / FIGURE).resolve():
         raise InputError(figure, "the docs' figure is drawn only with --publish")
     if args.command == "run":
-        short = _below_budget(args, extra)
-        if args.publish and short:
-            raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")
+        refuse_short_publish(args.publish, _below_budget(args, extra))
         figure = figure or destination.with_suffix(".png")
         tracking_uri = f"sqlite:///{study_folder(args) / 'mlruns.db'}"
         report = run(args, extra)

@@ -72,6 +72,7 @@ from .results import (
     output_path,
     parse_study_args,
     read_json_if_present,
+    refuse_short_publish,
     study_parser,
     write_results,
 )
@@ -493,9 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
     if args.command == "run":
-        short = below_budget(args, extra)
-        if args.publish and short:
-            raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")
+        refuse_short_publish(args.publish, below_budget(args, extra))
         report = run(args, extra)
     else:
         report = collect(args.runs, args.finetune)

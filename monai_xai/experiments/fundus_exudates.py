@@ -75,6 +75,7 @@ from .results import (
     fmt_ci,
     output_path,
     parse_study_args,
+    refuse_short_publish,
     study_parser,
     verdict,
     vs_zero,
@@ -1046,9 +1047,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_study_args(parser, argv)
     destination = output_path(args, PUBLISHED)
     if args.command == "run":
-        short = below_budget(args, extra)
-        if args.publish and short:
-            raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")
+        refuse_short_publish(args.publish, below_budget(args, extra))
         report = run(args, extra)
         runs = study_folder(args)
     else:

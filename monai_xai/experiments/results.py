@@ -29,6 +29,7 @@ from typing import Any
 from monai_xai.errors import InputError
 
 __all__ = [
+    "refuse_short_publish",
     "NO_INTERVAL",
     "REPO",
     "Block",
@@ -250,3 +251,14 @@ def vs_zero(stats: Mapping[str, Any] | float) -> str:
     "no interval"."""
     found = verdict(stats, 0.0)
     return {"met": "above 0", "missed": "below 0"}.get(found, found)
+
+
+def refuse_short_publish(publish: bool, short: list[str]) -> None:
+    """``--publish`` writes into the docs, so a run below the study's declared budget is refused.
+
+    Args:
+        publish: whether ``--publish`` was given.
+        short: the budget settings the run falls short of (empty when it meets the budget).
+    """
+    if publish and short:
+        raise InputError(None, f"--publish needs the issue's budget: {', '.join(short)}")
