@@ -1,7 +1,9 @@
 """What every benchmark reports about the machine it ran on, so that its ratios can be judged.
 
 Absolute times on a shared CPU are noisy; the load average before and after a run says whether other
-processes competed for it.
+processes competed for it. Ratios also depend on the CPU's vector units: the same benchmark on a CPU with
+native bfloat16 (AVX-512 BF16, AMX) and on one with AVX2 alone gives different fast paths, so the CPU model
+and its SIMD flags are part of the record.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import platform
 import sys
 
-__all__ = ["environment", "load_average", "warn_if_busy"]
+__all__ = ["cpu_description", "environment", "load_average", "warn_if_busy"]
 
 
 def load_average() -> float:
@@ -29,12 +31,38 @@ def warn_if_busy(load: float, consequence: str) -> None:
         )
 
 
+#: The CPU flags that decide which kernels torch can use (``/proc/cpuinfo`` names).
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and which of :data:`SIMD_FLAGS` it has (none without ``/proc/cpuinfo``)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_flags": [flag for flag in SIMD_FLAGS if flag in flags]}
+
+
 def environment(load_start: float, load_end: float) -> dict:
-    """Threads, cores, load at start and end, and the torch/MONAI/Python versions."""
+    """Threads, cores, the CPU and its SIMD flags, whether torch runs bfloat16 natively on it, load at start
+    and end, and the torch/MONAI/Python versions."""
     import monai
     import torch
 
+    from monai_xai.utils.device import cpu_supports_bf16
+
     return {
+        **cpu_description(),
+        "cpu_supports_bf16": cpu_supports_bf16(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count() or 1,
         "loadavg_1min_at_start": round(load_start, 2),

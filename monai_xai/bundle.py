@@ -17,6 +17,7 @@ __all__ = [
     "key_metric",
     "logged_state_attributes",
     "lower_is_better",
+    "train_loader_workers",
     "validation_key_metric",
 ]
 
@@ -116,6 +117,22 @@ def classifier_params(
         skipped_items=splits["input_check"]["skipped"],
         fast_path=FastPath.resolve(amp, device, network).describe(),
     )
+
+
+def train_loader_workers(num_workers: int, batch_augmentation: bool, dataset: Any) -> int:
+    """DataLoader workers of the training split: none when its items come from memory ready-made (the cache
+    holds the whole deterministic pipeline and augmentation runs on whole batches in the trainer), where
+    workers would only copy tensors between processes on cores the training step needs; ``num_workers``
+    otherwise (disk cache, per-item augmentation).
+
+    Args:
+        num_workers: the bundle's ``num_workers``.
+        batch_augmentation: whether the random augmentation runs on whole batches in the trainer.
+        dataset: the training split's cached dataset (:func:`monai_xai.data.cached_dataset`).
+    """
+    choice = getattr(dataset, "cache_choice", None)
+    in_memory = choice is not None and choice.mode == "memory"
+    return 0 if batch_augmentation and in_memory else num_workers
 
 
 def get_device(name: str = "cuda") -> torch.device:

@@ -1,34 +1,81 @@
 """The built-in demo: does a classifier take the planted shortcut, and does its explanation show it?
 
-Trains each arm with the ABN bundle on the phantoms (``scripts/make_demo_data.py``), evaluates it on the
-shortcut-free test set, then explains every test image with the arm's own map (Grad-CAM++ for the plain
-ResNet, the input gradient for RRR, M(x) for an ABN) and measures where that map points: the pointing game
-against the lesion masks and the share of its energy on the marker, over the test images that carry one,
-and its accuracy per group of class x (marker agrees / disagrees with the label), whose worst is the standard
-score of shortcut robustness.
-Writes ``<out>/summary.json``, each arm's per-image map scores (``<out>/<arm>/map_scores.csv``, from which
-``python -m monai_xai.experiments demo_shortcut`` takes its intervals), a figure with one row per shown test
-image, and the same metrics to each arm's MLflow run; prints a table.
+Makes the phantoms where ``--data`` has none (:func:`monai_xai.data.write_demo_dataset`), trains each arm with
+the ABN bundle on them, evaluates it on the shortcut-free test set, then explains every test image with the
+arm's own map (Grad-CAM++ for the plain ResNet, the input gradient for RRR, M(x) for an ABN) and measures
+where that map points: the pointing game against the lesion masks and the share of its energy on the
+marker, over the test images that carry one, and its accuracy per group of class x (marker agrees /
+disagrees), whose worst is the standard score of shortcut robustness. The arms run one after another in
+this process (MONAI's ``create_workflow``, the bundle's log in ``<out>/<arm>/quickstart.log``): one start and
+one set of imports for all of them.
+Writes ``<out>/summary.json`` (with the verdict, the budget and the time of every step), each arm's
+per-image map scores (``<out>/<arm>/map_scores.csv``, from which ``python -m monai_xai.experiments
+demo_shortcut`` takes its intervals), a figure with one row per shown test image, and the same metrics to
+each arm's MLflow run; prints a table.
+
+``--budget full`` (the default; the published demo's) trains 12 epochs on 800/200/400 phantoms;
+``--budget quick`` (what ``scripts/quickstart.sh`` runs) fewer epochs on fewer training images, without
+the overlay figures and the second scoring of the map in the test report; the flags change one setting.
 
 python scripts/quickstart.py --data demo_data/phantom2d --out runs/quickstart --epochs 12
+python scripts/quickstart.py --budget quick --out runs/quickstart
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import dataclasses
+import gc
 import json
+import logging
 import math
 import os
 import re
-import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 BUNDLE = Path("bundles/abn_classification/configs")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the quickstart trains and writes; what it judges (the verdict) does not change with it."""
+
+    epochs: int
+    #: phantoms per split, made only where the data folder has none
+    n_train: int
+    n_val: int
+    n_test: int
+    #: the data folder when ``--data`` is not given
+    data: str
+    #: attention overlays per validation and in the test report (0: none; the summary's figure stays)
+    n_overlays: int
+    #: whether the test report scores the arm's saliency map too (the summary scores it either way)
+    eval_saliency: bool
+    #: DataLoader worker processes; None: the bundle's (0 spares starting and joining them per loader, which
+    #: two cores cannot hide behind 64x64 batches)
+    num_workers: int | None = None
+
+
+#: ``full``: the published demo's budget (``demo_shortcut``); ``quick``: what ``scripts/quickstart.sh`` runs,
+#: half the epochs on half the training and validation phantoms, the same 400 test phantoms (``seed + 2``
+#: makes the test split whatever the other splits' sizes).
+BUDGETS: dict[str, Budget] = {
+    "full": Budget(12, 800, 200, 400, "demo_data/phantom2d", n_overlays=8, eval_saliency=True),
+    "quick": Budget(
+        6, 400, 100, 400, "demo_data/phantom2d_quick", n_overlays=0, eval_saliency=False, num_workers=0
+    ),
+}
+
+#: what the demo shows, as test accuracy bounds: the gated ABN avoids the shortcut, the plain ResNet takes it
+VERDICT: dict[str, tuple[str, float]] = {"abn": (">=", 0.90), "baseline": ("<=", 0.65)}
 
 
 @dataclass(frozen=True)
@@ -79,46 +126,84 @@ ARMS: dict[str, Arm] = {
 DEFAULT_ARMS = ("baseline", "rrr", "abn")
 
 
-def _bundle_args(overrides: dict) -> list[str]:
-    args = []
-    for key, value in overrides.items():
-        args += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
-    return args
+@contextlib.contextmanager
+def _bundle_output(log: Path) -> Iterator[None]:
+    """Send this process's standard output, and the root logger the bundle's ``logging.conf`` sets up, to
+    ``log`` while a bundle step runs, as the former subprocess per step did; progress bars and errors stay
+    on the terminal (standard error). The root logger's handlers and level are restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(log, "a") as f:
+            os.dup2(f.fileno(), 1)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
 
 
-def run_arm(name: str, arm: Arm, overrides: dict) -> None:
-    """Train (resuming from a checkpoint when there is one) and evaluate one arm with the bundle."""
+def run_arm(name: str, arm: Arm, overrides: dict, eval_saliency: bool = True) -> dict[str, float]:
+    """Train (resuming from a checkpoint when there is one) and evaluate one arm with the bundle, in this
+    process; returns the seconds of each step (``train_s``, ``evaluate_s``).
+
+    Args:
+        name: the arm's name, for the messages.
+        arm: the arm.
+        overrides: bundle overrides of both steps (``output_dir`` among them).
+        eval_saliency: whether the test report scores the arm's saliency map too (``saliency_baselines``).
+    """
+    from monai.bundle import create_workflow
+
     arm_dir = Path(overrides["output_dir"])
     arm_dir.mkdir(parents=True, exist_ok=True)
     log = arm_dir / "quickstart.log"
-    configs = f"['{BUNDLE / 'train.json'}','{BUNDLE / 'evaluate.json'}']"
-    eval_overrides = {
-        **overrides,
-        "saliency_baselines": [] if arm.explanation == "attention" else [arm.explanation],
-    }
+    log.write_text("")
+    saliency = [] if arm.explanation == "attention" or not eval_saliency else [arm.explanation]
+    eval_overrides = {**overrides, "saliency_baselines": saliency}
     if arm.cam_layer:
         eval_overrides["cam_layer"] = arm.cam_layer
     steps = {
-        "training": ["--config_file", str(BUNDLE / "train.json"), *_bundle_args(overrides)],
-        "evaluating on the test set": ["--config_file", configs, *_bundle_args(eval_overrides)],
+        "train": ("training", [str(BUNDLE / "train.json")], overrides),
+        "evaluate": (
+            "evaluating on the test set",
+            [str(BUNDLE / "train.json"), str(BUNDLE / "evaluate.json")],
+            eval_overrides,
+        ),
     }
     print(f"=== {name}: {arm.description}\n    log: {log}", flush=True)
-    with open(log, "w") as f:
-        for step, args in steps.items():
-            started = time.perf_counter()
-            # the bundle's log goes to the file; its progress bars (and any error) to the terminal, and no
-            # bars when that "terminal" is a file too (TQDM_DISABLE turns off the ignite and MONAI bars)
-            env = None if sys.stderr.isatty() else {**os.environ, "TQDM_DISABLE": "1"}
-            done = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], stdout=f, env=env)
-            if done.returncode != 0:
-                raise SystemExit(
-                    f"{name}: {step} failed (exit {done.returncode}); see above, and the log {log}"
-                )
-            print(f"    {step}: {time.perf_counter() - started:.0f} s", flush=True)
+    seconds = {}
+    for key, (step, config_files, step_overrides) in steps.items():
+        started = time.perf_counter()
+        with _bundle_output(log):
+            try:
+                workflow = create_workflow(config_file=config_files, **step_overrides)
+                workflow.run()
+                workflow.finalize()
+            except Exception as error:
+                traceback.print_exc()
+                raise SystemExit(f"{name}: {step} failed ({error}); see above, and the log {log}") from error
+            # the step's datasets and loader workers go now, not while the next step builds its own
+            del workflow
+            gc.collect()
+        seconds[f"{key}_s"] = round(time.perf_counter() - started, 1)
+        print(f"    {step}: {seconds[f'{key}_s']:.0f} s", flush=True)
     for line in log.read_text().splitlines():
         found = re.search(r"Epoch\[(\d+)\] Metrics -- (val.*)", line)
         if found:
             print(f"    epoch {found.group(1)}: {found.group(2)[:120]}")
+    return seconds
 
 
 def _markers(data_dir: Path) -> dict[str, bool]:
@@ -257,13 +342,69 @@ def _shown_rows(labels: list[int], marked: list[bool], per_case: int = 2) -> lis
     return rows
 
 
+def verdict(results: dict[str, dict]) -> dict:
+    """Whether the demo shows what it is for (:data:`VERDICT`): each bound on an arm's test accuracy, and
+    ``holds`` when every bound of the arms that ran is met (None when none of them ran)."""
+    checks = {}
+    for name, (relation, bound) in VERDICT.items():
+        if name in results:
+            accuracy = results[name]["test_accuracy"]
+            met = accuracy >= bound if relation == ">=" else accuracy <= bound
+            checks[name] = {"test_accuracy": accuracy, "bound": f"{relation} {bound}", "met": met}
+    return {"checks": checks, "holds": all(c["met"] for c in checks.values()) if checks else None}
+
+
+def _split_counts(data_dir: Path) -> dict[str, int]:
+    """Phantoms per split (``labels.csv``'s ``split``)."""
+    counts: dict[str, int] = {}
+    with open(data_dir / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            counts[row["split"]] = counts.get(row["split"], 0) + 1
+    return counts
+
+
+def _setup_seconds(main_started: float) -> dict[str, float]:
+    """The time before this script's work, from ``scripts/quickstart.sh``'s marks (whole seconds):
+    ``install_s`` (the venv check or install) and ``startup_s`` (from there to this script's first line)."""
+    marks = {k: os.environ.get(f"QUICKSTART_{k}") for k in ("T0", "T1")}
+    if not all(marks.values()):
+        return {}
+    t0, t1 = float(marks["T0"]), float(marks["T1"])
+    return {"install_s": round(t1 - t0, 1), "startup_s": round(main_started - t1, 1)}
+
+
 def main() -> None:
+    main_started = time.time()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=Path("demo_data/phantom2d"))
+    parser.add_argument(
+        "--budget", choices=BUDGETS, default="full", help="epochs, phantoms, report figures (see BUDGETS)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="the phantoms, made when missing (default: the budget's)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per arm (default: the budget's)")
+    for split in ("train", "val", "test"):
+        parser.add_argument(
+            f"--n-{split}",
+            type=int,
+            default=None,
+            help=f"{split} phantoms, when made (default: the budget's)",
+        )
+    parser.add_argument(
+        "--overlays", type=int, default=None, help="attention overlays per report (default: the budget's)"
+    )
+    parser.add_argument(
+        "--eval-saliency",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score the arm's saliency map in the test report too (default: the budget's)",
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=None, help="DataLoader workers (default: the budget's)"
+    )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="training batch (bundle default if unset)"
     )
@@ -274,41 +415,85 @@ def main() -> None:
         "--rrr-lambda", type=float, default=None, help="RRR penalty weight (bundle default if unset)"
     )
     args = parser.parse_args()
-    started = float(os.environ.get("QUICKSTART_T0", time.time()))
+    started = float(os.environ.get("QUICKSTART_T0", main_started))
+    timing: dict[str, Any] = {**_setup_seconds(main_started)}
     names = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in names if a not in ARMS]
     if unknown:
         raise SystemExit(f"unknown arm(s) {unknown}; valid: {', '.join(ARMS)}")
+    chosen = {
+        "epochs": args.epochs,
+        "n_train": args.n_train,
+        "n_val": args.n_val,
+        "n_test": args.n_test,
+        "n_overlays": args.overlays,
+        "eval_saliency": args.eval_saliency,
+        "num_workers": args.num_workers,
+        "data": None if args.data is None else str(args.data),
+    }
+    budget = dataclasses.replace(BUDGETS[args.budget], **{k: v for k, v in chosen.items() if v is not None})
+    data = Path(budget.data)
+    if not sys.stderr.isatty():  # no progress bars where the "terminal" is a file (read when tqdm loads)
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
+    imports_started = time.perf_counter()
     import torch
 
-    from monai_xai.data.synthetic import marker_region
+    from monai_xai.data.synthetic import marker_region, write_demo_dataset
     from monai_xai.tracking import log_to_run
     from monai_xai.utils import atomic_write_text
     from monai_xai.visualize import explanation_grid_figure, save_figure
 
+    timing["imports_s"] = round(time.perf_counter() - imports_started, 1)
+    data_started = time.perf_counter()
+    if not (data / "labels.csv").is_file():
+        write_demo_dataset(data, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, size=64)
+        print(
+            f"phantoms: {budget.n_train}/{budget.n_val}/{budget.n_test} written to {data} in "
+            f"{time.perf_counter() - data_started:.0f} s",
+            flush=True,
+        )
+    timing["data_s"] = round(time.perf_counter() - data_started, 1)
+    images = _split_counts(data)
+    wanted = {"train": budget.n_train, "val": budget.n_val, "test": budget.n_test}
+    if images != wanted:
+        print(f"note: {data} holds {images}, not {wanted}: phantoms are made only where none are (--data)")
+
     # one MLflow store for all arms, so that `mlflow ui` compares them side by side
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out.resolve() / "mlruns.db"
-    common = {"dataset_dir": str(args.data), "max_epochs": args.epochs, "tracking_uri": f"sqlite:///{store}"}
+    common = {
+        "dataset_dir": str(data),
+        "max_epochs": budget.epochs,
+        "tracking_uri": f"sqlite:///{store}",
+        "n_overlays": budget.n_overlays,
+    }
     if args.rrr_lambda is not None:
         common["rrr_lambda"] = args.rrr_lambda
     if args.batch_size is not None:
         common["batch_size"] = args.batch_size
-    markers, agreements = _markers(args.data), _agreements(args.data)
+    if budget.num_workers is not None:
+        common["num_workers"] = budget.num_workers
+    markers, agreements = _markers(data), _agreements(data)
     class_names = ("smooth", "irregular")
     overrides = {
         name: {**common, **ARMS[name].overrides, "output_dir": str(args.out / name)} for name in names
     }
+    timing["arms"] = {}
     results, views, runs = {}, {}, {}
     for name in names:
-        run_arm(name, ARMS[name], overrides[name])
+        timing["arms"][name] = run_arm(name, ARMS[name], overrides[name], budget.eval_saliency)
+        explain_started = time.perf_counter()
         results[name], views[name], runs[name], per_image = explain_arm(ARMS[name], overrides[name], markers)
         results[name].update(group_scores(args.out / name, agreements, class_names))
         with open(args.out / name / "map_scores.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=MAP_SCORE_COLUMNS)
             writer.writeheader()
             writer.writerows(per_image)
+        timing["arms"][name]["explain_s"] = round(time.perf_counter() - explain_started, 1)
+        print(f"    explaining the test set: {timing['arms'][name]['explain_s']:.0f} s", flush=True)
+
+    report_started = time.perf_counter()
 
     shown = views[names[0]]
     labels, marked = shown.labels, shown.marked
@@ -331,12 +516,16 @@ def main() -> None:
             artifacts=[figure_path],
             artifact_path="quickstart",
         )
+    timing["report_s"] = round(time.perf_counter() - report_started, 1)
     summary = {
         "arms": results,
+        "verdict": verdict(results),
         "marker_area_share": float(marker_region(shown.images.shape[-1], shown.images.ndim - 2).mean()),
-        "epochs": args.epochs,
-        "data": str(args.data),
+        "epochs": budget.epochs,
+        "data": str(data),
+        "budget": {"name": args.budget, **dataclasses.asdict(budget), "images": images},
         "torch_threads": torch.get_num_threads(),
+        "timing": timing,
         "elapsed_s": round(time.time() - started, 1),
     }
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
@@ -360,9 +549,14 @@ def main() -> None:
     print("(worst-group accuracy: the lowest test accuracy over class x marker agrees / disagrees)")
     print(f"(a map spread evenly would put {summary['marker_area_share']:.3f} of its energy on the marker)")
     print(f"\nFigure (a row per test image, a column per arm's explanation): {figure_path}")
-    print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, ROC, overlays),")
+    found = summary["verdict"]
+    if found["holds"] is not None:
+        bounds = ", ".join(f"{n} {c['test_accuracy']:.3f} {c['bound']}" for n, c in found["checks"].items())
+        shown_or_not = "the shortcut is caught and avoided" if found["holds"] else "NOT shown"
+        print(f"\nVerdict: {shown_or_not} ({bounds})")
+    print(f"Summary: {args.out / 'summary.json'}; per arm: checkpoints, eval_test/ (metrics, figures),")
     print(f"MLflow, every arm side by side: mlflow ui --backend-store-uri sqlite:///{store}")
-    print(f"Elapsed: {summary['elapsed_s']:.0f} s")
+    print(f"Elapsed: {summary['elapsed_s']:.0f} s (the time of each step: summary.json's timing)")
 
 
 if __name__ == "__main__":

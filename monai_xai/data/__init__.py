@@ -7,6 +7,15 @@ from monai_xai.data.balanced import (
     ClassBalancedDataset,
     resolve_class_balance,
 )
+from monai_xai.data.cache import (
+    CACHE_MODES,
+    DEFAULT_CACHE_BUDGET_GB,
+    CacheChoice,
+    cached_dataset,
+    choose_cache,
+    estimate_item_bytes,
+    item_hash,
+)
 from monai_xai.data.coco import (
     clean_detection_datalist,
     coco_class_names,
@@ -50,6 +59,13 @@ from monai_xai.data.tabular import (
 from monai_xai.data.unpaired import UnpairedDataset
 
 __all__ = [
+    "CACHE_MODES",
+    "DEFAULT_CACHE_BUDGET_GB",
+    "CacheChoice",
+    "cached_dataset",
+    "choose_cache",
+    "estimate_item_bytes",
+    "item_hash",
     "CORRECTED_MAP_KEY",
     "CorrectionDatalist",
     "correction_datalist",

@@ -20,16 +20,9 @@ from monai.data import MetaTensor
 from torch import nn
 
 from monai_xai.flags import as_bool
+from monai_xai.utils.device import reduced_precision
 
-__all__ = ["FastPath", "FastPathEngine", "cpu_supports_bf16", "to_float32"]
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bfloat16 convolutions and matrix products natively (oneDNN's own check)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+__all__ = ["FastPath", "FastPathEngine", "to_float32"]
 
 
 def _has_conv2d(networks: Iterable[nn.Module]) -> bool:
@@ -57,12 +50,7 @@ class FastPath:
         device_type = torch.device(device).type
         if not as_bool(amp, "amp"):
             return cls(device_type)
-        dtype = None
-        if device_type == "cuda":
-            dtype = torch.float16
-        elif device_type == "cpu" and cpu_supports_bf16():
-            dtype = torch.bfloat16
-        return cls(device_type, dtype, _has_conv2d(networks))
+        return cls(device_type, reduced_precision(device_type), _has_conv2d(networks))
 
     def forward(self, function: Callable[..., Any], *inputs: Any, **kwargs: Any) -> Any:
         """``function(*inputs, **kwargs)`` (a network's forward, or an inferer running one) under

@@ -22,7 +22,21 @@ __all__ = ["PrepareBatchPair", "PrepareBatchWithBoxes", "PrepareBatchWithMasks",
 
 class PrepareBatchWithMasks(PrepareBatch):
     """The batch entries an attention-aware engine reads, on the device, as a dict: ``image``, and when
-    present ``label`` (a flat long tensor), ``mask`` and ``has_mask`` (a flat bool tensor)."""
+    present ``label`` (a flat long tensor), ``mask`` and ``has_mask`` (a flat bool tensor); then, for a
+    trainer, the batch's random augmentation.
+
+    Why here: ``prepare_batch`` is where a MONAI engine turns the loader's batch into the tensors of one
+    iteration, so an augmentation given to it sees the batch on the device, moves each image and its mask
+    together before the loss (input gradients included) sees either, and stays out of the evaluators, which
+    build their own. An ``ITERATION_STARTED`` handler would edit the batch before it reaches the device.
+
+    Args:
+        augmentation: called with the batch dict on the device, returns it augmented (e.g. a ``Compose`` of
+            the transforms of :mod:`monai_xai.transforms.batch_augmentation`); None: no augmentation.
+    """
+
+    def __init__(self, augmentation: Callable[[dict], dict] | None = None) -> None:
+        self.augmentation = augmentation
 
     def __call__(
         self,
@@ -39,7 +53,7 @@ class PrepareBatchWithMasks(PrepareBatch):
             batch[MASK] = batchdata[MASK].to(device, non_blocking=non_blocking, **kwargs)
         if HAS_MASK in batchdata:
             batch[HAS_MASK] = torch.as_tensor(batchdata[HAS_MASK]).to(device).bool().view(-1)
-        return batch
+        return batch if self.augmentation is None else self.augmentation(batch)
 
 
 class PrepareBatchWithBoxes(PrepareBatch):

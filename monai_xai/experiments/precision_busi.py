@@ -211,7 +211,7 @@ BLOCKS: dict[str, Block] = {"precision_busi": bundle_results("abn_classification
 
 
 def main(argv: list[str] | None = None) -> int:
-    from monai_xai.engines import cpu_supports_bf16
+    from monai_xai.utils import cpu_supports_bf16
 
     parser = argparse.ArgumentParser(
         prog="python -m monai_xai.experiments precision_busi",

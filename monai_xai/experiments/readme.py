@@ -1,5 +1,5 @@
-"""Regenerate the measured-results tables of the bundle READMEs, and the metadata ``eval_metrics`` that
-restate them, from the results files the experiments wrote.
+"""Regenerate the measured-results tables of the READMEs (the repository's and the bundles'), and the
+metadata ``eval_metrics`` that restate them, from the results files the experiments wrote.
 
 A table lives in a README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``; NAME is a
 block of one experiment module (its ``BLOCKS``). Tables are never typed by hand. A figure a block links
@@ -44,13 +44,14 @@ def render_readme(readme: Path, known: dict[str, Block] | None = None) -> str:
         if name not in known:
             raise SystemExit(f"{readme}: no renderer for results block {name!r} (known: {', '.join(known)})")
         block = known[name]
-        if not block.path.is_file():
+        if block.results is not None and not block.path.is_file():
             raise SystemExit(f"{readme}: results block {name!r} needs {block.results}, which does not exist")
-        table = block.render(json.loads(block.path.read_text()))
+        table = block.render(block.content())
         missing = [link for link in LINK.findall(table) if not (readme.parent / link).is_file()]
         if missing:
             raise SystemExit(
-                f"{block.results}: results block {name!r} links {', '.join(missing)}, missing beside {readme}"
+                f"{block.results or name}: results block {name!r} links {', '.join(missing)}, missing beside "
+                f"{readme}"
             )
         return match.group(1) + table + match.group(4)
 
@@ -82,9 +83,9 @@ def update(check: bool = False) -> list[Path]:
     """Regenerate every bundle README and metadata; the stale ones (written unless ``check``)."""
     known = blocks()
     stale = []
+    readmes = [REPO / "README.md", *sorted(REPO.glob("bundles/*/docs/README.md"))]
     targets: list[tuple[Path, Callable[[Path], str]]] = [
-        (readme, lambda path: render_readme(path, known))
-        for readme in sorted(REPO.glob("bundles/*/docs/README.md"))
+        (readme, lambda path: render_readme(path, known)) for readme in readmes
     ]
     targets += [(meta, render_metadata) for meta in sorted(REPO.glob("bundles/*/configs/metadata.json"))]
     for path, render in targets:

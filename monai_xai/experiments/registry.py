@@ -21,6 +21,9 @@ EXPERIMENTS: tuple[str, ...] = (
     "medmnist",
     "train_throughput",
     "explain_latency",
+    "dataset_scale",
+    "quickstart_time",
+    "speed_targets",
     # multiscale_abn_correction
     "demo_correction",
     "busi_active_learning",

@@ -61,15 +61,26 @@ REPO = Path(__file__).resolve().parents[2]
 class Block:
     """A README block ``<!-- results:NAME -->``: the results file it is rendered from and its renderer.
 
-    ``results`` is relative to the repository root (``bundles/<bundle>/docs/results/<file>.json``).
+    ``results`` is relative to the repository root (``bundles/<bundle>/docs/results/<file>.json``), and
+    ``render`` gets that file's content. A summary over several experiments gives :attr:`summarises`
+    instead: their results files, which ``render`` gets as ``{file: content, or None where it is missing}``.
     """
 
-    results: str
+    results: str | None
     render: Callable[[dict], str]
+    summarises: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
+        if self.results is None:
+            raise ValueError(f"a summary block has no single results file: it reads {self.summarises}")
         return REPO / self.results
+
+    def content(self) -> dict:
+        """What :attr:`render` takes: the results file, or every summarised file (None where missing)."""
+        if self.results is None:
+            return {name: read_json_if_present(REPO / name) or None for name in self.summarises}
+        return json.loads(self.path.read_text())
 
 
 def bundle_results(bundle: str, name: str, render: Callable[[dict], str]) -> Block:

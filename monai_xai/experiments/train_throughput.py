@@ -5,9 +5,10 @@ The measuring script stays a script (it times this machine, nothing to collect f
 
     python scripts/benchmarks/train_throughput.py --publish   # the ABN docs' results/train_throughput.json
 
-This module renders that one results file into the ABN bundle's README (``train_throughput``) and, for each
-other bundle, the speed-ups of the networks it trains (``fast_path_speedups_<bundle>``). A target is met only
-where the whole 95 % interval lies above it.
+This module renders that one results file into the ABN bundle's README (``train_throughput``: with the
+trainer's stages from per-item augmentation in workers to the default batched augmentation, each stage's
+efficiency and what it gained over the one before) and, for each other bundle, the speed-ups of the networks
+it trains (``fast_path_speedups_<bundle>``). A target is met only where the whole 95 % interval lies above it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,27 @@ def _judged(report: dict, key: str) -> str:
     return verdict_cell(_stats(report, key), target)
 
 
+def _stage_rows(report: dict, stages: dict) -> list[str]:
+    """One row per trainer stage: its efficiency and the efficiency it gained over the stage before."""
+    rows = [
+        "| ABN trainer stage | workers | trainer images/s | bare images/s | efficiency | gained |",
+        "|---|---|---|---|---|---|",
+    ]
+    previous = None
+    for figures in stages.values():
+        gained = "-" if previous is None else f"{figures['efficiency'] - previous:+.3f}"
+        rows.append(
+            f"| {figures['pipeline']} | {figures['num_workers']} | "
+            f"{fmt(figures['trainer_images_per_s'], 2)} | {fmt(figures['bare_images_per_s'], 2)} | "
+            f"{fmt_ci(_stats(report, figures['key']))} | {gained} |"
+        )
+        previous = figures["efficiency"]
+    return [*rows, ""]
+
+
 def render(report: dict) -> str:
-    """Bare-step speed-ups of every network and the trainer's pipeline efficiency, each against its target."""
+    """Bare-step speed-ups of every network and the trainer's pipeline efficiency, each against its target,
+    and the trainer's stages where the results file has them."""
     targets = report["targets"]
     step = f"bare step, {report['size']}x{report['size']}, batch {report['batch']}"
     rows = [
@@ -57,7 +77,7 @@ def render(report: dict) -> str:
         )
     lines = [*rows, ""]
     pipeline = report.get("pipeline")
-    if pipeline:
+    if pipeline and "pipeline_efficiency" in report:
         lines += [
             "| ABN bundle trainer, BUSI epoch (cache warm) | bare loop, same network/loss/batch/optimiser | "
             "pipeline_efficiency | target | verdict |",
@@ -68,6 +88,8 @@ def render(report: dict) -> str:
             f"{_judged(report, 'pipeline_efficiency')} |",
             "",
         ]
+    if pipeline and pipeline.get("stages"):
+        lines += _stage_rows(report, pipeline["stages"])
     env = report["environment"]
     fast = next(iter(report["bare_steps"].values()))["fast_path"]
     intervals = (

@@ -6,7 +6,16 @@ from monai_xai.utils import resize_attention, upsample_attention
 
 from .export import ExportableABN
 from .factory import get_classifier
-from .inference import PerceptionLogits, inference_optimised
+from .inference import (
+    InferenceNetwork,
+    InferenceSetting,
+    InferenceTolerance,
+    OptimisedNetwork,
+    PerceptionLogits,
+    fold_batch_norm,
+    inference_optimised,
+    optimise_for_inference,
+)
 from .nets import (
     RESNET_SPECS,
     RESNET_STEMS,
@@ -63,8 +72,14 @@ __all__ = [
     "GatedAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "ExportableABN",
+    "InferenceNetwork",
+    "InferenceSetting",
+    "InferenceTolerance",
+    "OptimisedNetwork",
     "PerceptionLogits",
+    "fold_batch_norm",
     "inference_optimised",
+    "optimise_for_inference",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",
     "RESNET_SPECS",

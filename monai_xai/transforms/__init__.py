@@ -1,5 +1,12 @@
 """Loading, validation, teacher masks and modality presets."""
 
+from monai_xai.transforms.batch_augmentation import (
+    RandAffineBatchd,
+    RandFlipBatchd,
+    RandomizableBatchTransform,
+    RandScaleIntensityBatchd,
+    RandShiftIntensityBatchd,
+)
 from monai_xai.transforms.boxes import ResizeWithBoxesd, SwapBoxAxesd, detection_preset
 from monai_xai.transforms.expect import ExpectImaged
 from monai_xai.transforms.intensity import (
@@ -47,6 +54,11 @@ from monai_xai.transforms.validate import ValidateItemd, diagnose_item, validate
 from monai_xai.transforms.views import TwoViewsd, simsiam_augmentations
 
 __all__ = [
+    "RandAffineBatchd",
+    "RandFlipBatchd",
+    "RandScaleIntensityBatchd",
+    "RandShiftIntensityBatchd",
+    "RandomizableBatchTransform",
     "ResizeWithBoxesd",
     "SwapBoxAxesd",
     "TwoViewsd",

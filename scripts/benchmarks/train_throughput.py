@@ -12,9 +12,15 @@ Contenders (``--size`` 128, batch 32, AdamW, one training step = forward, loss, 
   rounds (each round's pair of steps together).
 - the ABN bundle's own trainer (``--mode dynamic``) over BUSI benign vs malignant epochs (cache warm, data
   loader and handlers included, no validation), and a bare loop with the same network, loss, batch, fast
-  path and optimiser on in-memory tensors for as many steps: ``pipeline_efficiency`` = trainer images/s
-  / bare images/s (target >= 0.9); its 95 % interval resamples the iterations (the trainer's with its data
-  loading and the epoch-end handlers counted in the epoch's last iteration).
+  path and optimiser on in-memory tensors for as many steps, timed right after each trainer stage:
+  ``pipeline_efficiency`` = trainer images/s / bare images/s of the bundle's default (target >= 0.9); its
+  95 % interval resamples the iterations (the trainer's with its data loading and the epoch-end handlers
+  counted in the epoch's last iteration). The stages (``--stages``, :data:`STAGES`) go from the old pipeline
+  to the default one, so that the differences of their efficiencies (the report's ``pipeline.steps``) say
+  which part of the gap each change closes: per-item augmentation in DataLoader workers (before), cached
+  items without augmentation with the same workers, the same without workers, and the default: batched
+  augmentation in the training process on cached items without workers (``pipeline_efficiency_<stage>``
+  for each). The plain tensors the training split now caches (no MONAI metadata) count in every stage.
 
 A target is met only when the whole interval lies above it (``verdicts``). The last line printed is one
 JSON object; ``--out`` or ``--publish`` also write it as the results file the docs' tables are rendered from
@@ -45,6 +51,17 @@ PUBLISHED = "bundles/abn_classification/docs/results/train_throughput.json"
 TARGETS = {"pipeline_efficiency": 0.9, "precision_speedup_abn": 1.7, "precision_speedup_resnet": 1.6}
 N_BOOT = 2000
 QUICK = {"size": 32, "batch": 4, "repeats": 1, "warmup": 1, "epochs": 1, "limit": 16}
+#: the trainer's stages, from the old pipeline to the bundle's default (last): config overrides, and words
+STAGES: dict[str, tuple[dict, str]] = {
+    "per_item": ({"batch_augmentation": False}, "per-item augmentation in DataLoader workers (before)"),
+    "cached_workers": (
+        {"train#trainer#prepare_batch#augmentation": None, "train#dataloader#num_workers": "@num_workers"},
+        "cached items, no augmentation, the same workers",
+    ),
+    "cached": ({"train#trainer#prepare_batch#augmentation": None}, "cached items, no augmentation"),
+    "batched": ({}, "cached items, batched augmentation in the training process (default)"),
+}
+DEFAULT_STAGE = "batched"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,10 +73,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per bare contender")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per bare contender")
     parser.add_argument("--epochs", type=int, default=2, help="timed trainer epochs after one warm-up epoch")
-    parser.add_argument("--num-workers", type=int, default=2, help="the bundle's DataLoader workers")
+    parser.add_argument(
+        "--num-workers", type=int, default=2, help="the bundle's num_workers (its per-item loader's workers)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="BUSI items per split (None: all)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "busi_256")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument(
+        "--stages", nargs="+", default=list(STAGES), choices=list(STAGES), help="trainer stages to time"
+    )
     parser.add_argument("--device", default="cpu")
     add_output_arguments(parser, published=PUBLISHED)
     parser.add_argument("--quick", action="store_true", help=f"tiny run for tests: {QUICK}")
@@ -229,7 +251,9 @@ def bare_precision(args) -> tuple[dict, dict]:
 # ---- the ABN bundle's trainer against a bare loop --------------------------------------------------------
 
 
-def bundle_parser(args, output_dir: Path):
+def bundle_parser(args, output_dir: Path, overrides: dict | None = None):
+    """The ABN bundle's training config on BUSI at the benchmark's size and batch, with a stage's
+    ``overrides``."""
     from monai.bundle import ConfigParser
 
     configs = REPO / "bundles" / "abn_classification" / "configs"
@@ -240,13 +264,15 @@ def bundle_parser(args, output_dir: Path):
         "spatial_size": [args.size, args.size], "batch_size": args.batch, "num_workers": args.num_workers,
         "max_epochs": 1 + args.epochs, "val_interval": 10**6, "resume": False, "limit": args.limit,
         "device": f"$torch.device('{args.device}')", "amp": True,
+        "input_check_dir": str(output_dir.parent / "input_check"), **(overrides or {}),
     })  # fmt: skip
     return parser
 
 
-def trainer_epochs(parser) -> tuple[np.ndarray, int]:
+def trainer_epochs(parser) -> tuple[np.ndarray, int, int]:
     """Seconds of each iteration of the bundle's trainer over all epochs after the first (data loading
-    included; the epoch-end handlers count in the epoch's last iteration), and its iterations per epoch."""
+    included; the epoch-end handlers count in the epoch's last iteration), its iterations per epoch and its
+    loader's workers."""
     from ignite.engine import Events
 
     parser.get_parsed_content("initialize")  # claims the run folder, sets the seed
@@ -257,12 +283,12 @@ def trainer_epochs(parser) -> tuple[np.ndarray, int]:
     # registered after the bundle's own handlers, so it fires after them: the epoch's end
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda: epochs[-1].__setitem__(-1, time.perf_counter()))
     trainer.run()
-    return np.concatenate([np.diff(marks) for marks in epochs[1:]]), trainer.state.epoch_length
+    seconds = np.concatenate([np.diff(marks) for marks in epochs[1:]])
+    return seconds, trainer.state.epoch_length, trainer.data_loader.num_workers
 
 
-def bare_loop(parser, steps: int, device) -> tuple[np.ndarray, str]:
-    """Seconds of each of ``steps`` steps of the bundle's network, loss, batch, fast path and optimiser on
-    in-memory tensors."""
+def bare_step(parser, device) -> BareStep:
+    """One step of the bundle's network, loss, batch, fast path and optimiser on in-memory tensors, warm."""
     loss = parser.get_parsed_content("loss", instantiate=True)
     batch, size = parser.get_parsed_content("batch_size"), parser.get_parsed_content("spatial_size")
     masks = (torch.rand(batch, 1, *size, generator=torch.Generator().manual_seed(1)) > 0.8).float().to(device)
@@ -274,36 +300,66 @@ def bare_loop(parser, steps: int, device) -> tuple[np.ndarray, str]:
     )  # fmt: skip
     for _ in range(2):
         step()
+    return step
+
+
+def bare_loop(step: BareStep, steps: int) -> np.ndarray:
+    """Seconds of each of ``steps`` calls of ``step``."""
     seconds = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         seconds.append(time.perf_counter() - start)
-    return np.asarray(seconds), step.path.describe()
+    return np.asarray(seconds)
 
 
 def pipeline(args) -> tuple[dict, dict]:
-    """The trainer against the bare loop, and the interval of ``pipeline_efficiency``."""
+    """Each stage of :data:`STAGES` in ``args.stages`` against the bare loop timed right after it, the
+    efficiency gained from one stage to the next, and the intervals of every stage's efficiency
+    (``pipeline_efficiency`` for the bundle's default)."""
+    stages, intervals, step = {}, {}, None
     with tempfile.TemporaryDirectory() as tmp:
-        parser = bundle_parser(args, Path(tmp))
-        trainer_seconds, iterations = trainer_epochs(parser)
-        bare_seconds, described = bare_loop(parser, trainer_seconds.size, torch.device(args.device))
-    trainer_rate, bare_rate = args.batch / trainer_seconds.mean(), args.batch / bare_seconds.mean()
+        for name in args.stages:
+            overrides, words = STAGES[name]
+            parser = bundle_parser(args, Path(tmp) / name, overrides)
+            trainer_seconds, iterations, workers = trainer_epochs(parser)
+            step = step or bare_step(parser, torch.device(args.device))
+            bare_seconds = bare_loop(step, trainer_seconds.size)
+            trainer_rate, bare_rate = args.batch / trainer_seconds.mean(), args.batch / bare_seconds.mean()
+            key = "pipeline_efficiency" if name == DEFAULT_STAGE else f"pipeline_efficiency_{name}"
+            stages[name] = {
+                "pipeline": words,
+                "key": key,
+                "num_workers": workers,
+                "iterations_per_epoch": iterations,
+                "trainer_images_per_s": round(trainer_rate, 2),
+                "bare_images_per_s": round(bare_rate, 2),
+                "efficiency": round(trainer_rate / bare_rate, 3),
+            }
+            intervals[key] = interval(_ratio_of_means, bare_seconds, trainer_seconds)
+            print(f"[pipeline] {name:15s} {json.dumps(stages[name])}", file=sys.stderr, flush=True)
+    names = list(stages)
     result = {
-        "fast_path": described,
-        "iterations_per_epoch": iterations,
-        "num_workers": args.num_workers,
-        "trainer_images_per_s": round(trainer_rate, 2),
-        "bare_images_per_s": round(bare_rate, 2),
-        "pipeline_efficiency": round(trainer_rate / bare_rate, 3),
+        "fast_path": step.path.describe(),
+        "stages": stages,
+        "steps": {
+            f"{before} -> {after}": round(stages[after]["efficiency"] - stages[before]["efficiency"], 3)
+            for before, after in zip(names, names[1:])
+        },
     }
-    print(f"[pipeline] {json.dumps(result)}", file=sys.stderr, flush=True)
-    return result, interval(_ratio_of_means, bare_seconds, trainer_seconds)
+    if DEFAULT_STAGE in stages:
+        default = stages[DEFAULT_STAGE]
+        result.update({
+            key: default[key]
+            for key in ("iterations_per_epoch", "num_workers", "trainer_images_per_s", "bare_images_per_s")
+        })  # fmt: skip
+        result["pipeline_efficiency"] = default["efficiency"]
+    return result, intervals
 
 
 def main(argv=None) -> dict:
     from monai_xai.benchmarking import environment, load_average, warn_if_busy
-    from monai_xai.engines import cpu_supports_bf16
+    from monai_xai.utils import cpu_supports_bf16
 
     args = parse_args(argv)
     load_start = load_average()
@@ -311,8 +367,10 @@ def main(argv=None) -> dict:
     bare, intervals = bare_precision(args)
     report: dict = {"size": args.size, "batch": args.batch, "cpu_supports_bf16": cpu_supports_bf16()}
     if args.data.is_dir():
-        flow, intervals["pipeline_efficiency"] = pipeline(args)
-        report["pipeline_efficiency"] = flow["pipeline_efficiency"]
+        flow, stage_intervals = pipeline(args)
+        intervals.update(stage_intervals)
+        for figures in flow["stages"].values():
+            report[figures["key"]] = figures["efficiency"]
         report["pipeline"] = flow
     else:
         print(f"skipping the bundle trainer: BUSI not found at {args.data}", file=sys.stderr)

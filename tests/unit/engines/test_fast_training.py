@@ -17,10 +17,11 @@ import torch
 from PIL import Image
 
 from monai_xai.data import DataLoader, dataset_splits, write_demo_dataset
-from monai_xai.engines import FastPath, cpu_supports_bf16, to_float32
+from monai_xai.engines import FastPath, to_float32
 from monai_xai.errors import InputError, input_error_behind
 from monai_xai.networks import get_classifier
 from monai_xai.transforms import EnsureMaskd, LoadImageOrArrayd, check_splits
+from monai_xai.utils import cpu_supports_bf16
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLES = REPO / "bundles"

@@ -223,3 +223,38 @@ def test_engines_build_their_default_prepare_batch_and_keep_a_given_one(engine_t
     assert type(engine.prepare_batch) is default
     given = CountingPrepareBatch(default())
     assert engine_type(device="cpu", prepare_batch=given, **kwargs).prepare_batch is given
+
+
+def test_trainer_augments_the_batch_on_the_device_before_the_input_gradient_loss():
+    """``PrepareBatchWithMasks(augmentation=...)``: the rrr loss sees the augmented image (its input gradients
+    taken there) and the mask moved with it."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def flip(batch: dict) -> dict:
+        seen["before"] = batch["image"]
+        return {**batch, "image": batch["image"].flip(-1), "mask": batch["mask"].flip(-1)}
+
+    loss = get_classifier_loss("rrr")
+
+    def recording_loss(output, labels, masks, has_mask, inputs):
+        seen["mask"], seen["inputs"] = masks, inputs
+        return loss(output, labels, masks, has_mask, inputs=inputs)
+
+    recording_loss.needs_inputs = True
+    torch.manual_seed(0)
+    network = get_classifier("rrr", spatial_dims=2, in_channels=1, num_classes=2)
+    batch = _classification_batch()
+    trainer = AttentionSupervisedTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=[batch],
+        network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.01),
+        loss_function=recording_loss,
+        prepare_batch=PrepareBatchWithMasks(augmentation=flip),
+    )
+    trainer.run()
+    torch.testing.assert_close(seen["before"], batch["image"])
+    torch.testing.assert_close(seen["inputs"].detach(), batch["image"].flip(-1))
+    torch.testing.assert_close(seen["mask"], batch["mask"].flip(-1))
+    assert seen["inputs"].requires_grad

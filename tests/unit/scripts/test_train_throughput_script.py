@@ -57,8 +57,10 @@ def test_the_docs_are_written_only_with_publish(load_script, tmp_path, monkeypat
 def test_pipeline_efficiency_on_busi(load_script, shared_data, tmp_path):
     bench = load_script("benchmarks/train_throughput.py")
     out = tmp_path / "report.json"
+    stages = ["per_item", "batched"]  # the first and the default stage: the others add time, not code paths
     report = bench.main(
         ["--quick", "--networks", "resnet", "--data", str(shared_data / "busi_256"), "--out", str(out)]
+        + ["--stages", *stages]
     )
     pipeline = report["pipeline"]
     assert pipeline["iterations_per_epoch"] == 4  # 16 training items, batch 4
@@ -68,6 +70,14 @@ def test_pipeline_efficiency_on_busi(load_script, shared_data, tmp_path):
     stats = report["intervals"]["pipeline_efficiency"]
     assert stats["n"] == 4 and stats["mean"] == pytest.approx(report["pipeline_efficiency"], abs=1e-3)
     assert out.is_file()
+    # per-item augmentation in workers, then the default: batched augmentation on cached items, no workers
+    assert list(pipeline["stages"]) == stages and stages[-1] == bench.DEFAULT_STAGE
+    assert [pipeline["stages"][name]["num_workers"] for name in stages] == [2, 0]
+    for figures in pipeline["stages"].values():
+        assert report[figures["key"]] == figures["efficiency"] and figures["key"] in report["intervals"]
+    assert pipeline["steps"]["per_item -> batched"] == pytest.approx(
+        report["pipeline_efficiency"] - report["pipeline_efficiency_per_item"], abs=1e-3
+    )
 
 
 @pytest.fixture
@@ -95,6 +105,29 @@ def test_a_target_is_met_only_where_the_interval_clears_it(committed):
     lines = train_throughput.BLOCKS["fast_path_speedups_agcyclegan_explainer"].render(report)
     assert lines.splitlines()[0].endswith("channels-last): x1.700 [1.500, 1.900]")
     assert "`agcyclegan`" in lines and "`abn`" not in lines
+
+
+def test_the_trainer_stages_are_rendered_with_what_each_gained(committed):
+    report = copy.deepcopy(committed)
+    words = {"per_item": "per-item augmentation in workers", "batched": "batched augmentation (default)"}
+    report["pipeline"]["stages"] = {
+        name: {
+            "pipeline": words[name],
+            "key": "pipeline_efficiency" if name == "batched" else f"pipeline_efficiency_{name}",
+            "num_workers": workers,
+            "trainer_images_per_s": rate,
+            "bare_images_per_s": 76.0,
+            "efficiency": round(rate / 76.0, 3),
+        }
+        for name, workers, rate in [("per_item", 2, 57.0), ("batched", 0, 72.2)]
+    }
+    report["pipeline_efficiency_per_item"] = 0.75
+    report["pipeline_efficiency"] = 0.95
+    report["intervals"] = {"pipeline_efficiency": {"mean": 0.95, "ci95": [0.92, 0.97], "n": 20}}
+    table = train_throughput.render(report)
+    assert "| per-item augmentation in workers | 2 | 57.00 | 76.00 | 0.750 | - |" in table
+    assert "| batched augmentation (default) | 0 | 72.20 | 76.00 | 0.950 [0.920, 0.970] | +0.200 |" in table
+    assert "| 0.950 [0.920, 0.970] | ≥ 0.9 | met |" in table
 
 
 def test_each_bundle_has_its_own_speedup_block():

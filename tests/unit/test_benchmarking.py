@@ -1,0 +1,37 @@
+"""The machine record every benchmark writes beside its ratios."""
+
+from __future__ import annotations
+
+import builtins
+import io
+
+from monai_xai import benchmarking
+
+
+def test_cpu_description_reads_model_and_simd_flags(monkeypatch):
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n"
+    )
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        return io.StringIO(cpuinfo) if str(path) == "/proc/cpuinfo" else real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    described = benchmarking.cpu_description()
+    assert described["cpu_model"] == "Test CPU 9000"
+    assert described["cpu_flags"] == ["avx2", "avx512f", "avx512_bf16", "amx_tile"]
+
+
+def test_cpu_description_without_cpuinfo(monkeypatch):
+    def missing(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(builtins, "open", missing)
+    assert benchmarking.cpu_description()["cpu_flags"] == []
+
+
+def test_environment_records_the_machine():
+    env = benchmarking.environment(0.5, 1.5)
+    assert {"cpu_model", "cpu_flags", "cpu_supports_bf16", "threads", "torch"} <= set(env)
+    assert env["loadavg_1min_at_start"] == 0.5 and env["loadavg_1min_at_end"] == 1.5
