@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["cpu_description", "environment", "load_average", "warn_if_busy"]
+__all__ = ["cpu_description", "environment", "load_average", "ratio_interval", "warn_if_busy"]
 
 
 def load_average() -> float:
@@ -71,3 +73,29 @@ def environment(load_start: float, load_end: float) -> dict:
         "monai": monai.__version__,
         "python": platform.python_version(),
     }
+
+
+def ratio_interval(
+    slower_s: Sequence[float], faster_s: Sequence[float], n_boot: int = 2000
+) -> dict[str, Any]:
+    """How many times faster: median ``slower_s`` / median ``faster_s`` over interleaved rounds, with a 95 %
+    bootstrap interval that resamples the rounds, each round's two times together (they shared the machine's
+    load); no interval from a single round.
+
+    Args:
+        slower_s: each round's time of the reference (the numerator).
+        faster_s: each round's time of the contender, in the same rounds.
+        n_boot: bootstrap resamples.
+    """
+    import numpy as np
+
+    from monai_xai.metrics.uncertainty import bootstrap_ci
+
+    slower, faster = np.asarray(slower_s, dtype=float), np.asarray(faster_s, dtype=float)
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.median(a) / np.median(b))
+
+    if slower.size < 2:
+        return {"mean": ratio(slower, faster), "ci95": None, "n": int(slower.size)}
+    return bootstrap_ci(ratio, slower, faster, n_boot=n_boot).to_dict()

@@ -17,7 +17,10 @@ _install() {
         echo "[setup] installing monai-xai ${extras:+with extras [$extras] }into $venv (first run: a few minutes)"
         local t0=$SECONDS
         # pip's notes about unused local index folders are noise here; real errors still show.
-        "$venv/bin/python" -m pip install --quiet --editable "$spec" 2> >(grep -v "^WARNING: Location" >&2)
+        # --no-compile: byte-compiling every installed module (torch, sympy, mlflow, ...) costs the install
+        # time on a few cores; Python compiles what a run imports, once, on first use.
+        "$venv/bin/python" -m pip install --quiet --no-compile --editable "$spec" \
+            2> >(grep -v "^WARNING: Location" >&2)
         touch "$stamp"
         echo "[setup] installed in $((SECONDS - t0)) s"
     fi

@@ -65,12 +65,16 @@ class Budget:
 
 
 #: ``full``: the published demo's budget (``demo_shortcut``); ``quick``: what ``scripts/quickstart.sh`` runs,
-#: half the epochs on half the training and validation phantoms, the same 400 test phantoms (``seed + 2``
-#: makes the test split whatever the other splits' sizes).
+#: half the epochs on the same 800 training phantoms, half the validation ones, the same 400 test phantoms
+#: (``seed + 2`` makes the test split whatever the other splits' sizes). ``quick`` was chosen on a
+#: development replicate (``--data-seed 10``), never on these test phantoms: of 800 x 6 and 400 x 12 epochs
+#: (both kept the gated ABN's test accuracy interval above 0.90 there: [0.980, 0.998] and [0.975, 0.998]),
+#: the declared tie-break, the larger lower bound, took 800 x 6. 400 x 6 missed the verdict on the demo's
+#: own test phantoms (0.748 [0.708, 0.787]) and is not offered.
 BUDGETS: dict[str, Budget] = {
     "full": Budget(12, 800, 200, 400, "demo_data/phantom2d", n_overlays=8, eval_saliency=True),
     "quick": Budget(
-        6, 400, 100, 400, "demo_data/phantom2d_quick", n_overlays=0, eval_saliency=False, num_workers=0
+        6, 800, 100, 400, "demo_data/phantom2d_quick", n_overlays=0, eval_saliency=False, num_workers=0
     ),
 }
 
@@ -414,6 +418,13 @@ def main() -> None:
     parser.add_argument(
         "--rrr-lambda", type=float, default=None, help="RRR penalty weight (bundle default if unset)"
     )
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=0,
+        help="seed of the phantoms when made (0: the demo's). Another seed, in another --data folder, is a "
+        "development replicate: a budget is chosen there, never on the demo's own test phantoms",
+    )
     args = parser.parse_args()
     started = float(os.environ.get("QUICKSTART_T0", main_started))
     timing: dict[str, Any] = {**_setup_seconds(main_started)}
@@ -447,7 +458,8 @@ def main() -> None:
     timing["imports_s"] = round(time.perf_counter() - imports_started, 1)
     data_started = time.perf_counter()
     if not (data / "labels.csv").is_file():
-        write_demo_dataset(data, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, size=64)
+        sizes = {"n_train": budget.n_train, "n_val": budget.n_val, "n_test": budget.n_test}
+        write_demo_dataset(data, **sizes, size=64, seed=args.data_seed)
         print(
             f"phantoms: {budget.n_train}/{budget.n_val}/{budget.n_test} written to {data} in "
             f"{time.perf_counter() - data_started:.0f} s",

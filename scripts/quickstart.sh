@@ -3,7 +3,7 @@
 # a plain ResNet18, the same ResNet trained with "Right for the Right Reasons", and the attention-supervised
 # gated ABN, each trained with the ABN bundle and judged on the shortcut-free test set by its accuracy and by
 # where its explanation points (scripts/quickstart.py). Writes runs/quickstart/summary.json and a figure.
-# BUDGET=quick (default: 6 epochs on 400/100/400 phantoms in demo_data/phantom2d_quick, no overlay figures)
+# BUDGET=quick (default: 6 epochs on 800/100/400 phantoms in demo_data/phantom2d_quick, no overlay figures)
 # or full (the published demo's: 12 epochs, 800/200/400 in demo_data/phantom2d); EPOCHS, DATA and OUT change
 # one setting; other arguments go to scripts/quickstart.py (e.g. --n-train 800). summary.json's `timing`
 # holds the install (QUICKSTART_T0 to T1), the phantoms and each arm's training, evaluation and explanation.

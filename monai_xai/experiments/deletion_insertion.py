@@ -15,7 +15,7 @@ Usage::
 
 from __future__ import annotations
 
-from .results import bundle_results
+from .results import bundle_results, fmt_ci
 
 __all__ = ["BLOCKS", "ROWS", "render"]
 
@@ -33,6 +33,7 @@ ROWS = {
 def render(report: dict) -> str:
     """Medians of the contenders, then each speed-up and difference against its target."""
     settings, medians = report["settings"], report["median_s"]
+    intervals = report.get("intervals", {})
     loop = medians["loop"]
     rows = ["| deletion + insertion | median | loop / this |", "|---|---|---|"]
     rows += [
@@ -41,7 +42,7 @@ def render(report: dict) -> str:
     checks = [
         (
             "`speedup`",
-            f"{report['speedup']:.2f}x",
+            f"{fmt_ci(intervals.get('speedup', report['speedup']), 2)}x",
             f"≥ {report['target_speedup_of_ceiling']:g} x `speedup_ceiling` {report['speedup_ceiling']:.2f}x "
             f"= {report['target_speedup']:.2f}x",
             report["speedup_met"],
@@ -53,6 +54,7 @@ def render(report: dict) -> str:
         quantus_note = f" Quantus skipped: {report['quantus_skipped']}."
     else:
         ours = medians["batched_deletion_only"]
+        vs_quantus = fmt_ci(intervals.get("speedup_vs_quantus", report["speedup_vs_quantus"]), 2)
         rows += ["", "| deletion alone | median | this / monai_xai |", "|---|---|---|"]
         quantus = f"Quantus {report['quantus_version']} `PixelFlipping`"
         for name, label in (
@@ -62,12 +64,18 @@ def render(report: dict) -> str:
         ):
             rows.append(f"| {label} | {medians[name]:.3f} s | {medians[name] / ours:.2f}x |")
         checks += [
-            ("`speedup_vs_quantus`", f"{report['speedup_vs_quantus']:.2f}x",
+            ("`speedup_vs_quantus`", f"{vs_quantus}x",
              f"≥ {report['target_speedup_vs_quantus']}", report["speedup_vs_quantus_met"]),
             ("`max_abs_diff_vs_quantus`", f"{report['max_abs_diff_vs_quantus']:.1e}",
              f"≤ {report['target_max_abs_diff_vs_quantus']:g}", report["agreement_vs_quantus_met"]),
         ]  # fmt: skip
         quantus_note = ""
+    judged = (
+        "Brackets: 95 % bootstrap intervals over the interleaved rounds; a speed-up target is met only where "
+        "its interval clears it."
+        if intervals
+        else "Timings of one run on one machine, no interval: each target is checked on its measured figure."
+    )
     rows += ["", "| figure | value | target | met |", "|---|---|---|---|"]
     rows += [
         f"| {name} | {value} | {target} | {'yes' if met else '**no**'} |"
@@ -78,9 +86,16 @@ def render(report: dict) -> str:
         f"{settings['steps']} steps, baseline {settings['baseline']}, torch {settings['torch']}, "
         f"{settings['threads']} threads, {settings['warmup']} warm-up + {settings['repeats']} interleaved "
         f"rounds, medians; load {settings['loadavg_1min_at_start']} at start, "
-        f"{settings['loadavg_1min_at_end']} at end. Timings of one run on one machine, no interval: each "
-        f"target is checked on its measured figure. All targets met: {report['target_met']}.{quantus_note}\n"
+        f"{settings['loadavg_1min_at_end']} at end{_machine(settings)}. {judged} All targets met: "
+        f"{report['target_met']}.{quantus_note}\n"
     )
+
+
+def _machine(settings: dict) -> str:
+    """``"; <CPU model>, no native bfloat16"`` where the run recorded its machine."""
+    if "cpu_model" not in settings:
+        return ""
+    return f"; {settings['cpu_model']}, {'' if settings['cpu_supports_bf16'] else 'no '}native bfloat16"
 
 
 BLOCKS = {"deletion_insertion": bundle_results(BUNDLE, "deletion_insertion", render)}

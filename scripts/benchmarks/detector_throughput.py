@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from monai_xai.experiments.results import add_output_arguments, fmt_ci, output_path, verdict, write_results
@@ -118,15 +117,13 @@ def timed(fn: Callable[[torch.Tensor], list], x: torch.Tensor) -> float:
 def speed_ratio(centernet_s: Sequence[float], retinanet_s: Sequence[float], n_boot: int = 2000) -> dict:
     """CenterNet images/s over RetinaNet images/s (the ratio of their median times per round), with a 95 %
     interval from resampling the rounds, each round's two timings together: they shared the machine's load."""
-    from monai_xai.metrics.uncertainty import bootstrap_ci
+    from monai_xai.benchmarking import ratio_interval
 
-    def ratio(centernet: np.ndarray, retinanet: np.ndarray) -> float:
-        return float(np.median(retinanet) / np.median(centernet))
-
-    interval = bootstrap_ci(ratio, np.asarray(centernet_s), np.asarray(retinanet_s), n_boot=n_boot).to_dict()
+    interval = ratio_interval(retinanet_s, centernet_s, n_boot)
+    bounds = interval["ci95"]
     return {
         "mean": round(interval["mean"], 3),
-        "ci95": [round(v, 3) for v in interval["ci95"]],
+        "ci95": None if bounds is None else [round(v, 3) for v in bounds],
         "n": interval["n"],
     }
 

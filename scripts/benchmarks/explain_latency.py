@@ -150,23 +150,6 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def ratio_interval(abn_ms: Sequence[float], baseline_ms: Sequence[float]) -> dict[str, Any]:
-    """Median ABN time / median baseline time with its 95 % bootstrap interval over the interleaved rounds
-    (both times of a round resampled together); no interval from one round (it would have no width)."""
-    import numpy as np
-
-    from monai_xai.metrics.uncertainty import bootstrap_ci
-
-    a, b = np.asarray(abn_ms), np.asarray(baseline_ms)
-
-    def ratio(x: np.ndarray, y: np.ndarray) -> float:
-        return float(np.median(x) / np.median(y))
-
-    if a.size < 2:
-        return {"mean": ratio(a, b), "ci95": None, "n": int(a.size)}
-    return bootstrap_ci(ratio, a, b, n_boot=N_BOOT).to_dict()
-
-
 def make_gradcampp(network: Any, batch_size: int, target_layer: str = "layer4") -> Any:
     """MONAI's ``GradCAMpp`` as shipped for batch 1; for larger batches the same class over
     ``monai_xai.visualize.batch_score_hooks``, which scores each sample by its own class (stock
@@ -292,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import monai
     import torch
 
-    from monai_xai.benchmarking import environment, load_average, warn_if_busy
+    from monai_xai.benchmarking import environment, load_average, ratio_interval, warn_if_busy
     from monai_xai.engines.precision import FastPath
     from monai_xai.losses import get_classifier_loss
     from monai_xai.networks import InferenceTolerance, optimise_for_inference
@@ -401,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) -> str:
         """Ratio ``key`` of ``a`` to ``baseline_name``; its verdict when judged against ``target``."""
         ratios[key] = statistics.median(times[a]) / statistics.median(times[baseline_name])
-        intervals[key] = ratio_interval(times[a], times[baseline_name])
+        intervals[key] = ratio_interval(times[a], times[baseline_name], N_BOOT)
         if target is None:
             return ""
         verdicts[a][key] = verdict(intervals[key], target, higher_is_better=False)

@@ -14,18 +14,6 @@ TRAIN, EVALUATE = [str(CONFIGS / "train.json")], str(CONFIGS / "evaluate.json")
 SMOKE = {"max_epochs": 1, "batch_size": 4, "val_batch_size": 8, "num_workers": 0, "limit": None}
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: under ``pytest -n 2`` the other worker holds the second core, and two threads
-    contending for one core make every step several times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _test_metrics_mtimes(out: Path) -> list[int]:
     return [(out / f"fold{k}" / "eval_test" / "metrics.json").stat().st_mtime_ns for k in (0, 1)]
 

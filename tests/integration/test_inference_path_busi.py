@@ -72,15 +72,6 @@ def abn(busi) -> torch.nn.Module:
     return network.eval()
 
 
-@pytest.fixture
-def one_thread():
-    """One thread (restored after): spin-waiting OpenMP threads on a shared core slow every op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("reduced_precision", [False, True], ids=["host_setting", "reduced_precision_forced"])
 def test_the_inference_path_keeps_the_tolerance_on_real_images(
     busi, abn, reduced_precision, monkeypatch, one_thread

@@ -35,3 +35,11 @@ def test_environment_records_the_machine():
     env = benchmarking.environment(0.5, 1.5)
     assert {"cpu_model", "cpu_flags", "cpu_supports_bf16", "threads", "torch"} <= set(env)
     assert env["loadavg_1min_at_start"] == 0.5 and env["loadavg_1min_at_end"] == 1.5
+
+
+def test_ratio_interval_pairs_the_rounds():
+    steady = benchmarking.ratio_interval([0.3] * 5, [0.1] * 5, n_boot=50)
+    assert abs(steady["mean"] - 3.0) < 1e-9 and steady["ci95"] == [3.0, 3.0]
+    noisy = benchmarking.ratio_interval([0.3, 0.6, 0.3, 0.9, 0.3], [0.1, 0.2, 0.1, 0.3, 0.1], n_boot=200)
+    assert noisy["ci95"][0] <= 3.0 <= noisy["ci95"][1]
+    assert benchmarking.ratio_interval([0.2], [0.1])["ci95"] is None

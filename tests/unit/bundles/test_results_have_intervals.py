@@ -42,10 +42,6 @@ AWAITING_RERUN = {
         f"{M} demo_correction run --publish (1.5 h)"
     ),
     "multiscale_abn_correction/docs/results/retinamnist.json": f"{M} retinamnist run --publish (1 h)",
-    "multiscale_abn_correction/docs/results/deletion_insertion.json": (
-        "python scripts/benchmarks/deletion_insertion.py --publish (5 min, idle machine; timings: its "
-        "speed-up still without an interval)"
-    ),
 }
 
 

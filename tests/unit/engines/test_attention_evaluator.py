@@ -3,7 +3,6 @@ tolerance of the network's own; engine.network stays the network, with gradients
 
 from __future__ import annotations
 
-import pytest
 import torch
 from ignite.engine import Events
 
@@ -24,15 +23,6 @@ def _outputs(optimise_inference: bool, network: torch.nn.Module) -> tuple[Attent
     engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
     engine.run()
     return engine, outputs
-
-
-@pytest.fixture
-def one_thread():
-    """A tiny network: one thread avoids spin-waiting OpenMP threads on a shared core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_predictions_and_maps_come_from_the_optimised_copy(one_thread) -> None:

@@ -70,6 +70,10 @@ def test_quickstart_time_renders_steps_verdict_and_machine():
             },
             "holds": True,
         },
+        "accuracy": {
+            "abn": {"mean": 0.95, "ci95": [0.93, 0.97], "n": 400},
+            "baseline": {"mean": 0.6, "ci95": [0.55, 0.66], "n": 400},
+        },
         "budget": {"name": "quick", "epochs": 6, "images": {"train": 400}},
         "timing": {"data_s": 3.0, "arms": {"abn": {"train_s": 50.0, "evaluate_s": 5.0}}},
         "commit": "0123456789abcdef",
@@ -77,5 +81,7 @@ def test_quickstart_time_renders_steps_verdict_and_machine():
     }
     table = quickstart_time.render(report)
     assert "**280 s** (met)" in table and "train 50 s, evaluate 5 s" in table
-    assert "Verdict kept" in table and "abn test accuracy 0.950" in table and "Test CPU" in table
+    assert "Verdict kept" in table and "abn test accuracy 0.950 [0.930, 0.970] (>= 0.9: met)" in table
+    assert "baseline test accuracy 0.600 [0.550, 0.660] (<= 0.65: not distinguishable at this n)" in table
+    assert "Test CPU" in table
     assert "**280 s** (missed)" in quickstart_time.render({**report, "target_met": False})

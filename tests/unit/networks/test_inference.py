@@ -22,16 +22,10 @@ from monai_xai.networks import (
 from monai_xai.networks import inference as inference_module
 from monai_xai.networks.nets import MultiScaleAttentionBranchNetwork
 
+#: tiny networks: one thread avoids spin-waiting OpenMP threads on a shared core
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXACT = InferenceTolerance(probability=0.0, map_correlation=1.0)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread avoids spin-waiting OpenMP threads on a shared core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(*shape: int) -> torch.Tensor:

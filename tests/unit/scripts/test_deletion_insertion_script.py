@@ -12,15 +12,6 @@ import torch
 from monai_xai.experiments import deletion_insertion
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread (restored after): the other pytest worker may hold the second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("baseline", ["zero", "mean", "blur"])
 def test_loop_and_batched_give_the_same_curves(one_thread, baseline: str, load_script) -> None:
     from monai_xai.networks.nets import ResNetClassifier

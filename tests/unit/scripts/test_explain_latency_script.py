@@ -95,16 +95,6 @@ def test_a_target_is_met_only_where_the_interval_clears_it(committed) -> None:
     assert "| 1.20 [1.10, 1.35]: not distinguishable at this n |" in table
 
 
-@pytest.fixture
-def one_thread():
-    """Run in-process torch work on one thread (restored after): spin-waiting OpenMP threads on a core that
-    another pytest worker holds can make each op tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 def test_batched_and_head_grad_gradcampp_match_monai_batch1(one_thread, load_script) -> None:
     from monai.visualize import GradCAMpp
