@@ -36,6 +36,7 @@ class SpeedTarget:
         target: the bound the figure must clear.
         higher_is_better: whether the figure must lie above ``target`` (else below).
         unit: printed after the figure and the target.
+        digits: decimals of the figure.
     """
 
     label: str
@@ -44,6 +45,7 @@ class SpeedTarget:
     target: float
     higher_is_better: bool = True
     unit: str = ""
+    digits: int = 2
 
     def figure(self, report: Mapping[str, Any]) -> Any:
         return (report.get("intervals") or {}).get(self.key, report.get(self.key))
@@ -57,6 +59,7 @@ TARGETS: tuple[SpeedTarget, ...] = (
         300,
         higher_is_better=False,
         unit=" s",
+        digits=0,
     ),
     SpeedTarget(
         "default ABN prediction + map / Grad-CAM++ (frozen weights), 224 px, batch 1",
@@ -91,6 +94,7 @@ TARGETS: tuple[SpeedTarget, ...] = (
         8.0,
         higher_is_better=False,
         unit=" GB",
+        digits=1,
     ),
     SpeedTarget(
         "images/s on it / on a 1,000-image dataset",
@@ -123,9 +127,10 @@ def _row(target: SpeedTarget, report: Mapping[str, Any] | None) -> str:
     if figure is None:
         return f"| {target.label} | not in `{target.results.rsplit('/', 1)[-1]}` | {bound} | – | – |"
     if isinstance(figure, Mapping):
-        cell, judged = fmt_ci(figure, 2), verdict_cell(figure, target.target, target.higher_is_better)
+        cell = fmt_ci(figure, target.digits)
+        judged = verdict_cell(figure, target.target, target.higher_is_better)
     else:
-        cell, judged = f"{figure:.2f}", _single_run_verdict(float(figure), target)
+        cell, judged = f"{figure:.{target.digits}f}", _single_run_verdict(float(figure), target)
     return f"| {target.label} | {cell}{target.unit} | {bound} | {judged} | {_machine(report)} |"
 
 
