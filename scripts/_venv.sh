@@ -2,10 +2,13 @@
 # Re-running is cheap: the install is skipped while pyproject.toml and the extras are unchanged.
 set -euo pipefail
 
-# _install VENV EXTRAS: create VENV if absent and install this project, editable, with EXTRAS into it.
+# _install VENV EXTRAS [PIP_OPTIONS...]: create VENV if absent and install this project, editable, with EXTRAS
+# into it; PIP_OPTIONS go to pip install.
 # torch==2.13.0 (the pin in pyproject.toml) is taken from the machine's CPU wheel that pip is set up to find.
 _install() {
     local venv="$1" extras="${2:-}"
+    shift 2
+    local pip_options=("$@")
     local spec="."
     [ -n "$extras" ] && spec=".[$extras]"
     if [ ! -x "$venv/bin/python" ]; then
@@ -17,17 +20,16 @@ _install() {
         echo "[setup] installing monai-xai ${extras:+with extras [$extras] }into $venv (first run: a few minutes)"
         local t0=$SECONDS
         # pip's notes about unused local index folders are noise here; real errors still show.
-        # --no-compile: byte-compiling every installed module (torch, sympy, mlflow, ...) costs the install
-        # time on a few cores; Python compiles what a run imports, once, on first use.
-        "$venv/bin/python" -m pip install --quiet --no-compile --editable "$spec" \
+        "$venv/bin/python" -m pip install --quiet ${pip_options[@]+"${pip_options[@]}"} --editable "$spec" \
             2> >(grep -v "^WARNING: Location" >&2)
         touch "$stamp"
         echo "[setup] installed in $((SECONDS - t0)) s"
     fi
 }
 
+# ensure_venv EXTRAS [PIP_OPTIONS...]: .venv with EXTRAS, activated.
 ensure_venv() {
-    _install .venv "${1:-}"
+    _install .venv "${1:-}" "${@:2}"
     # shellcheck disable=SC1091
     source .venv/bin/activate
 }

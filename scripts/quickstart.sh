@@ -12,7 +12,11 @@ QUICKSTART_T0="$(date +%s)"
 export QUICKSTART_T0
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-ensure_venv ""
+# --no-compile: byte-compiling every installed module (torch, sympy, mlflow, ...) is most of a first install
+# on a few cores; Python compiles what the run imports on first use (it measured 151 s -> 66 s for the
+# install, +12 s for the first imports). The test venv (scripts/test.sh) compiles as usual: its many
+# processes would each compile the modules again where PYTHONDONTWRITEBYTECODE keeps the results unwritten.
+ensure_venv "" --no-compile
 QUICKSTART_T1="$(date +%s)"
 export QUICKSTART_T1
 
