@@ -23,6 +23,7 @@ Without a seed the draws come from torch's default generator, which ``monai.util
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -176,14 +177,14 @@ class RandomizableBatchTransform(Randomizable, MapTransform):
             out[key] = self.apply(convert_to_tensor(out[key], track_meta=False), key)
         return out
 
+    @abstractmethod
     def apply(self, batch: torch.Tensor, key: Hashable) -> torch.Tensor:
-        """This draw applied to one key's batch.
+        """This draw applied to one key's batch (each transform defines it).
 
         Args:
             batch: a ``(B, C, H, W)`` tensor.
             key: its key (for per-key options such as the affine's ``mode``).
         """
-        raise NotImplementedError
 
 
 def _per_sample(values: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
