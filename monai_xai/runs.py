@@ -10,8 +10,9 @@ best score (``best.json``, ``early_stopping.json``) carries the fingerprint it b
 
 Files named in the identity count by content, not by path: any string value naming an existing file is
 replaced by a digest of its bytes, so the same data under another path resumes, and an edited CSV does not.
-A file a run may start from (:data:`OPTIONAL_FILES`, e.g. ``pretrained_weights``) is left out while unset,
-so the runs made before such a key existed keep their fingerprint.
+A setting added to the identity after runs were made (:data:`LATER_KEYS`, e.g. ``pretrained_weights`` or
+``batch_augmentation``) is left out while it has the value those runs had, so they keep their fingerprint
+and still resume, while a run that sets it otherwise is another run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from monai_xai.errors import InputError
 from monai_xai.utils import atomic_write_json
 
 __all__ = [
+    "LATER_KEYS",
     "OPTIONAL_FILES",
     "RUN_FILE",
     "RunFolder",
@@ -46,9 +48,11 @@ logger = logging.getLogger(__name__)
 
 #: The run's record in its folder.
 RUN_FILE = "run.json"
-#: Identity keys naming a file a run may start from. Left out of the identity when None, so adding one to a
-#: config keeps the fingerprints of runs made without it; when set, the file must exist and counts by content.
+#: Identity keys naming a file a run may start from: when set, the file must exist and counts by content.
 OPTIONAL_FILES = ("pretrained_weights",)
+#: Identity keys added after runs were made, with the value every such run had: left out of the identity while
+#: equal to it, so those runs keep their fingerprint (a run with batch augmentation is not one of them).
+LATER_KEYS: dict[str, Any] = {"pretrained_weights": None, "batch_augmentation": False}
 #: Lock file beside it; held (``flock``) by the process that trains in the folder and released when it dies.
 LOCK_FILE = ".run.lock"
 #: What moving a run aside leaves in place: the lock, and the MLflow store of ``default_tracking_uri``.
@@ -89,7 +93,8 @@ def file_digest(path: str | os.PathLike) -> str:
 def canonical_identity(identity: Any) -> Any:
     """``identity`` as plain JSON values: tuples as lists, paths and file names as digests of their files.
 
-    Keys of :data:`OPTIONAL_FILES` are left out when None and must name an existing file otherwise.
+    Keys of :data:`LATER_KEYS` are left out while they hold the value older runs had; keys of
+    :data:`OPTIONAL_FILES` must name an existing file when set.
 
     Args:
         identity: the settings that define a run, JSON-like.
@@ -98,7 +103,7 @@ def canonical_identity(identity: Any) -> Any:
         return {
             str(k): canonical_identity(_optional_file(k, v) if k in OPTIONAL_FILES else v)
             for k, v in sorted(identity.items(), key=lambda kv: str(kv[0]))
-            if not (k in OPTIONAL_FILES and v is None)
+            if not (k in LATER_KEYS and _same_value(v, LATER_KEYS[k]))
         }
     if isinstance(identity, list | tuple):
         return [canonical_identity(v) for v in identity]
@@ -112,6 +117,11 @@ def canonical_identity(identity: Any) -> Any:
     if hasattr(identity, "tolist"):  # numpy / torch scalars and arrays
         return canonical_identity(identity.tolist())
     raise TypeError(f"run identity values must be JSON-like, got {type(identity).__name__}: {identity!r}")
+
+
+def _same_value(value: Any, legacy: Any) -> bool:
+    """``value`` equals ``legacy`` with the same type (``0`` is not ``False``)."""
+    return type(value) is type(legacy) and value == legacy
 
 
 def _optional_file(key: str, value: Any) -> Any:

@@ -104,6 +104,19 @@ def test_unset_pretrained_weights_keep_the_fingerprint_and_a_weights_file_counts
         RunFolder(tmp_path / "run", _identity(pretrained_weights=str(weights))).claim()
 
 
+def test_batch_augmentation_is_another_run_and_per_item_augmentation_keeps_the_old_fingerprint(tmp_path):
+    per_item = {**IDENTITY, "data": {**IDENTITY["data"], "batch_augmentation": False}}
+    batched = {**IDENTITY, "data": {**IDENTITY["data"], "batch_augmentation": True}}
+    assert fingerprint(per_item) == fingerprint(IDENTITY) == "024d8eb64320"
+    assert fingerprint(batched) != fingerprint(IDENTITY)
+    zero = {**IDENTITY, "data": {**IDENTITY["data"], "batch_augmentation": 0}}
+    assert fingerprint(zero) != fingerprint(IDENTITY)
+    RunFolder(tmp_path / "run", IDENTITY).claim().release()
+    RunFolder(tmp_path / "run", per_item).claim().release()
+    with pytest.raises(RunIdentityError, match='data.batch_augmentation: "<unset>" -> true'):
+        RunFolder(tmp_path / "run", batched).claim()
+
+
 def test_evaluation_refuses_a_folder_trained_with_other_settings(tmp_path):
     RunFolder(tmp_path, IDENTITY).claim().release()
     RunFolder(tmp_path, IDENTITY).verify()

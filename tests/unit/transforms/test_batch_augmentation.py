@@ -13,6 +13,7 @@ from monai.transforms import Affine, Compose, Randomizable
 from monai.utils import set_determinism
 
 from monai_xai.errors import InputError
+from monai_xai.runs import fingerprint
 from monai_xai.transforms import (
     RandAffineBatchd,
     RandFlipBatchd,
@@ -186,6 +187,10 @@ def test_bundles_augment_whole_batches_after_a_deterministic_pipeline(bundle):
     assert per_item.get_parsed_content("train#augmentation") is None
     names = [type(t).__name__ for t in per_item.get_parsed_content("train#preprocessing").transforms]
     assert names[5:9] == ["RandAffined", "RandFlipd", "RandScaleIntensityd", "RandShiftIntensityd"]
+    # the two pipelines are two runs: a folder trained one way never resumes the other way
+    batched_id, per_item_id = (p.get_parsed_content("run_identity") for p in (parser, per_item))
+    assert batched_id["data"]["batch_augmentation"] is True
+    assert fingerprint(batched_id) != fingerprint(per_item_id)
 
 
 def test_bundle_binarises_masks_moved_by_interpolation():
