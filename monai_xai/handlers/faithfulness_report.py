@@ -78,10 +78,10 @@ class FaithfulnessReportHandler(ReportHandler):
 
     def _build_scorer(self, output: dict, example: torch.Tensor) -> torch.nn.Module:
         """The network's prediction logits, through a CPU-optimised copy built once per evaluation pass."""
-        from monai_xai.networks import PerceptionLogits, inference_optimised
+        from monai_xai.networks import InferenceTolerance, PerceptionLogits, optimise_for_inference
 
         logits = PerceptionLogits(self.network) if ATTENTION_MAP in output else self.network
-        return inference_optimised(logits, example)
+        return optimise_for_inference(logits, example, InferenceTolerance.exact())
 
     def collect(self, engine: Engine) -> None:
         from monai_xai.metrics import deletion_insertion

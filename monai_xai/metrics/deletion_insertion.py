@@ -7,8 +7,9 @@ probability rise fast (high area is good). The steps of all images in a batch go
 together, in forward passes of ``batch_size`` perturbed images, so a curve costs no Python loop over steps.
 Each distinct perturbed image is scored once: the unchanged image serves as one end of the curve and to pick
 the target class, and with the zero baseline the all-zero image is shared by the whole batch. On the CPU,
-pass the network through :func:`monai_xai.networks.inference_optimised` first (batch norm folded, weights
-pre-packed); the faithfulness handler does.
+pass the network through :func:`monai_xai.networks.optimise_for_inference` with
+:meth:`~monai_xai.networks.InferenceTolerance.exact` first (batch norm folded, weights pre-packed, the same
+curves); the faithfulness handler does.
 
 Forward passes are capped by default at :data:`MAX_PIXELS_PER_FORWARD` pixels (voxels): on one CPU thread a
 single forward of every step at once (336 images of 64x64 through ResNet18) took about 1.3x as long as
@@ -140,7 +141,7 @@ def deletion_insertion(
     Args:
         model: maps (N, C, *spatial) images to (N, num_classes) logits; wrap an ABN in
             :class:`~monai_xai.networks.PerceptionLogits`, and on the CPU pass the network through
-            :func:`~monai_xai.networks.inference_optimised` first.
+            :func:`~monai_xai.networks.optimise_for_inference` with an exact tolerance first.
         images: (B, C, *spatial), 2D or 3D.
         saliency: (B, 1, *any spatial) or (B, *any spatial); resized to the images when needed.
         mode: "deletion" or "insertion".

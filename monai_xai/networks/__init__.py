@@ -13,7 +13,6 @@ from .inference import (
     OptimisedNetwork,
     PerceptionLogits,
     fold_batch_norm,
-    inference_optimised,
     optimise_for_inference,
 )
 from .nets import (
@@ -78,7 +77,6 @@ __all__ = [
     "OptimisedNetwork",
     "PerceptionLogits",
     "fold_batch_norm",
-    "inference_optimised",
     "optimise_for_inference",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",

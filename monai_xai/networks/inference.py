@@ -1,21 +1,17 @@
-"""A copy of a trained classifier that scores images faster on the CPU, for metrics that run many forwards.
-
-Deletion/Insertion sends ``steps + 1`` perturbed copies of every image through the network. On the CPU a
-plain eval-mode network spends much of each forward re-ordering convolution weights into MKL-DNN's layout
-and on separate batch-norm passes. ``torch.fx``'s ``optimize_for_inference`` traces the network, folds batch
-norm into the convolutions and keeps the weights pre-packed in MKL-DNN's layout; on ResNet18 at 64x64 that
-made batched forwards about 1.6x faster here with logits equal to 2e-7
-(``scripts/benchmarks/deletion_insertion.py`` reports it next to the plain network). Where that pass does
-not apply (the ABNs' ``features * (1 + map)`` broadcasts, which MKL-DNN's multiply refuses), batch norm is
-still folded; a network ``torch.fx`` cannot trace is used as it is.
+"""A copy of a trained network that scores images faster, within a stated tolerance of float32.
 
 :func:`optimise_for_inference` is the inference path of the bundles (``inference.json`` through
-:class:`InferenceNetwork`, evaluation, the exported model, ``explain_latency``): besides the graph passes it
-tries channels-last and reduced precision (bfloat16 autocast on CPUs with native bfloat16, float16 on CUDA),
-and keeps the first (or the fastest) setting whose outputs stay within an :class:`InferenceTolerance` of
-float32 on a calibration batch: class probabilities within 0.01, every spatial output (attention map,
-heatmap) correlated at least 0.99 with float32's, per image. The result says what it chose
-(:class:`InferenceSetting`), so that logs and benchmarks can report it.
+:class:`InferenceNetwork`, evaluation, the exported model, ``explain_latency``, Deletion/Insertion). On the
+CPU a plain eval-mode network spends much of each forward re-ordering convolution weights into MKL-DNN's
+layout and on separate batch-norm passes: ``torch.fx`` folds batch norm into the convolutions and can keep
+the weights pre-packed in MKL-DNN's layout (which the ABNs' ``features * (1 + map)`` broadcasts refuse;
+they keep the folding). Besides these graph passes it tries channels-last and reduced precision (bfloat16
+autocast on CPUs with native bfloat16, float16 on CUDA), and keeps the first (or the fastest) setting whose
+outputs stay within an :class:`InferenceTolerance` of float32 on a calibration batch: by default class
+probabilities within 0.01 and every spatial output (attention map, heatmap) correlated at least 0.99 with
+float32's, per image; :meth:`InferenceTolerance.exact` (every output within ``rtol=1e-4, atol=1e-5``,
+float32 only) for metrics whose curves must be the network's own, such as Deletion/Insertion. The result
+says what it chose (:class:`InferenceSetting`), so that logs and benchmarks can report it.
 """
 
 from __future__ import annotations
@@ -41,13 +37,12 @@ __all__ = [
     "OptimisedNetwork",
     "PerceptionLogits",
     "fold_batch_norm",
-    "inference_optimised",
     "optimise_for_inference",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Tolerances within which an optimised copy must reproduce the network's outputs on the example.
+#: The element-wise tolerances of :meth:`InferenceTolerance.exact`.
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -66,12 +61,10 @@ class PerceptionLogits(nn.Module):
         return self.network(x).perception_logits
 
 
-def _unsupported_reason(network: nn.Module, cpu_only: bool = True) -> str | None:
+def _unsupported_reason(network: nn.Module) -> str | None:
     params = list(network.parameters())
     if not params:
         return "it has no parameters"
-    if cpu_only and any(p.device.type != "cpu" for p in params):
-        return "it is not on the CPU (the passes are CPU-only)"
     if any(p.dtype != torch.float32 for p in params):
         return "its parameters are not float32"
     return None
@@ -98,45 +91,6 @@ def _eval_copy_without_hooks(network: nn.Module) -> nn.Module:
 
 #: The graph passes, as :class:`InferenceSetting` names them.
 MKLDNN, FOLDING, NO_PASS = "MKL-DNN layout + batch-norm folding", "batch-norm folding", "no graph pass"
-
-
-def _passes() -> list[tuple[str, Callable[[nn.Module], nn.Module]]]:
-    from torch.fx.experimental.optimization import fuse, optimize_for_inference
-
-    return [(MKLDNN, optimize_for_inference), (FOLDING, fuse)]
-
-
-@torch.no_grad()
-def inference_optimised(network: nn.Module, example: torch.Tensor) -> nn.Module:
-    """An eval-mode copy of ``network`` that returns the same outputs faster on the CPU.
-
-    Tries the passes from the strongest down and keeps the first whose copy runs on ``example`` (a batch
-    of real inputs) and reproduces the network's output there within ``rtol=1e-4, atol=1e-5``. When none
-    does, or the network is off the CPU or not float32, ``network`` itself is returned (put it in eval
-    mode first) and the reason is logged, so callers can always use the result. ``network`` is left
-    untouched; hooks registered on it are not carried into the copy. The copy runs under
-    ``torch.no_grad`` only: its MKL-DNN modules have no backward.
-    """
-    reason = _unsupported_reason(network)
-    if reason is not None:
-        logger.info("inference_optimised: using %s as it is: %s", type(network).__name__, reason)
-        return network
-    source = _eval_copy_without_hooks(network)
-    expected = source(example)
-    failures = []
-    for name, optimise in _passes():
-        try:
-            optimised = optimise(source)  # both passes copy the module they are given
-            matches = torch.allclose(optimised(example), expected, rtol=RTOL, atol=ATOL)
-        except Exception as err:  # torch.fx and MKL-DNN raise many types for graphs they cannot handle
-            failures.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
-            continue
-        if matches:
-            logger.debug("inference_optimised: %s applied to %s", name, type(network).__name__)
-            return optimised
-        failures.append(f"{name}: outputs differ beyond rtol={RTOL}, atol={ATOL}")
-    logger.info("inference_optimised: using %s as it is (%s)", type(network).__name__, "; ".join(failures))
-    return network
 
 
 class _Forward(nn.Module):
@@ -187,15 +141,26 @@ class InferenceTolerance:
     Outputs are compared leaf by leaf (a tensor, or the fields of a named tuple, tuple or dict): (B, C)
     tensors are class logits, compared as probabilities (softmax; sigmoid for one class); tensors with
     spatial axes (attention maps, heatmaps, feature maps) by their Pearson correlation with float32's,
-    image by image.
+    image by image. With ``rtol`` set, every output must also be ``torch.allclose`` to float32's, and only
+    float32 settings are tried.
 
     Args:
         probability: the largest absolute difference allowed in any class probability.
         map_correlation: the smallest correlation allowed for any image of any spatial output.
+        rtol: the relative element-wise tolerance on every output; None: none.
+        atol: the absolute element-wise tolerance beside ``rtol``.
     """
 
     probability: float = 0.01
     map_correlation: float = 0.99
+    rtol: float | None = None
+    atol: float = ATOL
+
+    @classmethod
+    def exact(cls) -> InferenceTolerance:
+        """Every output equal to float32's up to rounding (``rtol=1e-4, atol=1e-5``): batch-norm folding,
+        MKL-DNN's layout and channels-last, never reduced precision."""
+        return cls(rtol=RTOL, atol=ATOL)
 
     def check(self, reference: Any, output: Any) -> tuple[float, float | None, bool]:
         """(largest probability difference, smallest per-image map correlation, or None where no output
@@ -205,19 +170,25 @@ class InferenceTolerance:
             reference: the float32 outputs.
             output: the same network's outputs at another setting, of the same structure.
         """
-        probability, correlation = 0.0, None
+        probability, correlation, close = 0.0, None, True
         for ref, out in zip(tree_leaves(reference), tree_leaves(output), strict=True):
-            if not isinstance(ref, torch.Tensor) or not ref.is_floating_point() or ref.ndim < 2:
+            if not isinstance(ref, torch.Tensor) or not ref.is_floating_point():
                 continue
             ref, out = ref.detach().float(), out.detach().float()
+            if self.rtol is not None:
+                close = close and torch.allclose(out, ref, rtol=self.rtol, atol=self.atol)
+            if ref.ndim < 2:
+                continue
             if ref.ndim == 2:
                 diff = (_probabilities(ref) - _probabilities(out)).abs().nan_to_num(nan=float("inf"))
                 probability = max(probability, float(diff.max()))
             else:
                 lowest = float(_image_correlations(ref, out).nan_to_num(nan=-1.0).min())
                 correlation = lowest if correlation is None else min(correlation, lowest)
-        within = probability <= self.probability and (
-            correlation is None or correlation >= self.map_correlation
+        within = (
+            close
+            and probability <= self.probability
+            and (correlation is None or correlation >= self.map_correlation)
         )
         return probability, correlation, within
 
@@ -274,7 +245,8 @@ def _autocast(device_type: str, dtype: torch.dtype | None):
 
 
 def _float32(value: Any) -> Any:
-    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
+    """A half- or bfloat16-precision tensor as float32 (what autocast returns); anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16):
         return value.float()
     return value
 
@@ -292,6 +264,7 @@ class OptimisedNetwork(nn.Module):
         super().__init__()
         self.module = module
         self.setting = setting
+        self.eval()  # an inference copy: callers such as Quantus check the mode
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> Any:
@@ -310,13 +283,13 @@ def _channels_last(module: nn.Module) -> nn.Module:
 
 
 def _candidates(
-    source: nn.Module, calibration: torch.Tensor, rejected: list[str]
+    source: nn.Module, calibration: torch.Tensor, rejected: list[str], float32_only: bool
 ) -> list[tuple[InferenceSetting, Callable[[], nn.Module]]]:
     """The settings to try, strongest first, each with a function building its copy of ``source``."""
     from torch.fx.experimental.optimization import optimize_for_inference
 
     device_type = calibration.device.type
-    reduced = reduced_precision(device_type)
+    reduced = None if float32_only else reduced_precision(device_type)
     layout = calibration.ndim == 4 and any(isinstance(m, nn.Conv2d) for m in source.modules())
     try:
         graph, base = FOLDING, fold_batch_norm(source)
@@ -372,7 +345,8 @@ def optimise_for_inference(
         network: a module whose forward takes one batch tensor and returns a tensor, or a named tuple,
             tuple or dict of tensors (e.g. an ABN's outputs, CenterNet's heads).
         calibration: a batch of real inputs, on the network's device.
-        tolerance: the allowed deviation from float32; default :class:`InferenceTolerance`'s.
+        tolerance: the allowed deviation from float32; default :class:`InferenceTolerance`'s;
+            :meth:`InferenceTolerance.exact` for float32 settings with element-wise equal outputs.
         select: ``"first"`` keeps the strongest setting within tolerance; ``"fastest"`` times every
             setting within tolerance on ``calibration`` and keeps the fastest.
     """
@@ -382,11 +356,13 @@ def optimise_for_inference(
     with _autocast(calibration.device.type, None):
         reference = source(calibration)
     rejected: list[str] = []
-    reason = _unsupported_reason(network, cpu_only=False)
+    reason = _unsupported_reason(network)
     if reason is not None:
         rejected.append(f"every optimised setting: {reason}")
+    float32_only = tolerance.rtol is not None
+    candidates = [] if reason is not None else _candidates(source, calibration, rejected, float32_only)
     accepted: list[OptimisedNetwork] = []
-    for setting, build in [] if reason is not None else _candidates(source, calibration, rejected):
+    for setting, build in candidates:
         try:
             module = build()
             probability, correlation, within = tolerance.check(

@@ -8,7 +8,7 @@ branches' pooled features are concatenated for the final prediction.
 
 The forward pass has no value-dependent control flow and resizes maps with a mode fixed by ``spatial_dims``,
 so ``torch.fx`` traces it (with ``attention_map=None``, as :class:`~monai_xai.networks.PerceptionLogits`
-calls it) and :func:`~monai_xai.networks.inference_optimised` gives it a batch-norm-folded copy.
+calls it) and :func:`~monai_xai.networks.optimise_for_inference` gives it a batch-norm-folded copy.
 """
 
 from __future__ import annotations

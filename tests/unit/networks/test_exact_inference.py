@@ -1,4 +1,5 @@
-"""inference_optimised: a faster copy with the same outputs, or the network itself with the reason logged."""
+"""optimise_for_inference at its exact tolerance (Deletion/Insertion's): a faster float32 copy with the same
+outputs, or the network as it is with the reason logged."""
 
 from __future__ import annotations
 
@@ -8,8 +9,22 @@ import pytest
 import torch
 from torch import fx
 
-from monai_xai.networks import PerceptionLogits, get_classifier, inference_optimised
+from monai_xai.networks import (
+    InferenceTolerance,
+    OptimisedNetwork,
+    PerceptionLogits,
+    get_classifier,
+    optimise_for_inference,
+)
+from monai_xai.networks import inference as inference_module
 from monai_xai.networks.nets import MultiScaleAttentionBranchNetwork
+
+#: the graph passes that change the network (the exact tolerance takes no other precision than float32)
+GRAPH_PASSES = (inference_module.MKLDNN, inference_module.FOLDING)
+
+
+def exact_copy(network: torch.nn.Module, example: torch.Tensor) -> OptimisedNetwork:
+    return optimise_for_inference(network, example, InferenceTolerance.exact())
 
 
 def _batch_norms(module: torch.nn.Module) -> int:
@@ -37,8 +52,8 @@ def test_copy_is_optimised_and_reproduces_the_logits(mode: str, architecture: st
     state = {k: v.clone() for k, v in network.state_dict().items()}
     logits = network if mode == "baseline" else PerceptionLogits(network)
     images = _images(*shape)
-    optimised = inference_optimised(logits, images[:1])
-    assert isinstance(optimised, fx.GraphModule)
+    optimised = exact_copy(logits, images[:1])
+    assert optimised.setting.graph in GRAPH_PASSES and optimised.setting.dtype is None
     assert _batch_norms(optimised) < _batch_norms(logits)  # folded into the convolutions before them
     assert network.training
     assert all(torch.equal(state[k], v) for k, v in network.state_dict().items())
@@ -53,8 +68,8 @@ def test_multiscale_abn_gets_an_optimised_copy(shape: tuple) -> None:
     network = MultiScaleAttentionBranchNetwork(spatial_dims=len(shape) - 2, num_classes=2).eval()
     logits = PerceptionLogits(network)
     images = _images(*shape)
-    optimised = inference_optimised(logits, images[:1])
-    assert isinstance(optimised, fx.GraphModule)
+    optimised = exact_copy(logits, images[:1])
+    assert optimised.setting.graph in GRAPH_PASSES
     assert _batch_norms(optimised) < _batch_norms(logits)
     with torch.no_grad():
         torch.testing.assert_close(optimised(images), logits(images), rtol=1e-4, atol=1e-5)
@@ -76,15 +91,23 @@ class _DataDependent(torch.nn.Module):
         return y if y.sum() > 0 else -y
 
 
-def test_untraceable_or_unsupported_networks_are_returned_with_the_reason(caplog) -> None:
+def test_untraceable_or_unsupported_networks_run_as_they_are_with_the_reason(caplog) -> None:
     untraceable = _DataDependent().eval()
+    images = _images(2, 1, 32, 32)
     with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
-        assert inference_optimised(untraceable, _images(1, 1, 32, 32)) is untraceable
-    assert "using _DataDependent as it is (MKL-DNN layout + batch-norm folding:" in caplog.text
+        optimised = exact_copy(untraceable, images)
+    assert optimised.setting.graph == inference_module.NO_PASS
+    assert "not taken: batch-norm folding: TraceError" in caplog.text
+    with torch.no_grad():
+        torch.testing.assert_close(optimised(images), untraceable(images), rtol=1e-4, atol=1e-5)
     double = get_classifier("baseline").double().eval()
     with caplog.at_level(logging.INFO, logger="monai_xai.networks.inference"):
-        assert inference_optimised(double, _images(1, 1, 32, 32).double()) is double
-    assert "its parameters are not float32" in caplog.text
+        optimised = exact_copy(double, images.double())
+    assert optimised.setting.rejected == ("every optimised setting: its parameters are not float32",)
+    with torch.no_grad():
+        out = optimised(images.double())
+    assert out.dtype == torch.float64  # only reduced precision is returned as float32
+    torch.testing.assert_close(out, double(images.double()))
 
 
 def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
@@ -103,7 +126,7 @@ def test_faithfulness_report_scores_match_the_plain_network(tmp_path) -> None:
     engine = Engine(lambda e, b: output)
     report.attach(engine)
     engine.run([0], max_epochs=1)
-    assert isinstance(report._scorer, fx.GraphModule)
+    assert report._scorer.setting.graph in GRAPH_PASSES
     plain = PerceptionLogits(net)
     for mode in ("deletion", "insertion"):
         expected = deletion_insertion(plain, images, output["attention_map"], mode, steps=4).auc.mean()
@@ -115,7 +138,7 @@ def test_hooks_on_the_network_stay_out_of_the_copy() -> None:
     calls = []
     handle = network.layer4.register_forward_hook(lambda module, args, out: calls.append(out.shape))
     images = _images(2, 1, 32, 32)
-    optimised = inference_optimised(network, images[:1])
+    optimised = exact_copy(network, images[:1])
     calls.clear()
     with torch.no_grad():
         optimised(images)
