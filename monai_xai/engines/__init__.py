@@ -23,7 +23,7 @@ from monai_xai.engines.outputs import (
     MASK,
     loss_part,
 )
-from monai_xai.engines.precision import FastPath, FastPathEngine, to_float32
+from monai_xai.engines.precision import FastPath, FastPathEngine
 from monai_xai.engines.prepare_batch import (
     PrepareBatchPair,
     PrepareBatchWithBoxes,
@@ -49,7 +49,6 @@ __all__ = [
     "PrepareBatchWithBoxes",
     "PrepareBatchWithMasks",
     "WholeBatchEngine",
-    "to_float32",
     "optimisation_step",
     "AGCycleGANTrainer",
     "ClassifierGuidedAGCycleGANTrainer",

@@ -20,9 +20,9 @@ from monai.data import MetaTensor
 from torch import nn
 
 from monai_xai.flags import as_bool
-from monai_xai.utils.device import reduced_precision
+from monai_xai.utils.device import autocast, reduced_precision, to_float32
 
-__all__ = ["FastPath", "FastPathEngine", "to_float32"]
+__all__ = ["FastPath", "FastPathEngine"]
 
 
 def _has_conv2d(networks: Iterable[nn.Module]) -> bool:
@@ -59,10 +59,8 @@ class FastPath:
             return to_float32(function(*inputs, **kwargs))
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Autocast to ``dtype`` on this device, or a no-op context in float32."""
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        """Autocast to ``dtype`` on this device, or float32 with autocast switched off."""
+        return autocast(self.device_type, self.dtype)
 
     def prepare_network(self, *networks: nn.Module) -> None:
         """Move the networks' weights to channels-last, in place, when this path uses it."""
@@ -84,19 +82,6 @@ class FastPath:
         """e.g. ``"cpu bfloat16 autocast, channels-last"``, for logs and benchmark reports."""
         precision = "float32" if self.dtype is None else f"{str(self.dtype).removeprefix('torch.')} autocast"
         return f"{self.device_type} {precision}" + (", channels-last" if self.channels_last else "")
-
-
-def to_float32(output: Any) -> Any:
-    """``output`` (a tensor, or a dict, list or named tuple of them) with floating tensors in float32."""
-    if isinstance(output, torch.Tensor):
-        return output.float() if output.is_floating_point() and output.dtype != torch.float32 else output
-    if isinstance(output, dict):
-        return {k: to_float32(v) for k, v in output.items()}
-    if isinstance(output, tuple) and hasattr(output, "_fields"):
-        return type(output)(*(to_float32(v) for v in output))
-    if isinstance(output, list | tuple):
-        return type(output)(to_float32(v) for v in output)
-    return output
 
 
 class FastPathEngine:

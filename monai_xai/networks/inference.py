@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from monai.utils import look_up_option
 from torch import nn
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._pytree import tree_leaves
 
-from monai_xai.utils.device import reduced_precision
+from monai_xai.utils.device import autocast, reduced_precision, to_float32
 
 __all__ = [
     "InferenceNetwork",
@@ -237,20 +237,6 @@ class InferenceSetting:
         return {**asdict(self), "dtype": _dtype_name(self.dtype), "rejected": list(self.rejected)}
 
 
-def _autocast(device_type: str, dtype: torch.dtype | None):
-    """Autocast to ``dtype``, or autocast switched off (also inside a caller's autocast) for float32."""
-    if dtype is None:
-        return torch.autocast(device_type, enabled=False)
-    return torch.autocast(device_type, dtype=dtype)
-
-
-def _float32(value: Any) -> Any:
-    """A half- or bfloat16-precision tensor as float32 (what autocast returns); anything else as it is."""
-    if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16):
-        return value.float()
-    return value
-
-
 class OptimisedNetwork(nn.Module):
     """An optimised copy run as its :class:`InferenceSetting` says: inputs in its layout, the forward under
     its autocast and without gradients (MKL-DNN modules have no backward), outputs in float32.
@@ -270,8 +256,8 @@ class OptimisedNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         if self.setting.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(x.device.type, self.setting.dtype):
-            return tree_map(_float32, self.module(x))
+        with autocast(x.device.type, self.setting.dtype):
+            return to_float32(self.module(x))
 
 
 #: How :func:`optimise_for_inference` picks among the settings within tolerance.
@@ -353,7 +339,7 @@ def optimise_for_inference(
     select = look_up_option(select, SELECTIONS)
     tolerance = tolerance or InferenceTolerance()
     source = _eval_copy_without_hooks(network)
-    with _autocast(calibration.device.type, None):
+    with autocast(calibration.device.type, None):
         reference = source(calibration)
     rejected: list[str] = []
     reason = _unsupported_reason(network)

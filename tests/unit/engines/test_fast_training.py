@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 
 from monai_xai.data import DataLoader, dataset_splits, write_demo_dataset
-from monai_xai.engines import FastPath, to_float32
+from monai_xai.engines import FastPath
 from monai_xai.errors import InputError, input_error_behind
 from monai_xai.networks import get_classifier
 from monai_xai.transforms import EnsureMaskd, LoadImageOrArrayd, check_splits
-from monai_xai.utils import cpu_supports_bf16
+from monai_xai.utils import cpu_supports_bf16, to_float32
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLES = REPO / "bundles"
@@ -51,8 +51,15 @@ def test_to_float32_keeps_the_structure_of_outputs():
     output = get_classifier("dynamic", "resnet18", 2, 1, 2).eval()(torch.rand(1, 1, 32, 32))
     cast = to_float32(type(output)(*(t.to(torch.bfloat16) for t in output)))
     assert type(cast) is type(output) and all(t.dtype == torch.float32 for t in cast)
-    nested = to_float32({"a": [torch.ones(1, dtype=torch.float16)], "n": torch.ones(1, dtype=torch.long)})
+    nested = to_float32(
+        {
+            "a": [torch.ones(1, dtype=torch.float16)],
+            "n": torch.ones(1, dtype=torch.long),
+            "d": torch.ones(1).double(),
+        }
+    )
     assert nested["a"][0].dtype == torch.float32 and nested["n"].dtype == torch.long
+    assert nested["d"].dtype == torch.float64  # only what autocast reduced comes back
 
 
 def test_bf16_and_fp32_logits_of_a_batch_agree():
