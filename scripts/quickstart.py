@@ -17,6 +17,9 @@ each arm's MLflow run; prints a table.
 ``--budget quick`` (what ``scripts/quickstart.sh`` runs) fewer epochs on fewer training images, without
 the overlay figures and the second scoring of the map in the test report; the flags change one setting.
 
+``--seed`` is the training seed of every arm (the bundle's ``seed``: initialisation, data order,
+augmentation); the phantoms stay those of ``--data``, so seeds are replicates on the same test images.
+
 python scripts/quickstart.py --data demo_data/phantom2d --out runs/quickstart --epochs 12
 python scripts/quickstart.py --budget quick --out runs/quickstart
 """
@@ -252,11 +255,19 @@ class TestViews:
 
 
 #: columns of an arm's ``map_scores.csv``: one row per test image and explanation method
-MAP_SCORE_COLUMNS = ("source", "label", "marker", "method", "pointing_game", "marker_energy")
+MAP_SCORE_COLUMNS = (
+    "source",
+    "label",
+    "marker",
+    "marker_agrees",
+    "method",
+    "pointing_game",
+    "marker_energy",
+)
 
 
 def explain_arm(
-    arm: Arm, overrides: dict, markers: dict[str, bool]
+    arm: Arm, overrides: dict, markers: dict[str, bool], agreements: dict[str, bool]
 ) -> tuple[dict, TestViews, tuple, list[dict]]:
     """The arm's explanations of every test image and where they point.
 
@@ -314,6 +325,7 @@ def explain_arm(
                 source,
                 label,
                 int(has_marker),
+                int(agreements[source]),
                 name,
                 f"{hit:.0f}",
                 "" if math.isnan(share) else f"{share:.6f}",
@@ -419,6 +431,9 @@ def main() -> None:
         "--rrr-lambda", type=float, default=None, help="RRR penalty weight (bundle default if unset)"
     )
     parser.add_argument(
+        "--seed", type=int, default=0, help="training seed of every arm (the bundle's seed; 0: its default)"
+    )
+    parser.add_argument(
         "--data-seed",
         type=int,
         default=0,
@@ -479,6 +494,7 @@ def main() -> None:
         "max_epochs": budget.epochs,
         "tracking_uri": f"sqlite:///{store}",
         "n_overlays": budget.n_overlays,
+        "seed": args.seed,
     }
     if args.rrr_lambda is not None:
         common["rrr_lambda"] = args.rrr_lambda
@@ -496,7 +512,9 @@ def main() -> None:
     for name in names:
         timing["arms"][name] = run_arm(name, ARMS[name], overrides[name], budget.eval_saliency)
         explain_started = time.perf_counter()
-        results[name], views[name], runs[name], per_image = explain_arm(ARMS[name], overrides[name], markers)
+        results[name], views[name], runs[name], per_image = explain_arm(
+            ARMS[name], overrides[name], markers, agreements
+        )
         results[name].update(group_scores(args.out / name, agreements, class_names))
         with open(args.out / name / "map_scores.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=MAP_SCORE_COLUMNS)
@@ -534,6 +552,7 @@ def main() -> None:
         "verdict": verdict(results),
         "marker_area_share": float(marker_region(shown.images.shape[-1], shown.images.ndim - 2).mean()),
         "epochs": budget.epochs,
+        "seed": args.seed,
         "data": str(data),
         "budget": {"name": args.budget, **dataclasses.asdict(budget), "images": images},
         "torch_threads": torch.get_num_threads(),

@@ -51,7 +51,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,7 @@ from .results import (
     verdict,
     write_results,
 )
+from .shortcut import TestRun, arm_figures, mean_marked, paired_figures, worst_group
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -89,7 +90,6 @@ __all__ = [
     "SWEEP_DECADES",
     "TARGETS",
     "Arm",
-    "TestRun",
     "collect",
     "declared_lambda",
     "main",
@@ -417,28 +417,6 @@ def _key(source: str) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-@dataclass(frozen=True)
-class TestRun:
-    """One evaluated run of one arm on one copy: per test image (sorted by key) what the figures need."""
-
-    seed: int
-    fold: int
-    keys: tuple[str, ...]
-    labels: np.ndarray
-    scores: np.ndarray  # p(malignant), as written (temperature-scaled where calibrated: same ranking)
-    preds: np.ndarray  # argmax
-    agrees: np.ndarray  # bool: the marker agrees with the label
-    marked: np.ndarray  # bool: the marker is drawn (on the clean twin: drawn on its decoy copy)
-    energy: np.ndarray  # the own map's share on the marker region, NaN where not measured
-    pointing: np.ndarray  # the own map's pointing game, NaN where the image has no mask
-    settings: dict
-    validation: dict  # AUC and cross-entropy on the validation fold (the sweep's record)
-
-    @property
-    def groups(self) -> np.ndarray:
-        return 2 * self.labels + self.agrees.astype(np.int64)
-
-
 def _validation(fold_dir: Path) -> dict:
     path = fold_dir / "eval_val" / "predictions.csv"
     if not path.is_file():
@@ -512,99 +490,6 @@ def read_run(arm_dir: Path, explanation: str) -> TestRun:
 # ------------------------------------------------------------------------------------------ statistics
 
 
-def _pooled(
-    metric: Callable[..., float], runs: Sequence[tuple], stratify: Sequence[np.ndarray] | None
-) -> dict:
-    from monai_xai.metrics.uncertainty import pooled_bootstrap_ci
-
-    interval = pooled_bootstrap_ci(metric, runs, n_boot=N_BOOT, stratify=stratify)
-    found = interval.to_dict()
-    found["run_estimates"] = [round(e, 6) for e in interval.run_estimates]
-    return finite(found)
-
-
-def _group_metric(group: int) -> Callable[..., float]:
-    def accuracy_in_group(labels: np.ndarray, preds: np.ndarray, groups: np.ndarray) -> float:
-        inside = groups == group
-        return float((preds[inside] == labels[inside]).mean()) if inside.any() else math.nan
-
-    return accuracy_in_group
-
-
-def _mean_marked(energy: np.ndarray, marked: np.ndarray) -> float:
-    from monai_xai.metrics.uncertainty import mean_of
-
-    return mean_of(energy[marked])
-
-
-def _wga(labels: np.ndarray, preds: np.ndarray, agrees: np.ndarray) -> float:
-    from monai_xai.metrics.groups import worst_group_accuracy
-
-    return worst_group_accuracy(labels, preds, agrees)
-
-
-def arm_figures(runs: Sequence[TestRun], class_names: Sequence[str]) -> dict:
-    """Every figure of one arm on one copy, pooled over its seeds (intervals stratified by group)."""
-    from monai_xai.metrics.groups import group_name
-    from monai_xai.metrics.uncertainty import accuracy, auc, mean_of
-
-    groups = [r.groups for r in runs]
-    found = {
-        "auc": _pooled(auc, [(r.labels, r.scores) for r in runs], groups),
-        "accuracy": _pooled(accuracy, [(r.labels, r.preds) for r in runs], groups),
-        "worst_group_accuracy": _pooled(_wga, [(r.labels, r.preds, r.agrees) for r in runs], groups),
-        "group_accuracy": {},
-        "marker_energy": _pooled(_mean_marked, [(r.energy, r.marked) for r in runs], None),
-        "map_pointing_game": _pooled(mean_of, [(r.pointing,) for r in runs], groups),
-    }
-    for group in sorted(set(np.concatenate(groups).tolist()), key=lambda g: (g // 2, -(g % 2))):
-        name = group_name(group // 2, bool(group % 2), class_names)
-        runs_arrays = [(r.labels, r.preds, r.groups) for r in runs]
-        found["group_accuracy"][name] = _pooled(_group_metric(group), runs_arrays, groups)
-    found["group_counts"] = {
-        group_name(g // 2, bool(g % 2), class_names): int((runs[0].groups == g).sum())
-        for g in sorted(set(runs[0].groups.tolist()), key=lambda g: (g // 2, -(g % 2)))
-    }
-    return found
-
-
-def _matched(a: Sequence[TestRun], b: Sequence[TestRun], what: str) -> list[tuple[TestRun, TestRun]]:
-    by_seed = {r.seed: r for r in b}
-    pairs = [(r, by_seed[r.seed]) for r in a if r.seed in by_seed]
-    for x, y in pairs:
-        if x.keys != y.keys:
-            raise InputError(
-                None, f"{what}, seed {x.seed}: tested on different images; not a paired comparison"
-            )
-    return pairs
-
-
-def paired_figures(arm: Sequence[TestRun], reference: Sequence[TestRun], what: str) -> dict:
-    """arm − reference, worst-group accuracy and AUC, paired within each seed on the same images."""
-    from monai_xai.metrics.uncertainty import auc
-
-    pairs = _matched(arm, reference, what)
-    if not pairs:
-        return {}
-
-    def wga_difference(labels, agrees, pa, pb) -> float:
-        return _wga(labels, pa, agrees) - _wga(labels, pb, agrees)
-
-    def auc_difference(labels, sa, sb) -> float:
-        return auc(labels, sa) - auc(labels, sb)
-
-    groups = [a.groups for a, _ in pairs]
-    found = {
-        "worst_group_accuracy": _pooled(
-            wga_difference, [(a.labels, a.agrees, a.preds, b.preds) for a, b in pairs], groups
-        ),
-        "auc": _pooled(auc_difference, [(a.labels, a.scores, b.scores) for a, b in pairs], groups),
-    }
-    for figures in found.values():
-        figures["verdict"] = verdict(figures, 0.0)
-    return found
-
-
 def _sweep(root: Path, lambdas: Mapping[str, float]) -> dict:
     """Every sweep point run on seed 0, DecoyBUSI, by penalty and λ: test figures as point estimates (one run
     each), with the validation figures for the record. The declared λ is the arm's own run."""
@@ -629,8 +514,8 @@ def _sweep(root: Path, lambdas: Mapping[str, float]) -> dict:
                         "declared": folder == declared,
                         "auc": auc(r.labels, r.scores),
                         "accuracy": accuracy(r.labels, r.preds),
-                        "worst_group_accuracy": _wga(r.labels, r.preds, r.agrees),
-                        "marker_energy": _mean_marked(r.energy, r.marked),
+                        "worst_group_accuracy": worst_group(r.labels, r.preds, r.agrees),
+                        "marker_energy": mean_marked(r.energy, r.marked),
                         "validation": r.validation,
                     }
                 )
@@ -708,15 +593,17 @@ def collect(root: Path, arms: Sequence[str] | None = None) -> dict:
         figures: dict[str, Any] = {"description": arm.description, "map": arm.explanation}
         if arm.penalty:
             figures |= {"rrr_penalty": arm.penalty, "rrr_lambda": lambdas[arm.penalty]}
-        figures |= arm_figures(by_data["decoy"], class_names)
+        figures |= arm_figures(by_data["decoy"], class_names, N_BOOT)
         if "clean" in by_data:
-            figures["clean"] = arm_figures(by_data["clean"], class_names)
-            difference = paired_figures(by_data["clean"], by_data["decoy"], f"{name} clean vs DecoyBUSI")
+            figures["clean"] = arm_figures(by_data["clean"], class_names, N_BOOT)
+            difference = paired_figures(
+                by_data["clean"], by_data["decoy"], f"{name} clean vs DecoyBUSI", N_BOOT
+            )
             figures["clean_minus_decoy_auc"] = difference.get("auc")
         figures["seeds"] = sorted(r.seed for r in by_data["decoy"])
         report["arms"][name] = figures
     report["comparisons"] = {
-        f"{a}_minus_{b}": paired_figures(per_arm[a]["decoy"], per_arm[b]["decoy"], f"{a} vs {b}")
+        f"{a}_minus_{b}": paired_figures(per_arm[a]["decoy"], per_arm[b]["decoy"], f"{a} vs {b}", N_BOOT)
         for a, b in PAIRS
         if a in per_arm and b in per_arm
     }

@@ -1,47 +1,50 @@
 """The built-in demo's shortcut test: does each arm learn the planted corner marker, and does its own
 explanation show it? Every arm of ``scripts/quickstart.py``, including the study's ABN design
-(g(x) * (1 + M(x)) after layer3), at the same budget.
+(g(x) * (1 + M(x)) after layer3), at the same budget, over three training seeds.
 
 ``run`` makes the phantoms when ``--data`` has none (``scripts/make_demo_data.py``: 800/200/400, seed 0),
-then runs the quickstart (it trains, evaluates and explains the arms) as one runner step (:mod:`.runner`)
-into ``<runs>/quickstart/``, then collects; ``collect`` only reads a quickstart's output folder. The results
-file (with ``--publish``: ``bundles/abn_classification/docs/results/demo_shortcut.json``, and the quickstart's
-``explanations.png`` copied to the docs' ``figures/demo_explanations.png``; else ``--out``) holds the
-quickstart's summary with each arm's test accuracy, test AUC, map pointing game and map energy on the marker
-as figures with stratified (by label) bootstrap 95 % intervals over the shortcut-free test images (marker
-energy: over the images that carry the marker), read from ``<quickstart>/summary.json`` and per arm
-``eval_test/predictions.csv`` and ``map_scores.csv``; ``run`` adds the wall time of its steps
+then runs the quickstart (it trains, evaluates and explains the arms) once per ``--seeds`` seed, each one
+runner step (:mod:`.runner`) into ``<runs>/seed<k>/quickstart/``, then collects; ``collect`` only reads the
+quickstarts' output folders (or one quickstart's ``--out`` folder). The results file (with ``--publish``:
+``bundles/abn_classification/docs/results/demo_shortcut.json``, and seed 0's ``explanations.png`` copied to
+the docs' ``figures/demo_explanations.png``; else ``--out``) holds per arm the test accuracy, worst-group
+and per-group accuracy (class x marker agrees / disagrees), test AUC, map pointing game and map energy on
+the marker, pooled over the seeds with :func:`~monai_xai.metrics.pooled_bootstrap_ci` (the same test
+phantoms in every seed; stratified by group; marker energy over the images that carry the marker), read
+from each ``summary.json`` and per arm ``eval_test/predictions.csv`` and ``map_scores.csv``
+(:mod:`.shortcut`); the paired differences of the gated ABN against the baseline and RRR; the demo's claims
+(:data:`TARGETS`, the quickstart's verdict) judged on the pooled intervals; and ``run``'s wall time
 (:func:`~.runner.wall_time`).
 
 Usage (one driver per run folder at a time; rerun the same command after an interruption: a finished step
 is skipped, the quickstart resumes each arm's training from its checkpoint; ``--publish`` only at the full
-budget: the default phantoms, 12 epochs, every arm, no other option; then
+budget: the default phantoms, 12 epochs, every arm, seeds 0, 1 and 2, no other option; then
 ``python -m monai_xai.experiments render``)::
 
     python -m monai_xai.experiments demo_shortcut run --publish && python -m monai_xai.experiments render
     python -m monai_xai.experiments demo_shortcut run [--epochs 12] [--arms baseline rrr ...] \\
         [--data demo_data/phantom2d] [--n_train 800 --n_val 200 --n_test 400] \\
-        [--batch_size N] [--rrr_lambda L] [--runs runs/experiments/demo_shortcut] \\
+        [--seeds 0 1 2] [--batch_size N] [--rrr_lambda L] [--runs runs/experiments/demo_shortcut] \\
         (--out demo.json | --publish)
     # smoke test (a few minutes): 48/16/32 phantoms, one epoch, two arms
     python -m monai_xai.experiments demo_shortcut run --data runs/smoke/demo_shortcut/data --n_train 48 \\
-        --n_val 16 --n_test 32 --epochs 1 --arms baseline abn_study --runs runs/smoke/demo_shortcut \\
-        --out runs/smoke/demo_shortcut.json
+        --n_val 16 --n_test 32 --epochs 1 --arms baseline abn_study --seeds 0 \\
+        --runs runs/smoke/demo_shortcut --out runs/smoke/demo_shortcut.json
     # the results of a quickstart run elsewhere (its --out folder), or of a run folder
     python -m monai_xai.experiments demo_shortcut collect --runs runs/quickstart --out demo.json
 
-Runtime on the 2-core machine: the 6 arms x 12 epochs took 793 to 881 s.
+Runtime on a 2-core machine: the 6 arms x 12 epochs took 793 to 881 s per seed with native bfloat16,
+about twice that in float32.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +60,13 @@ from .results import (
     fmt,
     fmt_ci,
     output_path,
+    read_json,
     study_parser,
+    verdict,
     write_results,
 )
 from .runner import RUNTIME_FILE, Step, StepRunner, wall_time
+from .shortcut import TestRun, arm_figures, mean_marked, paired_figures, pooled_figure
 
 __all__ = [
     "ARMS",
@@ -68,111 +74,190 @@ __all__ = [
     "FIGURE",
     "FULL_BUDGET",
     "PUBLISHED",
+    "SEEDS",
+    "TARGETS",
     "collect",
     "main",
+    "quickstart_dirs",
+    "read_arm",
     "render",
     "run",
     "steps",
 ]
 
 PUBLISHED = "bundles/abn_classification/docs/results/demo_shortcut.json"
-#: the quickstart's figure, as the ABN docs show it
+#: the quickstart's figure (seed 0's), as the ABN docs show it
 FIGURE = "bundles/abn_classification/docs/figures/demo_explanations.png"
 N_BOOT = 2000
 #: the per-arm figures of the table, in column order
-FIGURES = ("test_accuracy", "test_auc", "map_pointing_game", "marker_energy")
+FIGURES = ("test_accuracy", "worst_group_accuracy", "test_auc", "map_pointing_game", "marker_energy")
 #: the quickstart's arms, in the order it trains them
 ARMS = ("baseline", "rrr", "rrr_strong", "abn", "abn_study", "abn_study_long")
+#: training seeds of the published run: replicates on the same phantoms
+SEEDS = (0, 1, 2)
 #: the phantoms of the published run, relative to the repository (made when missing)
 DATA = Path("demo_data/phantom2d")
 #: the budget of the published run; below it (or with other data or options) ``--publish`` is refused
-FULL_BUDGET = {"epochs": 12, "n_train": 800, "n_val": 200, "n_test": 400}
-#: the quickstart's output folder under the run folder
+FULL_BUDGET = {"epochs": 12, "n_train": 800, "n_val": 200, "n_test": 400, "seeds": len(SEEDS)}
+#: the quickstart's output folder under each seed's folder of the run folder
 QUICKSTART = "quickstart"
+#: the demo's claims, judged on the figures pooled over the seeds (the quickstart's verdict, with intervals)
+TARGETS = (
+    {"arm": "abn", "figure": "test_accuracy", "target": 0.90, "higher_is_better": True},
+    {"arm": "baseline", "figure": "test_accuracy", "target": 0.65, "higher_is_better": False},
+)
+#: paired comparisons, arm minus reference, image by image within each seed
+COMPARISONS = (("abn", "baseline"), ("abn", "rrr"))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise InputError(path, "missing: run scripts/quickstart.py (this version writes it) for this arm")
-    with path.open() as f:
+    with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 
-def _interval(metric: Callable[..., float], *arrays: np.ndarray, stratify: np.ndarray) -> dict[str, Any]:
-    from monai_xai.metrics.uncertainty import bootstrap_ci
-
-    return bootstrap_ci(metric, *arrays, n_boot=N_BOOT, stratify=stratify).to_dict()
+def _name(source: str) -> str:
+    return Path(source).name
 
 
-def _decision_intervals(arm_dir: Path) -> dict[str, dict]:
-    """Test accuracy and AUC of one arm with their intervals, from its evaluation's ``predictions.csv``."""
-    from monai_xai.metrics.uncertainty import accuracy, auc
+def read_arm(arm_dir: Path, explanation: str, seed: int) -> tuple[TestRun, dict[str, TestRun]]:
+    """One arm of one quickstart as a :class:`~.shortcut.TestRun` judged by its own map ``explanation``,
+    and one per other map it was explained with (the same decisions, that map's scores)."""
+    predictions = sorted(_rows(arm_dir / "eval_test" / "predictions.csv"), key=lambda r: _name(r["source"]))
+    keys = tuple(_name(r["source"]) for r in predictions)
+    positive = [c for c in predictions[0] if c.startswith("prob_")][1]
+    by_method: dict[str, dict[str, dict[str, str]]] = {}
+    for row in _rows(arm_dir / "map_scores.csv"):
+        if "marker_agrees" not in row:
+            raise InputError(arm_dir / "map_scores.csv", "no marker_agrees column: rerun this quickstart")
+        by_method.setdefault(row["method"], {})[_name(row["source"])] = row
+    if explanation not in by_method:
+        raise InputError(arm_dir / "map_scores.csv", f"no scores of the arm's map {explanation}")
+    runs = {}
+    for method, rows in by_method.items():
+        missing = [k for k in keys if k not in rows]
+        if missing:
+            raise InputError(arm_dir / "map_scores.csv", f"{method}: no row of {len(missing)} test images")
+        ordered = [rows[k] for k in keys]
+        runs[method] = TestRun(
+            seed=seed,
+            keys=keys,
+            labels=np.array([int(r["label"]) for r in predictions]),
+            scores=np.array([float(r[positive]) for r in predictions]),
+            preds=np.array([int(r["pred"]) for r in predictions]),
+            agrees=np.array([r["marker_agrees"] == "1" for r in ordered]),
+            marked=np.array([r["marker"] == "1" for r in ordered]),
+            energy=np.array([float(r["marker_energy"] or "nan") for r in ordered]),
+            pointing=np.array([float(r["pointing_game"]) for r in ordered]),
+        )
+    own = runs.pop(explanation)
+    return own, runs
 
-    rows = _rows(arm_dir / "eval_test" / "predictions.csv")
-    labels = np.asarray([int(r["label"]) for r in rows])
-    preds = np.asarray([int(r["pred"]) for r in rows])
-    positive = [c for c in rows[0] if c.startswith("prob_")][1]
-    scores = np.asarray([float(r[positive]) for r in rows])
-    return {
-        "test_accuracy": _interval(accuracy, labels, preds, stratify=labels),
-        "test_auc": _interval(auc, labels, scores, stratify=labels),
-    }
+
+def quickstart_dirs(runs: Path) -> list[Path]:
+    """The quickstart output folders to collect: ``runs`` itself when it holds a ``summary.json`` (one
+    quickstart run elsewhere), else each ``<runs>/seed<k>/quickstart`` that ``run`` writes."""
+    if (runs / "summary.json").is_file():
+        return [runs]
+    found = sorted(runs.glob(f"seed*/{QUICKSTART}/summary.json"), key=lambda p: int(p.parts[-3][4:]))
+    if not found:
+        raise InputError(
+            runs,
+            "no quickstart here (summary.json, or seed<k>/quickstart/summary.json): run "
+            "`python -m monai_xai.experiments demo_shortcut run` (or scripts/quickstart.py)",
+        )
+    return [p.parent for p in found]
 
 
-def _map_intervals(arm_dir: Path) -> dict[str, dict[str, dict]]:
-    """Per explanation method: pointing game over every test image, marker energy over the marked ones."""
+def _same(summaries: Sequence[dict], where: Path) -> dict:
+    first = summaries[0]
+    for other in summaries[1:]:
+        for key in ("epochs", "data", "marker_area_share"):
+            if other.get(key) != first.get(key):
+                raise InputError(
+                    where, f"the seeds differ in {key}: {first.get(key)!r} vs {other.get(key)!r}"
+                )
+        if list(other["arms"]) != list(first["arms"]):
+            raise InputError(
+                where, f"the seeds ran other arms: {list(first['arms'])} vs {list(other['arms'])}"
+            )
+    return first
+
+
+def _arm_report(arm: dict, own: list[TestRun], others: dict[str, list[TestRun]], classes: list[str]) -> dict:
     from monai_xai.metrics.uncertainty import mean_of
 
-    by_method: dict[str, list[dict[str, str]]] = {}
-    for row in _rows(arm_dir / "map_scores.csv"):
-        by_method.setdefault(row["method"], []).append(row)
-    found = {}
-    for method, rows in by_method.items():
-        labels = np.asarray([int(r["label"]) for r in rows])
-        hits = np.asarray([float(r["pointing_game"]) for r in rows])
-        marked = np.asarray([r["marker"] == "1" for r in rows])
-        energy = np.asarray([float(r["marker_energy"] or "nan") for r in rows])
-        found[method] = {
-            "map_pointing_game": _interval(mean_of, hits, stratify=labels),
-            # no test image with the marker (a tiny test set): no figure rather than a made-up one
-            "marker_energy": _interval(mean_of, energy[marked], stratify=labels[marked])
-            if marked.any()
-            else {"mean": None, "ci95": None, "n": 0},
+    figures = arm_figures(own, classes, N_BOOT)
+    groups = [r.groups for r in own]
+    found = {
+        "description": arm["description"],
+        "explanation": arm["explanation"],
+        "test_accuracy": figures.pop("accuracy"),
+        "test_auc": figures.pop("auc"),
+        **figures,
+    }
+    if others:
+        found["other_maps"] = {
+            method: {
+                "map_pointing_game": pooled_figure(mean_of, [(r.pointing,) for r in runs], groups, N_BOOT),
+                "marker_energy": pooled_figure(
+                    mean_marked, [(r.energy, r.marked) for r in runs], None, N_BOOT
+                ),
+            }
+            for method, runs in others.items()
         }
     return found
 
 
-def quickstart_dir(runs: Path) -> Path:
-    """The quickstart's output folder: ``runs`` itself when it holds a ``summary.json``, else the one
-    ``run`` writes, ``<runs>/quickstart``."""
-    return runs if (runs / "summary.json").is_file() else runs / QUICKSTART
-
-
 def collect(runs: Path) -> dict:
-    """The quickstart's summary with every arm's figures as intervals over the test images; with the wall
-    time of the steps where ``runs`` is a run folder of ``run``."""
-    root, runs = runs, quickstart_dir(runs)
-    summary_file = runs / "summary.json"
-    if not summary_file.is_file():
-        raise InputError(
-            summary_file,
-            "missing: run `python -m monai_xai.experiments demo_shortcut run` (or scripts/quickstart.py)",
-        )
-    report = json.loads(summary_file.read_text())
-    for name, arm in report["arms"].items():
-        maps = _map_intervals(runs / name)
-        if arm["explanation"] not in maps:
-            raise InputError(
-                runs / name / "map_scores.csv", f"no scores of the arm's map {arm['explanation']}"
-            )
-        arm.update(_decision_intervals(runs / name))
-        arm.update(maps[arm["explanation"]])
-        for method in arm.get("other_maps", {}):
-            arm["other_maps"][method] = maps[method]
-    report["intervals"] = (
-        f"stratified (by label) bootstrap, 95 %, {N_BOOT} resamples of the test images; marker energy over "
-        "the images that carry the marker"
-    )
+    """Every arm's figures pooled over the seeds' quickstarts, with intervals over the test images, the
+    paired comparisons and the demo's claims judged on them; the wall time of the steps where ``runs`` is a
+    run folder of ``run``."""
+    root = runs
+    folders = quickstart_dirs(runs)
+    summaries = [read_json(folder / "summary.json", "the quickstart writes it") for folder in folders]
+    first = _same(summaries, root)
+    seeds = [int(summary.get("seed", 0)) for summary in summaries]
+    own: dict[str, list[TestRun]] = {name: [] for name in first["arms"]}
+    others: dict[str, dict[str, list[TestRun]]] = {name: {} for name in first["arms"]}
+    for folder, summary, seed in zip(folders, summaries, seeds):
+        for name, arm in summary["arms"].items():
+            run_, other_runs = read_arm(folder / name, arm["explanation"], seed)
+            own[name].append(run_)
+            for method, other in other_runs.items():
+                others[name].setdefault(method, []).append(other)
+    predictions = _rows(folders[0] / next(iter(first["arms"])) / "eval_test" / "predictions.csv")
+    classes = [c.removeprefix("prob_") for c in predictions[0] if c.startswith("prob_")]
+    arms = {name: _arm_report(arm, own[name], others[name], classes) for name, arm in first["arms"].items()}
+    report: dict[str, Any] = {
+        "experiment": "demo_shortcut",
+        "seeds": seeds,
+        "epochs": first["epochs"],
+        "data": first["data"],
+        "test_images": len(own[next(iter(own))][0].keys),
+        "marker_area_share": first["marker_area_share"],
+        "torch_threads": first["torch_threads"],
+        "elapsed_s": round(sum(summary["elapsed_s"] for summary in summaries), 1),
+        "arms": arms,
+        "comparisons": {
+            f"{a}_minus_{b}": paired_figures(own[a], own[b], f"{a} vs {b}", N_BOOT)
+            for a, b in COMPARISONS
+            if a in own and b in own
+        },
+        "targets": [
+            {
+                **t,
+                "stats": arms[t["arm"]][t["figure"]],
+                "verdict": verdict(arms[t["arm"]][t["figure"]], t["target"], t["higher_is_better"]),
+            }
+            for t in TARGETS
+            if t["arm"] in arms
+        ],
+        "quickstart_verdicts": {str(seed): summary["verdict"] for seed, summary in zip(seeds, summaries)},
+        "intervals": f"pooled bootstrap over the seeds ({N_BOOT} resamples of the test images, stratified by "
+        "class x marker agrees), 95 %; marker energy over the images that carry the marker",
+    }
     if (root / RUNTIME_FILE).is_file():
         report["wall_time"] = wall_time(root)
     return report
@@ -180,31 +265,66 @@ def collect(runs: Path) -> dict:
 
 def _took(report: dict) -> str:
     """The run's wall time: the runner's record (a lower bound where a step continued an untimed attempt),
-    else the quickstart's own (results files before ``run``)."""
+    else the quickstarts' own."""
     wall = report.get("wall_time")
     if wall is None:
         return f"{report['elapsed_s']:.0f} s"
     return f"{'at least ' if wall['resumed'] else ''}{wall['seconds']:.0f} s"
 
 
+def _group_table(arms: dict) -> list[str]:
+    names = list(next(iter(arms.values())).get("group_accuracy", {}))
+    if not names:
+        return []
+    rows = ["", "Accuracy per group (class x marker agrees / disagrees with the class it stands for):", ""]
+    rows += ["| arm | " + " | ".join(n.replace("_", ", marker ") for n in names) + " |"]
+    rows += ["|---|" + "---|" * len(names)]
+    for name, arm in arms.items():
+        rows.append(f"| `{name}` | " + " | ".join(fmt_ci(arm["group_accuracy"][g]) for g in names) + " |")
+    return rows
+
+
+def _claims(report: dict) -> list[str]:
+    rows = []
+    for name, diff in report.get("comparisons", {}).items():
+        if diff:
+            rows.append(
+                f"| {name.replace('_minus_', ' minus ')} | {fmt_ci(diff['worst_group_accuracy'])} | "
+                f"{fmt_ci(diff['auc'])} |"
+            )
+    if rows:
+        rows = ["", "| paired difference | worst-group accuracy | AUC |", "|---|---|---|", *rows]
+    targets = report.get("targets", [])
+    if targets:
+        rows += ["", "| claim | figure | verdict |", "|---|---|---|"]
+        for t in targets:
+            goal = f"{'≥' if t['higher_is_better'] else '≤'} {t['target']}"
+            rows.append(f"| `{t['arm']}` test accuracy {goal} | {fmt_ci(t['stats'])} | **{t['verdict']}** |")
+    return rows
+
+
 def render(report: dict) -> str:
-    """The demo's arms on the shortcut-free test set: accuracy, AUC and where each arm's own map points."""
+    """The demo's arms on the shortcut-free test set: accuracy, worst-group accuracy, AUC and where each
+    arm's own map points; per-group accuracies, paired differences and the demo's claims."""
     rows = [
-        "| arm | what it is | test accuracy | test AUC | map pointing game | map energy on the marker "
-        "| map |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | what it is | test accuracy | worst-group accuracy | test AUC | map pointing game "
+        "| map energy on the marker | map |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, arm in report["arms"].items():
-        cells = " | ".join(fmt_ci(arm[key]) for key in FIGURES)
+        cells = " | ".join(fmt_ci(arm.get(key)) for key in FIGURES)
         description = arm["description"].replace("|", "\\|")
         rows.append(f"| `{name}` | {description} | {cells} | {arm['explanation']} |")
         for method, other in arm.get("other_maps", {}).items():
             cells = f"{fmt_ci(other['map_pointing_game'])} | {fmt_ci(other['marker_energy'])}"
-            rows.append(f"| `{name}` | the same network | | | {cells} | {method} |")
+            rows.append(f"| `{name}` | the same network | | | | {cells} | {method} |")
+    rows += _group_table(report["arms"]) + _claims(report)
+    seeds = report.get("seeds")
+    runs = f"Seeds {', '.join(map(str, seeds))}; " if seeds else ""
     intervals = f" Brackets: {report['intervals']}." if "intervals" in report else ""
     rows += [
         "",
-        f"{report['epochs']} epochs per arm, {report['torch_threads']} threads; the whole run took "
+        f"{runs}{report['epochs']} epochs per arm, {report['torch_threads']} threads; the whole run took "
         f"{_took(report)}. Marker energy: share of the map's energy in the marker's corner, "
         "over the test images that carry the marker (a map spread evenly: "
         f"{fmt(report['marker_area_share'], 4)}).{intervals}",
@@ -215,9 +335,9 @@ def render(report: dict) -> str:
 BLOCKS: dict[str, Block] = {"demo_shortcut": bundle_results("abn_classification", "demo_shortcut", render)}
 
 
-def _publish_figure(runs: Path) -> None:
-    """Copy the quickstart's figure into the docs, atomically (the README shows it beside the table)."""
-    source, target = quickstart_dir(runs) / "explanations.png", REPO / FIGURE
+def _publish_figure(quickstart: Path) -> None:
+    """Copy a quickstart's figure into the docs, atomically (the README shows it beside the table)."""
+    source, target = quickstart / "explanations.png", REPO / FIGURE
     if not source.is_file():
         raise InputError(source, "missing: the quickstart writes it with summary.json")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +354,7 @@ def _in_repo(path: Path) -> Path:
 
 
 def steps(args: argparse.Namespace) -> list[Step]:
-    """The phantoms (only where ``--data`` has none), then the quickstart over every arm."""
+    """The phantoms (only where ``--data`` has none), then per seed the quickstart over every arm."""
     data, runs = _in_repo(args.data), _in_repo(args.runs)
     found = []
     if not (REPO / data / "labels.csv").is_file():
@@ -248,20 +368,15 @@ def steps(args: argparse.Namespace) -> list[Step]:
         ]
         make += ["--n-val", str(args.n_val), "--n-test", str(args.n_test)]
         found.append(Step("data", make, data))
-    quickstart = [
-        sys.executable,
-        "scripts/quickstart.py",
-        "--data",
-        str(data),
-        "--out",
-        str(runs / QUICKSTART),
-    ]
-    quickstart += ["--epochs", str(args.epochs), "--arms", ",".join(args.arms)]
-    if args.batch_size is not None:
-        quickstart += ["--batch-size", str(args.batch_size)]
-    if args.rrr_lambda is not None:
-        quickstart += ["--rrr-lambda", str(args.rrr_lambda)]
-    found.append(Step(QUICKSTART, quickstart, runs / QUICKSTART, inputs=[data / "labels.csv"]))
+    for seed in args.seeds:
+        out = runs / f"seed{seed}" / QUICKSTART
+        quickstart = [sys.executable, "scripts/quickstart.py", "--data", str(data), "--out", str(out)]
+        quickstart += ["--seed", str(seed), "--epochs", str(args.epochs), "--arms", ",".join(args.arms)]
+        if args.batch_size is not None:
+            quickstart += ["--batch-size", str(args.batch_size)]
+        if args.rrr_lambda is not None:
+            quickstart += ["--rrr-lambda", str(args.rrr_lambda)]
+        found.append(Step(f"{QUICKSTART}_seed{seed}", quickstart, out, inputs=[data / "labels.csv"]))
     return found
 
 
@@ -274,10 +389,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def below_budget(args: argparse.Namespace) -> list[str]:
-    """Why a ``run`` is not the published one (data, epochs, arms; no other option): empty when it is."""
-    short = [
-        f"{key} {getattr(args, key)} < {low}" for key, low in FULL_BUDGET.items() if getattr(args, key) < low
-    ]
+    """Why a ``run`` is not the published one (data, epochs, arms, seeds; no other option): empty when it
+    is."""
+    counts = {**vars(args), "seeds": len(set(args.seeds))}
+    short = [f"{key} {counts[key]} < {low}" for key, low in FULL_BUDGET.items() if counts[key] < low]
     if args.data.resolve() != (REPO / DATA).resolve():
         short.append(f"data {args.data}, not {DATA}")
     missing = [arm for arm in ARMS if arm not in args.arms]
@@ -301,16 +416,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_parser.add_argument("--epochs", type=int, default=FULL_BUDGET["epochs"], help="epochs per arm")
     run_parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    run_parser.add_argument(
+        "--seeds", nargs="+", type=int, default=list(SEEDS), help="training seeds, one quickstart each"
+    )
     run_parser.add_argument("--batch_size", type=int, help="training batch (the bundle's default if unset)")
     run_parser.add_argument(
         "--rrr_lambda", type=float, help="RRR penalty weight (the bundle's default if unset)"
     )
     add_output_arguments(run_parser, published=PUBLISHED)
     collect_parser = commands.add_parser(
-        "collect", help="collect a quickstart's output into the results file"
+        "collect", help="collect the quickstarts' output into the results file"
     )
     collect_parser.add_argument(
-        "--runs", type=Path, required=True, help="the quickstart's --out folder, or a run folder of run"
+        "--runs", type=Path, required=True, help="a quickstart's --out folder, or a run folder of run"
     )
     add_output_arguments(collect_parser, published=PUBLISHED)
     args = parser.parse_args(argv)
@@ -324,6 +442,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = collect(args.runs)
     write_results(report, path, publish=args.publish)
     if args.publish:
-        _publish_figure(args.runs)
+        _publish_figure(quickstart_dirs(args.runs)[0])
     print(f"written {path}")
     return 0
