@@ -126,10 +126,14 @@ def test_one_quickstart_output_folder_is_collected_as_one_seed(tmp_path) -> None
     assert report["arms"]["baseline"]["test_accuracy"]["mean"] == pytest.approx(0.8)
 
 
-def test_the_published_results_of_an_earlier_version_still_render() -> None:
-    """The committed file until its re-run: point estimates, no worst-group accuracy, no seeds."""
-    table = demo_shortcut.render(json.loads((REPO / demo_shortcut.PUBLISHED).read_text()))
-    assert "| `baseline` | ResNet18, cross-entropy | 0.603 | – | 0.746 |" in table
+def test_a_single_quickstart_summary_renders_with_bare_figures(tmp_path) -> None:
+    """A quickstart's own summary.json (or a results file written before the seeds): point estimates."""
+    summary = json.loads(
+        (_write_quickstart(tmp_path / "q", 0, {"baseline": "right"}) / "summary.json").read_text()
+    )
+    table = demo_shortcut.render(summary)
+    assert "| `baseline` | baseline, cross-entropy | 0.750 | – | 0.800 | 0.500 | 0.300 |" in table
+    assert "Brackets" not in table and "Seeds" not in table
 
 
 def test_map_scores_without_the_marker_agreement_name_the_file(tmp_path) -> None:
