@@ -11,10 +11,17 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["cpu_description", "environment", "load_average", "ratio_interval", "warn_if_busy"]
+__all__ = [
+    "cpu_description",
+    "environment",
+    "load_average",
+    "machine_description",
+    "ratio_interval",
+    "warn_if_busy",
+]
 
 
 def load_average() -> float:
@@ -73,6 +80,16 @@ def environment(load_start: float, load_end: float) -> dict:
         "monai": monai.__version__,
         "python": platform.python_version(),
     }
+
+
+def machine_description(env: Mapping[str, Any] | None) -> str:
+    """``"AMD EPYC, 2 cores, no native bfloat16"`` from an :func:`environment` record; "not recorded" for
+    results written before benchmarks recorded their machine."""
+    model = (env or {}).get("cpu_model")
+    if model is None:
+        return "not recorded"
+    bf16 = "native bfloat16" if env.get("cpu_supports_bf16") else "no native bfloat16"
+    return f"{model}, {env.get('cpu_count', '?')} cores, {bf16}"
 
 
 def ratio_interval(

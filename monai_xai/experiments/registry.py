@@ -39,6 +39,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "detector_throughput",
     # agcyclegan_explainer
     "agcyclegan",
+    "agcyclegan_shared_encoder",
 )
 
 

@@ -111,12 +111,9 @@ def _single_run_verdict(value: float, target: SpeedTarget) -> str:
 
 
 def _machine(report: Mapping[str, Any]) -> str:
-    env = report.get("environment") or report.get("settings") or {}
-    model = env.get("cpu_model")
-    if model is None:
-        return "not recorded"
-    bf16 = "native bfloat16" if env.get("cpu_supports_bf16") else "no native bfloat16"
-    return f"{model}, {env.get('cpu_count', '?')} cores, {bf16}"
+    from monai_xai.benchmarking import machine_description
+
+    return machine_description(report.get("environment") or report.get("settings"))
 
 
 def _row(target: SpeedTarget, report: Mapping[str, Any] | None) -> str:

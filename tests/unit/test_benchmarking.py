@@ -45,3 +45,10 @@ def test_ratio_interval_pairs_the_rounds():
     noisy = benchmarking.ratio_interval([0.3, 0.6, 0.3, 0.9, 0.3], [0.1, 0.2, 0.1, 0.3, 0.1], n_boot=200)
     assert noisy["ci95"][0] <= 3.0 <= noisy["ci95"][1]
     assert benchmarking.ratio_interval([0.2], [0.1])["ci95"] is None
+
+
+def test_machine_description_names_the_cpu_or_says_it_was_not_recorded():
+    env = {"cpu_model": "AMD EPYC", "cpu_count": 2, "cpu_supports_bf16": False}
+    assert benchmarking.machine_description(env) == "AMD EPYC, 2 cores, no native bfloat16"
+    assert benchmarking.machine_description({**env, "cpu_supports_bf16": True}).endswith(", native bfloat16")
+    assert benchmarking.machine_description(None) == benchmarking.machine_description({}) == "not recorded"
