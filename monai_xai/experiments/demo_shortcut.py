@@ -124,7 +124,8 @@ def _name(source: str) -> str:
 def read_arm(arm_dir: Path, explanation: str, seed: int) -> tuple[TestRun, dict[str, TestRun]]:
     """One arm of one quickstart as a :class:`~.shortcut.TestRun` judged by its own map ``explanation``,
     and one per other map it was explained with (the same decisions, that map's scores)."""
-    predictions = sorted(_rows(arm_dir / "eval_test" / "predictions.csv"), key=lambda r: _name(r["source"]))
+    predictions = _rows(arm_dir / "eval_test" / "predictions.csv")
+    predictions.sort(key=lambda r: _name(r["source"]))  # in the order of the image names, as the maps
     keys = tuple(_name(r["source"]) for r in predictions)
     positive = [c for c in predictions[0] if c.startswith("prob_")][1]
     by_method: dict[str, dict[str, dict[str, str]]] = {}
