@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -338,13 +336,12 @@ BLOCKS: dict[str, Block] = {"demo_shortcut": bundle_results("abn_classification"
 
 def _publish_figure(quickstart: Path) -> None:
     """Copy a quickstart's figure into the docs, atomically (the README shows it beside the table)."""
+    from monai_xai.utils import copy_docs_figure
+
     source, target = quickstart / "explanations.png", REPO / FIGURE
     if not source.is_file():
         raise InputError(source, "missing: the quickstart writes it with summary.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    copy_docs_figure(source, target.parent, target.name)
 
 
 def _in_repo(path: Path) -> Path:
