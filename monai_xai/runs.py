@@ -17,7 +17,6 @@ and still resume, while a run that sets it otherwise is another run.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from typing import Any
 
 from monai_xai.errors import InputError
 from monai_xai.utils import atomic_write_json
+from monai_xai.utils.locking import LockHeldError, take_lock
 
 __all__ = [
     "LATER_KEYS",
@@ -294,22 +294,14 @@ class RunFolder:
         key = self.run_dir.resolve()
         if key in _HELD_LOCKS:
             return
-        handle = (self.run_dir / LOCK_FILE).open("a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            handle = take_lock(self.run_dir / LOCK_FILE)
+        except LockHeldError as held:
             raise RunLockedError(
                 self.run_dir,
-                f"in use by {holder}: two processes must not train in one run folder "
+                f"in use by {held.holder}: two processes must not train in one run folder "
                 f"(wait for it to end, or choose another --output_dir)",
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
         _HELD_LOCKS[key] = handle
 
     def release(self) -> None:

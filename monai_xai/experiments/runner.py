@@ -27,7 +27,6 @@ The command builders quote for the parsers that read them: :func:`bundle_run_arg
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -44,6 +43,7 @@ from types import MappingProxyType
 from typing import IO, Any
 
 from monai_xai.errors import InputError
+from monai_xai.utils.locking import LockHeldError, take_lock
 
 from .results import REPO, write_results
 
@@ -217,22 +217,14 @@ class StepRunner:
 
     def __enter__(self) -> StepRunner:
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = self.lock_file.open("a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            handle = take_lock(self.lock_file)
+        except LockHeldError as held:
             raise InputError(
                 self.lock_file,
-                f"held by {holder}: another {self.name} driver is running in {self.root} "
+                f"held by {held.holder}: another {self.name} driver is running in {self.root} "
                 "(one at a time: wait for it to end)",
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
         self._lock = handle
         return self
 
