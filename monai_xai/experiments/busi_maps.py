@@ -13,9 +13,10 @@ lesion masks, and the explaining model's test accuracy and AUC; beside them how 
 the wall time of the steps (:func:`~.runner.wall_time`). The active-learning half of the study is
 :mod:`.busi_active_learning` (its ``run`` shares this one's folder and steps).
 
-Figures with per-image data carry a bootstrap 95 % interval over the test images: accuracy and AUC from
-``predictions.csv`` (stratified by label), map MSE and pointing game from ``attention_per_image.csv``.
-Deletion and Insertion are the means of ``faithfulness.json``, which keeps no per-image AUCs: bare figures.
+Every figure carries a bootstrap 95 % interval over the test images: accuracy and AUC from
+``predictions.csv`` (stratified by label), map MSE and pointing game from ``attention_per_image.csv``,
+Deletion and Insertion from ``faithfulness_per_image.csv`` (an evaluation written before that file existed
+gives its ``faithfulness.json`` means, bare).
 No method is marked best: with one run per cell the columns' differences are read from their intervals.
 
 Dataset, fold and image size are read from the multi-scale run's ``run.json``, the Deletion/Insertion steps
@@ -132,8 +133,13 @@ MODEL_MEASURES = {
     "auc": ("AUC", 3),
     "map_pointing_game": ("map pointing game", 3),
 }
-#: map measure of a results file -> its column in ``attention_per_image.csv``
-PER_IMAGE_COLUMNS = {"map_mse": "map_mse", "map_pointing_game": "pointing_game"}
+#: map measure of a results file -> its column in ``attention_per_image.csv``/``faithfulness_per_image.csv``
+PER_IMAGE_COLUMNS = {
+    "deletion_auc": "deletion_auc",
+    "insertion_auc": "insertion_auc",
+    "map_mse": "map_mse",
+    "map_pointing_game": "pointing_game",
+}
 DRIVER = "python -m monai_xai.experiments busi_maps run"
 ABN_CONFIGS = REPO / "bundles" / "abn_classification" / "configs"
 CONFIGS = REPO / "bundles" / BUNDLE / "configs"
@@ -180,10 +186,13 @@ def read_predictions(eval_dir: Path) -> Predictions | None:
     )
 
 
-def read_map_scores(eval_dir: Path, method: str) -> dict[str, np.ndarray] | None:
-    """Per-image agreement of ``method``'s maps with the masks (``attention_per_image.csv``), each measure
-    without the images it is undefined for (no mask); None without the file or the method."""
-    path = eval_dir / "attention_per_image.csv"
+def read_map_scores(
+    eval_dir: Path, method: str, file_name: str = "attention_per_image.csv"
+) -> dict[str, np.ndarray] | None:
+    """Per-image scores of ``method``'s maps: their agreement with the masks (``attention_per_image.csv``) or
+    their Deletion/Insertion AUCs (``faithfulness_per_image.csv``), each measure without the images it is
+    undefined for (no mask); None without the file or the method."""
+    path = eval_dir / file_name
     if not path.is_file():
         return None
     rows = [row for row in _rows(path) if row["method"] == method]
@@ -223,7 +232,10 @@ def method_scores(eval_dir: Path, method: str) -> dict[str, dict]:
         scores["accuracy"] = bootstrap_ci(accuracy, y, predictions.preds, stratify=0, **options).to_dict()
         if predictions.probs.shape[1] == 2:
             scores["auc"] = bootstrap_ci(auc, y, predictions.probs[:, 1], stratify=0, **options).to_dict()
-    per_image = read_map_scores(eval_dir, method) or {}
+    per_image = {
+        **(read_map_scores(eval_dir, method) or {}),
+        **(read_map_scores(eval_dir, method, "faithfulness_per_image.csv") or {}),
+    }
     for measure, column in PER_IMAGE_COLUMNS.items():
         if per_image.get(column) is not None and per_image[column].size:
             scores[measure] = bootstrap_ci(mean_of, per_image[column], **options).to_dict()
@@ -554,7 +566,7 @@ def render(report: dict) -> str:
     size = get("spatial_size")
     intervals = (
         "Brackets: bootstrap 95 % intervals over the test images (accuracy and AUC stratified by label); "
-        "Deletion and Insertion are means without intervals (no per-image AUCs are kept)."
+        "a figure without brackets comes from an evaluation that kept no per-image scores."
         if _has_intervals(report)
         else "No intervals: these evaluations kept no per-image scores (re-run pending)."
     )

@@ -17,8 +17,8 @@ Every image is tested once, by the model that never saw it, and the five folds' 
 exudate-presence AUC and accuracy (argmax) over all 169 images with stratified bootstrap 95 % intervals; for
 the 54 images with exudates each map's pointing game, energy inside the mask and lesion hit rate (the share of
 exudate regions the map's top 5 % touches, :func:`~monai_xai.metrics.lesion_hit_rate`), with bootstrap
-intervals; Deletion/Insertion of each map over every test image (means of the folds' ``faithfulness.json``,
-with a normal interval from their pooled sd: no per-image AUCs are kept). Comparisons are paired image by
+intervals; Deletion/Insertion of each map over every test image (the folds' ``faithfulness_per_image.csv``),
+with bootstrap intervals. Comparisons are paired image by
 image (:data:`COMPARISONS`); the study's claim (:data:`CLAIM`) and the AUC target (:data:`AUC_TARGET`,
 declared before any test figure is read) are judged only by their intervals.
 
@@ -397,7 +397,7 @@ class Evaluation:
     probs: dict[str, float]
     preds: dict[str, int]
     maps: dict[str, dict[str, dict[str, float]]]  # method -> measure -> source -> value
-    faithfulness: dict[str, list[dict]]  # method -> per fold {"mean", "sd", "n"} of each Deletion/Insertion
+    faithfulness: dict[str, dict[str, dict[str, float]]]  # method -> Deletion/Insertion -> source -> AUC
 
     @property
     def sources(self) -> list[str]:
@@ -411,7 +411,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def read_evaluation(eval_dir: Path) -> Evaluation:
     """An evaluation folder's ``predictions.csv`` (required), ``attention_per_image.csv`` and
-    ``faithfulness.json``; an error names what is missing."""
+    ``faithfulness_per_image.csv``; an error names what is missing."""
     predictions = eval_dir / "predictions.csv"
     if not predictions.is_file():
         raise InputError(predictions, f"missing: run {DRIVER}")
@@ -429,15 +429,11 @@ def read_evaluation(eval_dir: Path) -> Evaluation:
             value = float(row.get(measure) or "nan")
             if math.isfinite(value):
                 maps.setdefault(row["method"], {}).setdefault(measure, {})[row["source"]] = value
-    faithfulness: dict[str, list[dict]] = {}
-    record_path = eval_dir / "faithfulness.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    for method, scores in record.items():
-        if isinstance(scores, Mapping) and "deletion_auc" in scores:
-            faithfulness[method] = [
-                {key: {"mean": scores[key], "sd": scores.get(f"{key}_sd", 0.0), "n": record["n_images"]}
-                 for key in FAITHFULNESS if key in scores}
-            ]  # fmt: skip
+    faithfulness: dict[str, dict[str, dict[str, float]]] = {}
+    per_image = eval_dir / "faithfulness_per_image.csv"
+    for row in _rows(per_image) if per_image.is_file() else []:
+        for key in FAITHFULNESS:
+            faithfulness.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = float(row[key])
     return Evaluation(labels, probs, preds, maps, faithfulness)
 
 
@@ -450,13 +446,12 @@ def pool(evaluations: Sequence[Evaluation], where: str) -> Evaluation:
             raise InputError(where, f"{len(twice)} images are tested by two folds, e.g. {sorted(twice)[0]}")
         labels.update(evaluation.labels)
     maps: dict[str, dict[str, dict[str, float]]] = {}
-    faithfulness: dict[str, list[dict]] = {}
+    faithfulness: dict[str, dict[str, dict[str, float]]] = {}
     for evaluation in evaluations:
-        for method, measures in evaluation.maps.items():
-            for measure, values in measures.items():
-                maps.setdefault(method, {}).setdefault(measure, {}).update(values)
-        for method, records in evaluation.faithfulness.items():
-            faithfulness.setdefault(method, []).extend(records)
+        for pooled, own in ((maps, evaluation.maps), (faithfulness, evaluation.faithfulness)):
+            for method, measures in own.items():
+                for measure, values in measures.items():
+                    pooled.setdefault(method, {}).setdefault(measure, {}).update(values)
     return Evaluation(
         labels,
         {s: p for e in evaluations for s, p in e.probs.items()},
@@ -511,19 +506,6 @@ def _paired(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[np.ndarray,
     return np.array([a[s] for s in common]), np.array([b[s] for s in common])
 
 
-def _pooled_faithfulness(records: Sequence[dict], key: str) -> dict | None:
-    """The folds' Deletion (Insertion) means pooled over their images, with the pooled sd's normal
-    interval."""
-    parts = [r[key] for r in records if key in r]
-    if not parts:
-        return None
-    n = sum(p["n"] for p in parts)
-    mean = sum(p["mean"] * p["n"] for p in parts) / n
-    squares = sum((p["n"] - 1) * p["sd"] ** 2 + p["n"] * (p["mean"] - mean) ** 2 for p in parts)
-    half = 1.96 * math.sqrt(squares / max(n - 1, 1)) / math.sqrt(n)
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n, "interval": "normal, pooled sd"}
-
-
 def arm_figures(evaluation: Evaluation, methods: Sequence[str], fold_auc: Sequence[float | None]) -> dict:
     """AUC and accuracy over every image, and per map method its measures over the images with exudates
     (bootstrap 95 % intervals) and its Deletion/Insertion."""
@@ -541,14 +523,11 @@ def arm_figures(evaluation: Evaluation, methods: Sequence[str], fold_auc: Sequen
     }
     for method in methods:
         scores: dict[str, Any] = {}
-        for measure in MEASURES:
-            values = evaluation.maps.get(method, {}).get(measure, {})
+        per_image = {**evaluation.maps.get(method, {}), **evaluation.faithfulness.get(method, {})}
+        for measure in (*MEASURES, *FAITHFULNESS):
+            values = per_image.get(measure, {})
             if values:
                 scores[measure] = _interval(bootstrap_ci(mean_of, np.array(list(values.values())), **options))
-        for key in FAITHFULNESS:
-            pooled = _pooled_faithfulness(evaluation.faithfulness.get(method, []), key)
-            if pooled is not None:
-                scores[key] = pooled
         figures["maps"][method] = scores
     return figures
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,11 +11,16 @@ from ignite.engine import Engine
 
 from monai_xai.engines.outputs import ATTENTION_MAP
 from monai_xai.handlers.base import ReportHandler
+from monai_xai.utils import batch_strings
 
 __all__ = ["FaithfulnessReportHandler"]
 
 #: Name under which the network's own attention map is scored.
 OWN_MAP = "attention"
+#: Columns of ``faithfulness_per_image.csv``: one row per image and method, in evaluation order.
+PER_IMAGE_COLUMNS = ("source", "method", "deletion_auc", "insertion_auc")
+#: Bootstrap resamples of the intervals in ``faithfulness.json``.
+N_BOOT = 2000
 
 
 def _plain(value):
@@ -24,8 +29,10 @@ def _plain(value):
 
 
 class FaithfulnessReportHandler(ReportHandler):
-    """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json``, a curve figure and
-    MLflow metrics ``<split>_<method>_{deletion,insertion}_auc``.
+    """Evaluator handler: Deletion and Insertion AUCs per method, as ``faithfulness.json`` (means, sd and
+    bootstrap 95 % intervals over the images), ``faithfulness_per_image.csv`` (one row per image and method,
+    so that runs can be pooled and paired), a curve figure and MLflow metrics
+    ``<split>_<method>_{deletion,insertion}_auc``.
 
     Args:
         network: the evaluated network (logits or an ABN output); scored on the predicted class.
@@ -74,6 +81,7 @@ class FaithfulnessReportHandler(ReportHandler):
             m: {"deletion": [], "insertion": []} for m in self.methods
         }
         self._seen = 0
+        self._sources: list[str] = []
         self._scorer: torch.nn.Module | None = None
 
     def _build_scorer(self, output: dict, example: torch.Tensor) -> torch.nn.Module:
@@ -93,6 +101,8 @@ class FaithfulnessReportHandler(ReportHandler):
         keep = len(images) if self.max_images is None else min(len(images), self.max_images - self._seen)
         images, predicted = images[:keep], out["pred"][:keep].argmax(dim=1)
         self._seen += keep
+        batch = engine.state.batch if isinstance(engine.state.batch, Mapping) else {}
+        self._sources += batch_strings(batch, "source", len(out["image"]))[:keep]
         was_training = self.network.training
         self.network.eval()
         if self._scorer is None:
@@ -112,10 +122,12 @@ class FaithfulnessReportHandler(ReportHandler):
         self.network.train(was_training)
 
     def write(self, engine: Engine) -> None:
+        from monai_xai.metrics import bootstrap_ci, mean_of
         from monai_xai.visualize import deletion_insertion_figure, save_figure
 
         report: dict = {"steps": self.steps, "baseline": self.baseline, "n_images": self._seen}
         mean_curves: dict[str, dict[str, np.ndarray]] = {}
+        per_image: dict[str, dict[str, np.ndarray]] = {}
         for method, by_mode in self._curves.items():
             report[method] = {}
             mean_curves[method] = {}
@@ -123,10 +135,19 @@ class FaithfulnessReportHandler(ReportHandler):
                 if not curves:
                     continue
                 stacked = torch.cat(curves)
-                auc = torch.trapezoid(stacked, dx=1.0 / self.steps, dim=1)
+                auc = torch.trapezoid(stacked, dx=1.0 / self.steps, dim=1).double().numpy()
+                per_image.setdefault(method, {})[f"{mode}_auc"] = auc
                 report[method][f"{mode}_auc"] = float(auc.mean())
-                report[method][f"{mode}_auc_sd"] = float(auc.std()) if len(auc) > 1 else 0.0
+                report[method][f"{mode}_auc_sd"] = float(auc.std(ddof=1)) if len(auc) > 1 else 0.0
+                interval = bootstrap_ci(mean_of, auc, n_boot=N_BOOT)
+                report[method][f"{mode}_auc_ci95"] = [interval.low, interval.high]
                 mean_curves[method][mode] = stacked.mean(0).numpy()
+        rows = [
+            {"source": source, "method": method, **{k: f"{v[i]:.6f}" for k, v in scores.items()}}
+            for method, scores in per_image.items()
+            for i, source in enumerate(self._sources)
+        ]
+        self.save_csv("faithfulness_per_image.csv", PER_IMAGE_COLUMNS, rows)
         path = self.save_json("faithfulness.json", report)
         figure = save_figure(
             deletion_insertion_figure(mean_curves), self.output_dir / "deletion_insertion.png"
@@ -136,6 +157,6 @@ class FaithfulnessReportHandler(ReportHandler):
             f"{self.split_name}_{method}_{key}": value
             for method in self.methods
             for key, value in report[method].items()
-            if not key.endswith("_sd")
+            if not key.endswith(("_sd", "_ci95"))
         }
         self.log(metrics, [path, figure], self.split_name)

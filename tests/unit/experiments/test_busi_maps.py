@@ -23,7 +23,8 @@ def _write(eval_dir: Path, faithfulness: dict, agreement: dict, accuracy: float)
 
 def _write_per_image(eval_dir: Path) -> None:
     """8 images: 6 right (accuracy 0.75), probabilities that rank every malignant image above every benign
-    one (AUC 1), and map MSE 0.05 / 0.15 alternating (mean 0.1; the last image has no mask)."""
+    one (AUC 1), map MSE 0.05 / 0.15 alternating (mean 0.1; the last image has no mask), and Deletion AUC
+    0.2 / 0.3 alternating."""
     labels, preds = [0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 0]
     rows = ["source,patient,label,pred,decision,prob_benign,prob_malignant"]
     rows += [
@@ -35,6 +36,9 @@ def _write_per_image(eval_dir: Path) -> None:
     maps += [f"img{i}.png,attention,{0.05 if i % 2 else 0.15},1.0,0.5,0.1" for i in range(6)]
     maps += ["img7.png,attention,nan,nan,nan,nan", "img0.png,gradcam,0.9,0.0,0.1,0.0"]
     (eval_dir / "attention_per_image.csv").write_text("\n".join(maps) + "\n")
+    faithfulness = ["source,method,deletion_auc,insertion_auc"]  # Deletion 0.2 / 0.3 alternating: mean 0.25
+    faithfulness += [f"img{i}.png,attention,{0.3 if i % 2 else 0.2},0.6" for i in range(8)]
+    (eval_dir / "faithfulness_per_image.csv").write_text("\n".join(faithfulness) + "\n")
 
 
 @pytest.fixture
@@ -77,7 +81,9 @@ def test_results_put_each_method_in_its_row_with_intervals_where_per_image_files
     }  # fmt: skip
     assert methods["gradcampp"]["scores"]["resnet18"]["deletion_auc"] == {"mean": 0.32}
     multiscale = methods["multiscale"]["scores"]["resnet18"]
-    assert multiscale["deletion_auc"] == {"mean": 0.25}  # faithfulness.json keeps no per-image AUCs
+    assert multiscale["deletion_auc"]["mean"] == pytest.approx(0.25) and multiscale["deletion_auc"]["n"] == 8
+    assert 0.2 <= multiscale["deletion_auc"]["ci95"][0] < 0.25 < multiscale["deletion_auc"]["ci95"][1] <= 0.3
+    assert multiscale["insertion_auc"]["ci95"] == pytest.approx([0.6, 0.6])
     assert multiscale["accuracy"]["mean"] == 0.75 and multiscale["accuracy"]["n"] == 8
     assert multiscale["accuracy"]["ci95"][0] < 0.75 < multiscale["accuracy"]["ci95"][1]
     assert multiscale["auc"]["mean"] == 1.0 and multiscale["auc"]["ci95"] == [1.0, 1.0]
@@ -95,7 +101,7 @@ def test_results_put_each_method_in_its_row_with_intervals_where_per_image_files
 
     table = busi_maps.render(report)
     assert "| Grad-CAM (plain ResNet) | 0.310 | 0.500 | 0.210 |" in table
-    assert "| Multi-scale ABN | 0.250 | 0.600 | 0.100 [" in table
+    assert "| Multi-scale ABN | 0.250 [0.2" in table and "| 0.600 [0.600, 0.600] | 0.100 [" in table
     assert (
         "| Multi-scale ABN | 0.750 [" in table and "| 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |" in table
     )

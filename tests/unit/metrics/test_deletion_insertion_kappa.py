@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 
 import numpy as np
@@ -175,5 +176,14 @@ def test_faithfulness_report_scores_each_method(tmp_path) -> None:
     for method in ("attention", "gradcam"):
         assert 0.0 <= result[method]["deletion_auc"] <= 1.0 and 0.0 <= result[method]["insertion_auc"] <= 1.0
     assert (tmp_path / "faithfulness.json").is_file() and (tmp_path / "deletion_insertion.png").is_file()
+    with open(tmp_path / "faithfulness_per_image.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["method"] for row in rows] == ["attention", "attention", "gradcam", "gradcam"]
+    for method in ("attention", "gradcam"):
+        for key in ("deletion_auc", "insertion_auc"):
+            per_image = [float(row[key]) for row in rows if row["method"] == method]
+            assert np.mean(per_image) == pytest.approx(result[method][key], abs=1e-6)
+            low, high = result[method][f"{key}_ci95"]
+            assert min(per_image) - 1e-6 <= low <= result[method][key] <= high <= max(per_image) + 1e-6
     with pytest.raises(ValueError, match="methods \\['rise'\\] have no saliency function"):
         FaithfulnessReportHandler(net, tmp_path, methods=["rise"])
