@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_xai.errors import InputError
+from monai_xai.locking import LockHeldError, take_lock
 from monai_xai.utils import atomic_write_json
-from monai_xai.utils.locking import LockHeldError, take_lock
 
 __all__ = [
     "LATER_KEYS",

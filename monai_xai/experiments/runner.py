@@ -43,7 +43,7 @@ from types import MappingProxyType
 from typing import IO, Any
 
 from monai_xai.errors import InputError
-from monai_xai.utils.locking import LockHeldError, take_lock
+from monai_xai.locking import LockHeldError, take_lock
 
 from .results import REPO, write_results
 

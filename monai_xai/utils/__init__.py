@@ -1,4 +1,4 @@
-"""Helpers shared across the layers of monai-xai: atomic writes, locks, map resizing, plotting, batches."""
+"""Helpers shared across the layers of monai-xai: atomic writes, map resizing, plotting, batches."""
 
 from monai_xai.utils.atomic import (
     atomic_path,
@@ -10,14 +10,12 @@ from monai_xai.utils.atomic import (
 )
 from monai_xai.utils.batch import batch_strings
 from monai_xai.utils.device import autocast, cpu_supports_bf16, reduced_precision, to_float32
-from monai_xai.utils.locking import LockHeldError, take_lock
 from monai_xai.utils.modes import CLASSIFIER_MODES, RESNET_MODES
 from monai_xai.utils.plotting import pyplot
 from monai_xai.utils.resize import resize_attention, upsample_attention
 
 __all__ = [
     "CLASSIFIER_MODES",
-    "LockHeldError",
     "RESNET_MODES",
     "atomic_path",
     "atomic_save",
@@ -31,7 +29,6 @@ __all__ = [
     "pyplot",
     "reduced_precision",
     "resize_attention",
-    "take_lock",
     "to_float32",
     "upsample_attention",
 ]

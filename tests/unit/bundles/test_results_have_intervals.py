@@ -23,9 +23,6 @@ AWAITING_RERUN = {
     "abn_classification/docs/results/busi_3class.json": (
         f"{M} busi_crossval run --name busi_3class --seeds 0 --publish --figure (2.2 h)"
     ),
-    "abn_classification/docs/results/demo_shortcut.json": (
-        f"{M} demo_shortcut run --publish (3 seeds, about 45 min each on a 2-core CPU in float32)"
-    ),
     "abn_classification/docs/results/medmnist.json": f"{M} medmnist run --publish (1.1 h)",
     "abn_classification/docs/results/precision_busi.json": f"{M} precision_busi --publish (25 min)",
     "abn_classification/docs/results/train_throughput.json": (

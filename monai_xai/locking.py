@@ -1,4 +1,7 @@
-"""Exclusive, non-blocking file locks that name their holder, for folders one process at a time may write."""
+"""Exclusive, non-blocking file locks that name their holder, for folders one process at a time may write.
+
+No torch here: the experiment drivers import it, and rendering the READMEs must stay light.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from monai_xai.utils import LockHeldError, take_lock
+from monai_xai.locking import LockHeldError, take_lock
 
 
 def test_a_held_lock_names_its_holder_and_frees_on_close(tmp_path) -> None:
