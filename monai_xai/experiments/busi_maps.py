@@ -87,6 +87,7 @@ __all__ = [
     "below_budget",
     "collect",
     "common_overrides",
+    "correction_records_step",
     "main",
     "method_scores",
     "multiscale_steps",
@@ -336,6 +337,20 @@ def train_eval_steps(
     ]
 
 
+def correction_records_step(
+    name: str, run_dir: Path, configs: Sequence[Path], overrides: Mapping[str, Any]
+) -> Step:
+    """``<name>/collect``: the multi-scale model's correction records (``collect.json``: its maps and
+    confidences over the training images) from ``run_dir``'s best checkpoint into ``<run_dir>/correction``."""
+    options = {"logging_file": ABN_CONFIGS / "logging.conf", **overrides}
+    return Step(
+        f"{name}/collect",
+        bundle_run_argv([*configs, CONFIGS / "collect.json"], options),
+        run_dir / "correction",
+        inputs=[run_dir / "checkpoints" / "best.pt"],
+    )
+
+
 def common_overrides(args: argparse.Namespace, extra: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """The overrides every bundle run of the study shares: image size, Deletion/Insertion steps, the MLflow
     store of ``folder`` and the extra overrides of the command line."""
@@ -372,16 +387,8 @@ def multiscale_steps(
         training["faithfulness_methods"] = []
     configs = _multiscale_configs(args)
     steps = train_eval_steps(f"{backbone}/{name}", run_dir, configs, [CONFIGS / "evaluate.json"], training)
-    records = {"logging_file": ABN_CONFIGS / "logging.conf", "backbone": backbone, "output_dir": run_dir}
-    records |= {**common, **seeded}
-    steps.append(
-        Step(
-            f"{backbone}/{name}/collect",
-            bundle_run_argv([*configs, CONFIGS / "collect.json"], records),
-            run_dir / "correction",
-            inputs=[run_dir / "checkpoints" / "best.pt"],
-        )
-    )
+    records = {"backbone": backbone, "output_dir": run_dir, **common, **seeded}
+    steps.append(correction_records_step(f"{backbone}/{name}", run_dir, configs, records))
     return run_dir, steps
 
 

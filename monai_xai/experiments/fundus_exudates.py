@@ -66,7 +66,7 @@ import numpy as np
 from monai_xai.errors import InputError
 
 from .busi_active_learning import sweep_step
-from .busi_maps import ABN_CONFIGS, CONFIGS, train_eval_steps
+from .busi_maps import ABN_CONFIGS, CONFIGS, correction_records_step, train_eval_steps
 from .results import (
     REPO,
     add_output_arguments,
@@ -81,7 +81,7 @@ from .results import (
     vs_zero,
     write_results,
 )
-from .runner import Step, StepRunner, bundle_run_argv, wall_time
+from .runner import Step, StepRunner, wall_time
 
 __all__ = [
     "ARMS",
@@ -266,15 +266,7 @@ def arm_steps(
     configs = spec.configs(args.dataset)
     steps = train_eval_steps(f"{arm}/fold{fold}", run_dir, configs, spec.eval_configs(), overrides)
     if spec.multiscale:
-        records = {"logging_file": ABN_CONFIGS / "logging.conf", **overrides}
-        steps.append(
-            Step(
-                f"{arm}/fold{fold}/collect",
-                bundle_run_argv([*configs, CONFIGS / "collect.json"], records),
-                run_dir / "correction",
-                inputs=[run_dir / "checkpoints" / "best.pt"],
-            )
-        )
+        steps.append(correction_records_step(f"{arm}/fold{fold}", run_dir, configs, overrides))
     return steps
 
 
