@@ -1,4 +1,4 @@
-"""Helpers shared across the layers of monai-xai: atomic writes, map resizing, plotting, batches."""
+"""Helpers shared across the layers of monai-xai: atomic writes, map resizing, plotting, batch entries."""
 
 from monai_xai.utils.atomic import (
     atomic_path,
