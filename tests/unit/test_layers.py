@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "monai_xai"
 LAYERS = {
     "errors": 0,
     "flags": 0,
+    "locking": 0,
     "runs": 0,
     "utils": 0,
     "data": 1,
