@@ -121,7 +121,7 @@ MEASURES = {
     "energy_inside_mask": "energy inside mask",
     "lesion_hit_rate": "lesion hit rate (top 5 %)",
 }
-#: Deletion/Insertion of ``faithfulness.json`` -> column heading
+#: Deletion/Insertion AUC of ``faithfulness_per_image.csv`` -> column heading
 FAITHFULNESS = {"deletion_auc": "Deletion ↓", "insertion_auc": "Insertion ↑"}
 METHOD_LABELS = {"attention": "M(x)", "gradcampp": "Grad-CAM++", "gradcam": "Grad-CAM"}
 STRATEGIES = ("lowest_confidence", "largest_map_error", "random")
@@ -383,7 +383,8 @@ def below_budget(args: argparse.Namespace, extra: Mapping[str, Any]) -> list[str
 @dataclass(frozen=True)
 class Evaluation:
     """One test evaluation (or several folds' pooled): per image its label, positive-class probability and
-    argmax prediction; per map method and measure the finite per-image values; Deletion/Insertion records."""
+    argmax prediction; per map method and measure (Deletion/Insertion AUCs apart) the finite per-image
+    values."""
 
     labels: dict[str, int]
     probs: dict[str, float]
@@ -423,9 +424,15 @@ def read_evaluation(eval_dir: Path) -> Evaluation:
                 maps.setdefault(row["method"], {}).setdefault(measure, {})[row["source"]] = value
     faithfulness: dict[str, dict[str, dict[str, float]]] = {}
     per_image = eval_dir / "faithfulness_per_image.csv"
+    if not per_image.is_file() and (eval_dir / "faithfulness.json").is_file():
+        raise InputError(
+            per_image, "missing: an evaluation from before per-image Deletion/Insertion, re-run it"
+        )
     for row in _rows(per_image) if per_image.is_file() else []:
         for key in FAITHFULNESS:
-            faithfulness.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = float(row[key])
+            value = float(row.get(key) or "nan")
+            if math.isfinite(value):
+                faithfulness.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = value
     return Evaluation(labels, probs, preds, maps, faithfulness)
 
 
@@ -1077,7 +1084,7 @@ def render(report: dict) -> str:
         f"{report['folds']} out-of-fold test folds pooled (`{settings.get('split', '?')}`), "
         f"{size}x{size} px; brackets: bootstrap 95 % intervals over the pooled images (AUC and accuracy "
         "stratified by label; map measures over the images with exudates; Deletion/Insertion over every test "
-        "image, normal interval from the folds' pooled sd). Grad-CAM at "
+        "image). Grad-CAM at "
         f"`{settings.get('cam_layer', '?')}`. One training run per fold.",
     ]
     if report.get("paired"):

@@ -142,6 +142,7 @@ class FaithfulnessReportHandler(ReportHandler):
                 interval = bootstrap_ci(mean_of, auc, n_boot=N_BOOT)
                 report[method][f"{mode}_auc_ci95"] = [interval.low, interval.high]
                 mean_curves[method][mode] = stacked.mean(0).numpy()
+        assert len(self._sources) == self._seen, "one source per scored image"
         rows = [
             {"source": source, "method": method, **{k: f"{v[i]:.6f}" for k, v in scores.items()}}
             for method, scores in per_image.items()

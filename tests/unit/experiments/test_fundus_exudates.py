@@ -149,6 +149,11 @@ def test_unfinished_or_inconsistent_runs_are_named(runs) -> None:
     sweep.unlink()
     with pytest.raises(InputError, match="the sweep has not finished"):
         fe.collect(runs, ["multiscale"])
+    old_evaluation = runs / "baseline" / "fold0" / "eval_test"
+    (old_evaluation / "faithfulness.json").write_text("{}")
+    (old_evaluation / "faithfulness_per_image.csv").unlink()
+    with pytest.raises(InputError, match="faithfulness_per_image.csv: missing: an evaluation from before"):
+        fe.read_evaluation(old_evaluation)
 
 
 def test_render_reports_every_arm_the_claim_the_target_and_the_correction(collected, tmp_path) -> None:

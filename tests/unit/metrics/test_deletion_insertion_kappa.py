@@ -166,19 +166,22 @@ def test_faithfulness_report_scores_each_method(tmp_path) -> None:
         saliency_fns={"gradcam": CAMSaliency(net, "gradcam")},
         steps=4,
         baseline="zero",
-        max_images=2,
+        max_images=4,
     )
     engine = Engine(lambda e, b: output)
     report.attach(engine)
-    engine.run([0, 1], max_epochs=1)  # two batches of 3, capped at 2 images
+    batches = [{"source": ["s0", "s1", "s2"]}, {"source": ["s3", "s4", "s5"]}]
+    engine.run(batches, max_epochs=1)  # two batches of 3, capped at 4 images: the second one cut to its first
     result = report.results
-    assert result["n_images"] == 2 and set(result) >= {"attention", "gradcam"}
+    assert result["n_images"] == 4 and set(result) >= {"attention", "gradcam"}
     for method in ("attention", "gradcam"):
         assert 0.0 <= result[method]["deletion_auc"] <= 1.0 and 0.0 <= result[method]["insertion_auc"] <= 1.0
     assert (tmp_path / "faithfulness.json").is_file() and (tmp_path / "deletion_insertion.png").is_file()
     with open(tmp_path / "faithfulness_per_image.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["method"] for row in rows] == ["attention", "attention", "gradcam", "gradcam"]
+    assert [(row["method"], row["source"]) for row in rows] == [
+        (method, f"s{i}") for method in ("attention", "gradcam") for i in range(4)
+    ]
     for method in ("attention", "gradcam"):
         for key in ("deletion_auc", "insertion_auc"):
             per_image = [float(row[key]) for row in rows if row["method"] == method]
