@@ -383,14 +383,13 @@ def below_budget(args: argparse.Namespace, extra: Mapping[str, Any]) -> list[str
 @dataclass(frozen=True)
 class Evaluation:
     """One test evaluation (or several folds' pooled): per image its label, positive-class probability and
-    argmax prediction; per map method and measure (Deletion/Insertion AUCs apart) the finite per-image
-    values."""
+    argmax prediction; per map method and measure (agreement with the masks, Deletion/Insertion AUC) the
+    finite per-image values."""
 
     labels: dict[str, int]
     probs: dict[str, float]
     preds: dict[str, int]
     maps: dict[str, dict[str, dict[str, float]]]  # method -> measure -> source -> value
-    faithfulness: dict[str, dict[str, dict[str, float]]]  # method -> Deletion/Insertion -> source -> AUC
 
     @property
     def sources(self) -> list[str]:
@@ -422,7 +421,6 @@ def read_evaluation(eval_dir: Path) -> Evaluation:
             value = float(row.get(measure) or "nan")
             if math.isfinite(value):
                 maps.setdefault(row["method"], {}).setdefault(measure, {})[row["source"]] = value
-    faithfulness: dict[str, dict[str, dict[str, float]]] = {}
     per_image = eval_dir / "faithfulness_per_image.csv"
     if not per_image.is_file() and (eval_dir / "faithfulness.json").is_file():
         raise InputError(
@@ -432,8 +430,8 @@ def read_evaluation(eval_dir: Path) -> Evaluation:
         for key in FAITHFULNESS:
             value = float(row.get(key) or "nan")
             if math.isfinite(value):
-                faithfulness.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = value
-    return Evaluation(labels, probs, preds, maps, faithfulness)
+                maps.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = value
+    return Evaluation(labels, probs, preds, maps)
 
 
 def pool(evaluations: Sequence[Evaluation], where: str) -> Evaluation:
@@ -445,18 +443,15 @@ def pool(evaluations: Sequence[Evaluation], where: str) -> Evaluation:
             raise InputError(where, f"{len(twice)} images are tested by two folds, e.g. {sorted(twice)[0]}")
         labels.update(evaluation.labels)
     maps: dict[str, dict[str, dict[str, float]]] = {}
-    faithfulness: dict[str, dict[str, dict[str, float]]] = {}
     for evaluation in evaluations:
-        for pooled, own in ((maps, evaluation.maps), (faithfulness, evaluation.faithfulness)):
-            for method, measures in own.items():
-                for measure, values in measures.items():
-                    pooled.setdefault(method, {}).setdefault(measure, {}).update(values)
+        for method, measures in evaluation.maps.items():
+            for measure, values in measures.items():
+                maps.setdefault(method, {}).setdefault(measure, {}).update(values)
     return Evaluation(
         labels,
         {s: p for e in evaluations for s, p in e.probs.items()},
         {s: p for e in evaluations for s, p in e.preds.items()},
         maps,
-        faithfulness,
     )
 
 
@@ -522,9 +517,8 @@ def arm_figures(evaluation: Evaluation, methods: Sequence[str], fold_auc: Sequen
     }
     for method in methods:
         scores: dict[str, Any] = {}
-        per_image = {**evaluation.maps.get(method, {}), **evaluation.faithfulness.get(method, {})}
         for measure in (*MEASURES, *FAITHFULNESS):
-            values = per_image.get(measure, {})
+            values = evaluation.maps.get(method, {}).get(measure, {})
             if values:
                 scores[measure] = _interval(bootstrap_ci(mean_of, np.array(list(values.values())), **options))
         figures["maps"][method] = scores
