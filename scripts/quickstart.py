@@ -116,6 +116,11 @@ ARMS: dict[str, Arm] = {
         "gated ABN: perception on layer1 features * M(x), dynamic alpha (abn_gated)",
         {"mode": "dynamic", "architecture": "abn_gated"},
     ),
+    "abn_midrange": Arm(
+        "gated ABN whose gate closes below the midrange of M(x): layer1 features * M(x) where M(x) >= "
+        "(min + max) / 2, dynamic alpha (abn_gated_midrange)",
+        {"mode": "dynamic", "architecture": "abn_gated_midrange"},
+    ),
     "abn_study": Arm(
         "the study's ABN: perception on layer3 features * (1 + M(x)), dynamic alpha (abn)",
         {"mode": "dynamic", "architecture": "abn"},

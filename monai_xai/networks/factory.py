@@ -18,6 +18,7 @@ ABN_ARCHITECTURES = {
     "abn_narrow": "NarrowAttentionBranchNetwork",
     "abn_compact": "CompactAttentionBranchNetwork",
     "abn_gated": "GatedAttentionBranchNetwork",
+    "abn_gated_midrange": "MidrangeGatedAttentionBranchNetwork",
 }
 
 

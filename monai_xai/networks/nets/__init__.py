@@ -10,6 +10,7 @@ from .abn import (
     AttentionBranchNetwork,
     CompactAttentionBranchNetwork,
     GatedAttentionBranchNetwork,
+    MidrangeGatedAttentionBranchNetwork,
     NarrowAttentionBranchNetwork,
 )
 from .agcyclegan import (
@@ -76,6 +77,7 @@ __all__ = [
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
     "GatedAttentionBranchNetwork",
+    "MidrangeGatedAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "MultiScaleABNOutput",
     "MultiScaleAttentionBranchNetwork",

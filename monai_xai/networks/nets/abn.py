@@ -33,6 +33,7 @@ __all__ = [
     "AttentionBranchNetwork",
     "CompactAttentionBranchNetwork",
     "GatedAttentionBranchNetwork",
+    "MidrangeGatedAttentionBranchNetwork",
     "NarrowAttentionBranchNetwork",
     "external_attention_map",
 ]
@@ -256,3 +257,22 @@ class GatedAttentionBranchNetwork(AttentionBranchNetwork):
     def weight_features(self, features: torch.Tensor, attention_map: torch.Tensor) -> torch.Tensor:
         """g(x) * M(x), with M(x) detached from the perception loss."""
         return features * attention_map.detach()
+
+
+class MidrangeGatedAttentionBranchNetwork(GatedAttentionBranchNetwork):
+    """Gated ABN whose gate closes where M(x) lies below the midpoint of its own range in the image.
+
+    Trained toward lesion masks, M(x) still keeps about 0.4 on the background and rises where the attention
+    branch's own cross-entropy finds a shortcut, so the soft gate g(x) * M(x) passes a shortcut at about half
+    the lesion's weight, enough for the perception branch to learn it. Keeping only the cells at or above
+    (min M + max M) / 2 of each image passes the lesion and drops the background; a spatially constant map
+    (e.g. an expert's all-ones map) passes everything. The cut uses M(x) without its gradient, as the gate.
+    """
+
+    def weight_features(self, features: torch.Tensor, attention_map: torch.Tensor) -> torch.Tensor:
+        """g(x) * M(x) where M(x) >= its midrange, 0 elsewhere."""
+        gate = attention_map.detach()
+        cells = gate.flatten(1)
+        midrange = (cells.amin(dim=1) + cells.amax(dim=1)) / 2
+        cut = midrange.view(-1, *([1] * (gate.ndim - 1)))
+        return features * torch.where(gate >= cut, gate, torch.zeros_like(gate))

@@ -176,7 +176,7 @@ def test_run_makes_the_phantoms_then_runs_the_quickstart_once_per_seed(tmp_path,
     make, quickstart = steps[:2]
     assert make.run_dir == data and make.argv[1:] == (
         "scripts/make_demo_data.py", "--out", str(data),
-        "--n-train", "800", "--n-val", "200", "--n-test", "400",
+        "--n-train", "800", "--n-val", "200", "--n-test", "400", "--seed", "0",
     )  # fmt: skip
     seed0 = root / "seed0" / "quickstart"
     assert quickstart.run_dir == seed0 and quickstart.inputs == (data / "labels.csv",)
@@ -221,7 +221,15 @@ def test_publish_needs_the_full_budget(tmp_path, monkeypatch) -> None:
         demo_shortcut.main(
             ["run", "--arms", "baseline", "rrr", "abn", "abn_study", "--rrr_lambda", "0.5", "--publish"]
         )
-    defaults = dict(epochs=12, n_train=800, n_val=200, n_test=400, batch_size=None, rrr_lambda=None)
+    with pytest.raises(
+        InputError, match=r"full budget: --data_seed 10, --arms has the development arm abn_midrange"
+    ):
+        demo_shortcut.main(
+            ["run", "--arms", *demo_shortcut.ARMS, "abn_midrange", "--data_seed", "10", "--publish"]
+        )
+    defaults = dict(
+        epochs=12, n_train=800, n_val=200, n_test=400, batch_size=None, rrr_lambda=None, data_seed=0
+    )
     published = argparse.Namespace(
         **defaults, data=REPO / "demo_data" / "phantom2d", arms=list(demo_shortcut.ARMS), seeds=[0, 1, 2]
     )

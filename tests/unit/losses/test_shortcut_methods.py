@@ -12,6 +12,7 @@ from monai_xai.metrics import region_energy
 from monai_xai.networks import (
     AttentionBranchNetwork,
     GatedAttentionBranchNetwork,
+    MidrangeGatedAttentionBranchNetwork,
     ResNetClassifier,
     get_classifier,
 )
@@ -136,6 +137,23 @@ def test_gated_abn_perception_loss_does_not_move_the_map() -> None:
     assert all(g is None or g.abs().sum() == 0 for g in branch_grads)
     assert net.features.layer1[0].conv1.weight.grad.abs().sum() > 0
     assert isinstance(get_classifier("dynamic", architecture="abn_gated"), GatedAttentionBranchNetwork)
+
+
+def test_midrange_gate_keeps_cells_at_or_above_the_midrange_of_each_map() -> None:
+    net = MidrangeGatedAttentionBranchNetwork("resnet18", num_classes=2)
+    features = torch.ones(2, 3, 2, 2)
+    # image 0: range [0.2, 0.8], midrange 0.5; image 1: range [0.1, 0.3], midrange 0.2
+    maps = torch.tensor([[[[0.2, 0.5], [0.45, 0.8]]], [[[0.1, 0.3], [0.2, 0.15]]]], requires_grad=True)
+    gated = net.weight_features(features, maps)
+    expected = torch.tensor([[[0.0, 0.5], [0.0, 0.8]], [[0.0, 0.3], [0.2, 0.0]]])
+    torch.testing.assert_close(gated, expected.unsqueeze(1).expand(2, 3, 2, 2))
+    # a constant map passes every cell at its value
+    constant = net.weight_features(features[:1], torch.full((1, 1, 2, 2), 0.4))
+    torch.testing.assert_close(constant, features[:1] * 0.4)
+    # the perception loss does not reach the map through the gate
+    assert not gated.requires_grad
+    midrange = get_classifier("dynamic", architecture="abn_gated_midrange")
+    assert isinstance(midrange, MidrangeGatedAttentionBranchNetwork)
 
 
 def test_input_gradient_saliency_is_the_log_probability_gradient() -> None:
