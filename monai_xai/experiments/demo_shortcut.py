@@ -91,12 +91,17 @@ N_BOOT = 2000
 FIGURES = ("test_accuracy", "worst_group_accuracy", "test_auc", "map_pointing_game", "marker_energy")
 #: the arms of the published run, in the order the quickstart trains them
 ARMS = ("baseline", "rrr", "rrr_strong", "abn", "abn_study", "abn_study_long")
-#: arms a development replicate may run besides: the gated ABN with its gate closed below M(x)'s midrange.
-#: Declared before it ran: on the replicate of ``--data_seed 10`` (800/200/400 phantoms, the full budget,
-#: training seeds 0 to 3, arms ``abn`` and ``abn_midrange``) the quickstart's gated ABN takes the midrange
-#: gate when its worst-group accuracy is at least 0.70 in every seed and its pooled test AUC is no more than
-#: 0.02 below the soft gate's; otherwise it keeps the soft gate. The demo's own phantoms then run once.
+#: arms a development replicate may run besides: the gated ABN with its gate closed below M(x)'s midrange
 DEVELOPMENT_ARMS = ("abn_midrange",)
+#: The gate's development replicate, declared before it ran: other phantoms (``--data_seed 10``, 800/200/400,
+#: the full budget), training seeds 0 to 3, the soft gate (``abn``) against the midrange gate. Its results
+#: go to :data:`DEVELOPMENT_PUBLISHED` and decide the quickstart's gate by :data:`GATE_RULE`; the demo's own
+#: test phantoms are read only after, once, with the gate chosen.
+DEVELOPMENT = {"data_seed": 10, "arms": ("abn", "abn_midrange"), "seeds": (0, 1, 2, 3)}
+DEVELOPMENT_PUBLISHED = "bundles/abn_classification/docs/results/demo_gate_development.json"
+#: the midrange gate is taken when its worst-group accuracy reaches ``worst_group_every_seed`` in every seed
+#: and its pooled test AUC is at most ``auc_margin`` below the soft gate's; else the soft gate stays
+GATE_RULE = {"worst_group_every_seed": 0.70, "auc_margin": 0.02}
 #: training seeds of the published run: replicates on the same phantoms
 SEEDS = (0, 1, 2)
 #: the phantoms of the published run, relative to the repository (made when missing)
@@ -263,9 +268,27 @@ def collect(runs: Path) -> dict:
         "intervals": f"pooled bootstrap over the seeds ({N_BOOT} resamples of the test images, stratified by "
         "class x marker agrees), 95 %; marker energy over the images that carry the marker",
     }
+    if {"abn", "abn_midrange"} <= set(arms):
+        report["gate_decision"] = gate_decision(arms)
     if (root / RUNTIME_FILE).is_file():
         report["wall_time"] = wall_time(root)
     return report
+
+
+def gate_decision(arms: dict) -> dict:
+    """:data:`GATE_RULE` applied to the soft (``abn``) and midrange (``abn_midrange``) gates' figures."""
+    soft, midrange = arms["abn"], arms["abn_midrange"]
+    worst = midrange["worst_group_accuracy"]["run_estimates"]
+    auc_gap = midrange["test_auc"]["mean"] - soft["test_auc"]["mean"]
+    every_seed = min(worst) >= GATE_RULE["worst_group_every_seed"]
+    close_auc = auc_gap >= -GATE_RULE["auc_margin"]
+    return {
+        "rule": GATE_RULE,
+        "midrange_worst_group_by_seed": worst,
+        "soft_worst_group_by_seed": soft["worst_group_accuracy"]["run_estimates"],
+        "auc_midrange_minus_soft": round(auc_gap, 6),
+        "chosen": "abn_midrange" if every_seed and close_auc else "abn",
+    }
 
 
 def _took(report: dict) -> str:
@@ -308,6 +331,22 @@ def _claims(report: dict) -> list[str]:
     return rows
 
 
+def _gate_rows(report: dict) -> list[str]:
+    decision = report.get("gate_decision")
+    if decision is None:
+        return []
+    rule = decision["rule"]
+    seeds = ", ".join(fmt(w, 3) for w in decision["midrange_worst_group_by_seed"])
+    soft = ", ".join(fmt(w, 3) for w in decision["soft_worst_group_by_seed"])
+    gap = fmt(decision["auc_midrange_minus_soft"], 3)
+    return [
+        "",
+        "Gate rule (declared before the run): the midrange gate is taken when its worst-group accuracy is at "
+        f"least {rule['worst_group_every_seed']} in every seed (here {seeds}; the soft gate {soft}) and its "
+        f"AUC at most {rule['auc_margin']} below the soft gate's (here {gap}): **`{decision['chosen']}`**.",
+    ]
+
+
 def render(report: dict) -> str:
     """The demo's arms on the shortcut-free test set: accuracy, worst-group accuracy, AUC and where each
     arm's own map points; per-group accuracies, paired differences and the demo's claims."""
@@ -323,7 +362,7 @@ def render(report: dict) -> str:
         for method, other in arm.get("other_maps", {}).items():
             cells = f"{fmt_ci(other['map_pointing_game'])} | {fmt_ci(other['marker_energy'])}"
             rows.append(f"| `{name}` | the same network | | | | {cells} | {method} |")
-    rows += _group_table(report["arms"]) + _claims(report)
+    rows += _group_table(report["arms"]) + _claims(report) + _gate_rows(report)
     seeds = report.get("seeds")
     runs = f"Seeds {', '.join(map(str, seeds))}; " if seeds else ""
     intervals = f" Brackets: {report['intervals']}." if "intervals" in report else ""
@@ -337,7 +376,10 @@ def render(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-BLOCKS: dict[str, Block] = {"demo_shortcut": bundle_results("abn_classification", "demo_shortcut", render)}
+BLOCKS: dict[str, Block] = {
+    "demo_shortcut": bundle_results("abn_classification", "demo_shortcut", render),
+    "demo_gate_development": bundle_results("abn_classification", "demo_gate_development", render),
+}
 
 
 def _publish_figure(quickstart: Path) -> None:
@@ -390,6 +432,19 @@ def run(args: argparse.Namespace) -> dict:
         for step in steps(args):
             runner.run(step)
     return collect(REPO / _in_repo(args.runs))
+
+
+def is_development(args: argparse.Namespace) -> bool:
+    """Whether ``run`` is the declared development replicate of the gate (:data:`DEVELOPMENT`) at the full
+    budget, which ``--publish`` writes to :data:`DEVELOPMENT_PUBLISHED`."""
+    declared = (
+        args.data_seed == DEVELOPMENT["data_seed"]
+        and tuple(args.arms) == DEVELOPMENT["arms"]
+        and tuple(args.seeds) == DEVELOPMENT["seeds"]
+    )
+    budget = {key: getattr(args, key) for key in ("epochs", "n_train", "n_val", "n_test")}
+    full = all(budget[key] == FULL_BUDGET[key] for key in budget)
+    return declared and full and not args.batch_size and not args.rrr_lambda
 
 
 def below_budget(args: argparse.Namespace) -> list[str]:
@@ -445,16 +500,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_output_arguments(collect_parser, published=PUBLISHED)
     args = parser.parse_args(argv)
-    path = output_path(args, PUBLISHED)  # before training: a missing --out fails at once
+    development = args.command == "run" and is_development(args)
+    path = output_path(args, DEVELOPMENT_PUBLISHED if development else PUBLISHED)  # a missing --out fails now
     if args.command == "run":
-        short = below_budget(args)
+        short = [] if development else below_budget(args)
         if args.publish and short:
             raise InputError(None, f"--publish needs the full budget: {', '.join(short)}")
         report = run(args)
     else:
         report = collect(args.runs)
     write_results(report, path, publish=args.publish)
-    if args.publish:
+    if args.publish and not development:
         _publish_figure(quickstart_dirs(args.runs)[0])
     print(f"written {path}")
     return 0

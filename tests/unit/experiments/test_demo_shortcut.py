@@ -237,3 +237,40 @@ def test_publish_needs_the_full_budget(tmp_path, monkeypatch) -> None:
     # the repository's phantoms go to the steps as the driver gave them: relative, as the summary records them
     quickstart = demo_shortcut.steps(argparse.Namespace(**published.__dict__, runs=tmp_path / "demo"))[-1]
     assert quickstart.argv[2:4] == ("--data", "demo_data/phantom2d")
+
+
+def test_the_gate_rule_takes_the_midrange_gate_only_when_it_holds_in_every_seed(tmp_path) -> None:
+    root = tmp_path / "gate"
+    for seed in (0, 1):
+        kinds = {"abn": "shortcut", "abn_midrange": "right"}
+        _write_quickstart(root / f"seed{seed}" / "quickstart", seed, kinds)
+    report = demo_shortcut.collect(root)
+    decision = report["gate_decision"]
+    # "right" is wrong on every fifth image, in every group: worst group 0.8 in both seeds, AUC unchanged
+    assert decision["midrange_worst_group_by_seed"] == [pytest.approx(0.8)] * 2
+    assert decision["soft_worst_group_by_seed"] == [0.0, 0.0]
+    assert decision["chosen"] == "abn_midrange"
+    assert "midrange_minus_abn" not in report["comparisons"]
+    assert report["comparisons"]["abn_midrange_minus_abn"]["worst_group_accuracy"]["mean"] > 0
+    assert "**`abn_midrange`**" in demo_shortcut.render(report)
+    # one seed below 0.70 keeps the soft gate
+    arms = {**report["arms"]}
+    arms["abn_midrange"] = json.loads(json.dumps(arms["abn_midrange"]))
+    arms["abn_midrange"]["worst_group_accuracy"]["run_estimates"] = [0.8, 0.69]
+    assert demo_shortcut.gate_decision(arms)["chosen"] == "abn"
+
+
+def test_the_declared_development_replicate_publishes_to_its_own_file(tmp_path, monkeypatch) -> None:
+    from monai_xai.experiments import runner
+
+    monkeypatch.setattr(runner.StepRunner, "run", lambda self, step: None)
+    monkeypatch.setattr(demo_shortcut, "collect", lambda runs: {"runs": str(runs)})
+    written = []
+    monkeypatch.setattr(demo_shortcut, "write_results", lambda report, path, publish: written.append(path))
+    declared = ["run", "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r"), "--data_seed", "10"]
+    declared += ["--arms", "abn", "abn_midrange", "--seeds", "0", "1", "2", "3", "--publish"]
+    demo_shortcut.main(declared)
+    assert written == [REPO / demo_shortcut.DEVELOPMENT_PUBLISHED]
+    # any other seed set is neither the demo nor the declared replicate
+    with pytest.raises(InputError, match=r"full budget: .*--data_seed 10, --arms has the development arm"):
+        demo_shortcut.main([*declared[:-5], "0", "1", "--publish"])
