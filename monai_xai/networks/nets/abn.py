@@ -272,7 +272,7 @@ class MidrangeGatedAttentionBranchNetwork(GatedAttentionBranchNetwork):
     def weight_features(self, features: torch.Tensor, attention_map: torch.Tensor) -> torch.Tensor:
         """g(x) * M(x) where M(x) >= its midrange, 0 elsewhere."""
         gate = attention_map.detach()
-        cells = gate.flatten(1)
-        midrange = (cells.amin(dim=1) + cells.amax(dim=1)) / 2
-        cut = midrange.view(-1, *([1] * (gate.ndim - 1)))
-        return features * torch.where(gate >= cut, gate, torch.zeros_like(gate))
+        cells = gate.flatten(2)  # (B, 1, cells): shapes torch.fx can trace, so batch norms still fold
+        cut = (cells.amin(dim=2, keepdim=True) + cells.amax(dim=2, keepdim=True)) / 2
+        kept = torch.where(cells >= cut, cells, torch.zeros_like(cells))
+        return features * kept.view_as(gate)

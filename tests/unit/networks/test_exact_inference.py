@@ -41,6 +41,7 @@ def _images(*shape: int) -> torch.Tensor:
         ("baseline", "abn", (3, 1, 32, 32)),
         ("dynamic", "abn", (3, 1, 32, 32)),
         ("dynamic", "abn_compact", (3, 3, 32, 32)),
+        ("dynamic", "abn_gated_midrange", (3, 1, 32, 32)),
         ("baseline", "abn", (2, 1, 16, 16, 16)),
     ],
 )
