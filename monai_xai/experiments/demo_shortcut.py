@@ -96,7 +96,7 @@ DEVELOPMENT_ARMS = ("abn_midrange",)
 #: The gate's development replicate, declared before it ran: other phantoms (``--data_seed 10``, 800/200/400,
 #: the full budget), training seeds 0 to 3, the soft gate (``abn``) against the midrange gate. Its results
 #: go to :data:`DEVELOPMENT_PUBLISHED` and decide the quickstart's gate by :data:`GATE_RULE`; the demo's own
-#: test phantoms are read only after, once, with the gate chosen.
+#: test phantoms are run again only if the rule changes the gate (it kept the soft gate).
 DEVELOPMENT = {"data_seed": 10, "arms": ("abn", "abn_midrange"), "seeds": (0, 1, 2, 3)}
 DEVELOPMENT_PUBLISHED = "bundles/abn_classification/docs/results/demo_gate_development.json"
 #: the midrange gate is taken when its worst-group accuracy reaches ``worst_group_every_seed`` in every seed
