@@ -33,7 +33,6 @@ AWAITING_RERUN = {
     "agcyclegan_explainer/docs/results/adrenalmnist3d.json": f"{M} agcyclegan run --publish (same run)",
     "agcyclegan_explainer/docs/results/busi.json": f"{M} agcyclegan run --publish (same run)",
     "centernet_detection/docs/results/busi.json": f"{M} centernet_busi run --publish (2.5 h)",
-    "multiscale_abn_correction/docs/results/busi_maps.json": f"{M} busi_maps run --publish (30 min)",
     "multiscale_abn_correction/docs/results/busi_active_learning.json": (
         f"{M} busi_active_learning run --publish (3 h)"
     ),
