@@ -470,13 +470,14 @@ def main() -> None:
     imports_started = time.perf_counter()
     import torch
 
-    from monai_xai.data.synthetic import marker_region, write_demo_dataset
+    from monai_xai.data.synthetic import check_phantom_seed, marker_region, write_demo_dataset
     from monai_xai.tracking import log_to_run
     from monai_xai.utils import atomic_write_text
     from monai_xai.visualize import explanation_grid_figure, save_figure
 
     timing["imports_s"] = round(time.perf_counter() - imports_started, 1)
     data_started = time.perf_counter()
+    check_phantom_seed(data, args.data_seed)
     if not (data / "labels.csv").is_file():
         sizes = {"n_train": budget.n_train, "n_val": budget.n_val, "n_test": budget.n_test}
         write_demo_dataset(data, **sizes, size=64, seed=args.data_seed)

@@ -47,7 +47,13 @@ from monai_xai.data.splits import (
     stratified_kfold,
     train_val_test_split,
 )
-from monai_xai.data.synthetic import PhantomSet, make_phantoms, marker_region, write_demo_dataset
+from monai_xai.data.synthetic import (
+    PhantomSet,
+    check_phantom_seed,
+    make_phantoms,
+    marker_region,
+    write_demo_dataset,
+)
 from monai_xai.data.tabular import (
     IMAGE_SUFFIXES,
     csv_datalist,
@@ -87,6 +93,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MEDMNIST_SPLITS",
     "PhantomSet",
+    "check_phantom_seed",
     "csv_datalist",
     "DATASET_SOURCES",
     "dataset_splits",

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PhantomSet", "make_phantoms", "marker_region", "write_demo_dataset"]
+from monai_xai.errors import InputError
+
+__all__ = ["PhantomSet", "check_phantom_seed", "make_phantoms", "marker_region", "write_demo_dataset"]
 
 _MARKER = 5  # marker edge in pixels (voxels)
 
@@ -194,3 +196,17 @@ def write_demo_dataset(
     splits = {"seed": seed, "test": split_lists["test"], "folds": [split_lists["val"]]}
     (out / "splits.json").write_text(json.dumps(splits, indent=1))
     return csv_path
+
+
+def check_phantom_seed(out_dir: str | os.PathLike, seed: int) -> None:
+    """Refuse phantoms of another seed in ``out_dir`` (its ``splits.json`` records the seed it was made with):
+    a run that reuses them under ``seed`` would be labelled with data it did not use. Folders made before
+    the seed was recorded, and folders with no phantoms yet, pass."""
+    path = Path(out_dir) / "splits.json"
+    if not path.is_file():
+        return
+    found = json.loads(path.read_text()).get("seed")
+    if found is not None and int(found) != seed:
+        raise InputError(
+            path, f"phantoms of seed {found}, not {seed}: give another data folder, or seed {found}"
+        )

@@ -401,7 +401,10 @@ def _in_repo(path: Path) -> Path:
 
 def steps(args: argparse.Namespace) -> list[Step]:
     """The phantoms (only where ``--data`` has none), then per seed the quickstart over every arm."""
+    from monai_xai.data.synthetic import check_phantom_seed
+
     data, runs = _in_repo(args.data), _in_repo(args.runs)
+    check_phantom_seed(REPO / data, args.data_seed)
     found = []
     if not (REPO / data / "labels.csv").is_file():
         make = [

@@ -274,3 +274,16 @@ def test_the_declared_development_replicate_publishes_to_its_own_file(tmp_path, 
     # any other seed set is neither the demo nor the declared replicate
     with pytest.raises(InputError, match=r"full budget: .*--data_seed 10, --arms has the development arm"):
         demo_shortcut.main([*declared[:-5], "0", "1", "--publish"])
+
+
+def test_phantoms_of_another_seed_are_refused_not_reused(tmp_path, monkeypatch) -> None:
+    from monai_xai.experiments import runner
+
+    monkeypatch.setattr(runner.StepRunner, "run", lambda self, step: pytest.fail("no step runs"))
+    data = tmp_path / "phantoms"
+    data.mkdir()
+    (data / "labels.csv").write_text("image,label,split,marker\n")
+    (data / "splits.json").write_text(json.dumps({"seed": 0, "test": [], "folds": [[]]}))
+    argv = ["run", "--data", str(data), "--runs", str(tmp_path / "r"), "--out", str(tmp_path / "o.json")]
+    with pytest.raises(InputError, match=r"splits.json: phantoms of seed 0, not 10: give another data"):
+        demo_shortcut.main([*argv, "--data_seed", "10"])
