@@ -441,9 +441,9 @@ def main() -> None:
     parser.add_argument(
         "--data-seed",
         type=int,
-        default=0,
-        help="seed of the phantoms when made (0: the demo's). Another seed, in another --data folder, is a "
-        "development replicate: a budget is chosen there, never on the demo's own test phantoms",
+        help="seed of the phantoms when made (default 0, the demo's) and, when given, the seed that "
+        "phantoms already in --data must have. Another seed, in another --data folder, is a development "
+        "replicate: a budget is chosen there, never on the demo's own test phantoms",
     )
     args = parser.parse_args()
     started = float(os.environ.get("QUICKSTART_T0", main_started))
@@ -477,10 +477,11 @@ def main() -> None:
 
     timing["imports_s"] = round(time.perf_counter() - imports_started, 1)
     data_started = time.perf_counter()
-    check_phantom_seed(data, args.data_seed)
+    if args.data_seed is not None:
+        check_phantom_seed(data, args.data_seed)
     if not (data / "labels.csv").is_file():
         sizes = {"n_train": budget.n_train, "n_val": budget.n_val, "n_test": budget.n_test}
-        write_demo_dataset(data, **sizes, size=64, seed=args.data_seed)
+        write_demo_dataset(data, **sizes, size=64, seed=args.data_seed or 0)
         print(
             f"phantoms: {budget.n_train}/{budget.n_val}/{budget.n_test} written to {data} in "
             f"{time.perf_counter() - data_started:.0f} s",

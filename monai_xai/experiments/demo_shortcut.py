@@ -268,7 +268,7 @@ def collect(runs: Path) -> dict:
         "intervals": f"pooled bootstrap over the seeds ({N_BOOT} resamples of the test images, stratified by "
         "class x marker agrees), 95 %; marker energy over the images that carry the marker",
     }
-    if {"abn", "abn_midrange"} <= set(arms):
+    if set(DEVELOPMENT["arms"]) <= set(arms):
         report["gate_decision"] = gate_decision(arms)
     if (root / RUNTIME_FILE).is_file():
         report["wall_time"] = wall_time(root)
@@ -277,7 +277,8 @@ def collect(runs: Path) -> dict:
 
 def gate_decision(arms: dict) -> dict:
     """:data:`GATE_RULE` applied to the soft (``abn``) and midrange (``abn_midrange``) gates' figures."""
-    soft, midrange = arms["abn"], arms["abn_midrange"]
+    soft_name, midrange_name = DEVELOPMENT["arms"]
+    soft, midrange = arms[soft_name], arms[midrange_name]
     worst = midrange["worst_group_accuracy"]["run_estimates"]
     auc_gap = midrange["test_auc"]["mean"] - soft["test_auc"]["mean"]
     every_seed = min(worst) >= GATE_RULE["worst_group_every_seed"]
@@ -287,7 +288,7 @@ def gate_decision(arms: dict) -> dict:
         "midrange_worst_group_by_seed": worst,
         "soft_worst_group_by_seed": soft["worst_group_accuracy"]["run_estimates"],
         "auc_midrange_minus_soft": round(auc_gap, 6),
-        "chosen": "abn_midrange" if every_seed and close_auc else "abn",
+        "chosen": midrange_name if every_seed and close_auc else soft_name,
     }
 
 
@@ -440,14 +441,14 @@ def run(args: argparse.Namespace) -> dict:
 def is_development(args: argparse.Namespace) -> bool:
     """Whether ``run`` is the declared development replicate of the gate (:data:`DEVELOPMENT`) at the full
     budget, which ``--publish`` writes to :data:`DEVELOPMENT_PUBLISHED`."""
-    declared = (
-        args.data_seed == DEVELOPMENT["data_seed"]
-        and tuple(args.arms) == DEVELOPMENT["arms"]
-        and tuple(args.seeds) == DEVELOPMENT["seeds"]
+    declared = (args.data_seed, tuple(args.arms), tuple(args.seeds)) == (
+        DEVELOPMENT["data_seed"],
+        DEVELOPMENT["arms"],
+        DEVELOPMENT["seeds"],
     )
-    budget = {key: getattr(args, key) for key in ("epochs", "n_train", "n_val", "n_test")}
-    full = all(budget[key] == FULL_BUDGET[key] for key in budget)
-    return declared and full and not args.batch_size and not args.rrr_lambda
+    # everything else as the published run has it
+    as_published = argparse.Namespace(**{**vars(args), "data": REPO / DATA, "arms": ARMS, "data_seed": 0})
+    return declared and not below_budget(as_published)
 
 
 def below_budget(args: argparse.Namespace) -> list[str]:

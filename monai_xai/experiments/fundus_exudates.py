@@ -414,23 +414,19 @@ def read_evaluation(eval_dir: Path) -> Evaluation:
     labels = {row["source"]: int(row["label"]) for row in rows}
     probs = {row["source"]: float(row[prob_columns[1]]) for row in rows}
     preds = {row["source"]: int(row["pred"]) for row in rows}
-    maps: dict[str, dict[str, dict[str, float]]] = {}
-    per_image = eval_dir / "attention_per_image.csv"
-    for row in _rows(per_image) if per_image.is_file() else []:
-        for measure in MEASURES:
-            value = float(row.get(measure) or "nan")
-            if math.isfinite(value):
-                maps.setdefault(row["method"], {}).setdefault(measure, {})[row["source"]] = value
-    per_image = eval_dir / "faithfulness_per_image.csv"
-    if not per_image.is_file() and (eval_dir / "faithfulness.json").is_file():
+    faithfulness = eval_dir / "faithfulness_per_image.csv"
+    if not faithfulness.is_file() and (eval_dir / "faithfulness.json").is_file():
         raise InputError(
-            per_image, "missing: an evaluation from before per-image Deletion/Insertion, re-run it"
+            faithfulness, "missing: an evaluation from before per-image Deletion/Insertion, re-run it"
         )
-    for row in _rows(per_image) if per_image.is_file() else []:
-        for key in FAITHFULNESS:
-            value = float(row.get(key) or "nan")
-            if math.isfinite(value):
-                maps.setdefault(row["method"], {}).setdefault(key, {})[row["source"]] = value
+    maps: dict[str, dict[str, dict[str, float]]] = {}
+    sources = ((eval_dir / "attention_per_image.csv", MEASURES), (faithfulness, FAITHFULNESS))
+    for per_image, measures in sources:
+        for row in _rows(per_image) if per_image.is_file() else []:
+            for measure in measures:
+                value = float(row.get(measure) or "nan")
+                if math.isfinite(value):
+                    maps.setdefault(row["method"], {}).setdefault(measure, {})[row["source"]] = value
     return Evaluation(labels, probs, preds, maps)
 
 
